@@ -1,0 +1,87 @@
+"""Logging set-up shared by every process, with the provider key scrubbed from every record.
+
+The provider's API key travels in query strings, so any library that logs a URL (urllib3, requests, werkzeug)
+could leak it. A filter on the root handlers rewrites ``api_key=…`` (and ``Authorization: ApiKey …``) in each
+record's final message before it is written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+_SECRET_PATTERNS = (
+    re.compile(r"(api_key=)[^&\s'\"]+", re.IGNORECASE),
+    re.compile(r"(ApiKey\s+)[^\s'\"]+", re.IGNORECASE),
+    re.compile(r"(/webhooks/)[^/\s?'\"]+"),
+)
+
+
+def redact(text: str) -> str:
+    """Mask provider keys and webhook tokens in free text."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Renders the record's message once, scrubs it, and freezes it so formatters cannot re-expand secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not kill logging
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log drains; carries the Celery task id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for attr in ("task_id", "task_name", "order_id", "activation_id"):
+            value = getattr(record, attr, None)
+            if value is not None:
+                payload[attr] = value
+        if record.exc_info:
+            payload["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Install one stderr handler with redaction; idempotent (safe to call from every entry point)."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_otpflow", False):
+            root.setLevel(level)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._otpflow = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # urllib3 logs full request URLs (with api_key) at DEBUG; keep it quiet even when the app is verbose.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def install_redaction_on_existing_handlers() -> None:
+    """Celery and gunicorn install their own handlers; add the redacting filter to each of them."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

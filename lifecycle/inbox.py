@@ -1,0 +1,309 @@
+"""The webhook inbox: a Redis stream between the web process (producer) and the drain task (consumer).
+
+Why a stream and not a Celery task per webhook: a Celery publish costs about as much as the whole rest of the
+request, and providers retry (SMS-Activate up to 8 times in 2 h, HeroSMS waits only 3 s). So the web process
+writes each webhook durably in ONE Redis round trip (a Lua script: drop a repeat, XADD, set the drain flag NX)
+and publishes a ``otpflow.drain_inbox`` task only when no drain is already scheduled.
+
+Keys (all under ``settings.key(...)``):
+
+* ``<p>:inbox``            the stream; entry fields ``kind`` (activation|rent), ``payload`` (JSON), ``fp``.
+  Never trimmed by length: an entry leaves it only when the drain acknowledges it (XACK + XDEL).
+* ``<p>:inbox:seen:<fp>``  dedupe marker per fingerprint, ``WEBHOOK_DEDUPE_TTL`` seconds.
+* ``<p>:inbox:drain``      the drain flag (SET NX EX 15): present = a drain is scheduled or running.
+* ``<p>:inbox:dead``       dead letters (malformed bodies, undecodable entries), bounded by ``DEAD_LETTER_MAXLEN``.
+* ``<p>:inbox:unknown``    webhooks for activations/rents we do not know, bounded the same way.
+
+Consumers read through the consumer group ``drain`` (created idempotently with MKSTREAM).
+
+Errors: every Redis failure surfaces as :class:`InboxUnavailable` (a ``redis.RedisError`` too), cause chained.
+Pure redis-py: no Flask or Celery imports here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import redis
+from redis.exceptions import ResponseError
+
+from config.settings import Settings
+
+T = TypeVar("T")
+
+ACTIVATION = "activation"
+RENT = "rent"
+KINDS = (ACTIVATION, RENT)
+
+DRAIN_FLAG_TTL = 15
+GROUP = "drain"
+DEAD_LETTER_BODY_MAX = 16_384
+
+_LUA_DIR = Path(__file__).with_name("lua")
+
+
+class InboxError(Exception):
+    """Base class of inbox errors."""
+
+
+class InboxUnavailable(InboxError, redis.exceptions.RedisError):
+    """Redis could not be reached or refused the write (connection, timeout, LOADING, READONLY, OOM...).
+
+    The web app answers 503 on it so the provider retries; also a ``redis.RedisError`` for callers that catch those.
+    """
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one append did: ``duplicate`` (dropped), the stream ``entry_id``, and whether to publish a drain."""
+
+    duplicate: bool
+    entry_id: str | None
+    schedule_drain: bool
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One stored webhook, as the drain task sees it."""
+
+    entry_id: str
+    kind: str
+    payload: dict[str, Any]
+    fingerprint: str = ""
+
+
+def _text(value: object) -> str:
+    """Normalise one fingerprint component: ids may arrive as numbers or strings, and nulls as missing keys."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _digest(kind: str, parts: Iterable[object]) -> str:
+    """sha1 over a JSON list: unambiguous (no separator collisions) and stable across processes."""
+    encoded = json.dumps([kind, *(_text(p) for p in parts)], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(encoded.encode("utf-8")).hexdigest()
+
+
+def activation_fingerprint(payload: Mapping[str, Any]) -> str:
+    """Fingerprint of an activation webhook: (activationId, HeroSMS id, code, text, receivedAt).
+
+    A provider's repeat delivery carries the same values, so it maps to the same fingerprint. HeroSMS ``id`` is
+    included rather than used alone because its meaning is undocumented (per SMS or per activation): alone, it
+    could fold a second SMS of one activation into the first.
+    """
+    return _digest(
+        ACTIVATION,
+        (payload.get("activationId"), payload.get("id"), payload.get("code"), payload.get("text"),
+         payload.get("receivedAt")),
+    )
+
+
+def rent_fingerprint(payload: Mapping[str, Any]) -> str:
+    """Fingerprint of a rent webhook: (rentId, sms.date, sms.text, sms.phoneFrom)."""
+    sms = payload.get("sms")
+    sms = sms if isinstance(sms, Mapping) else {}
+    return _digest(RENT, (payload.get("rentId"), sms.get("date"), sms.get("text"), sms.get("phoneFrom")))
+
+
+def fingerprint(kind: str, payload: Mapping[str, Any]) -> str:
+    """Fingerprint for either kind."""
+    if kind == ACTIVATION:
+        return activation_fingerprint(payload)
+    if kind == RENT:
+        return rent_fingerprint(payload)
+    raise ValueError(f"unknown webhook kind {kind!r}")
+
+
+def _dumps(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class Inbox:
+    """Producer and consumer API over the inbox stream. Thread-safe as far as the redis client is."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, *, drain_flag_ttl: int = DRAIN_FLAG_TTL,
+                 group: str = GROUP) -> None:
+        self.redis = client
+        self.settings = settings
+        self.group = group
+        self.drain_flag_ttl = drain_flag_ttl
+        self.stream_key = settings.key("inbox")
+        self.seen_prefix = settings.key("inbox", "seen")
+        self.drain_flag_key = settings.key("inbox", "drain")
+        self.dead_letter_key = settings.key("inbox", "dead")
+        self.unknown_key = settings.key("inbox", "unknown")
+        self._append_script = client.register_script((_LUA_DIR / "inbox_append.lua").read_text(encoding="utf-8"))
+        self._group_ready = False
+
+    # ---------------------------------------------------------------- producer side (web process)
+
+    def append(self, kind: str, payload: Mapping[str, Any], fingerprint: str) -> AppendResult:
+        """Store one webhook durably, in one round trip; say whether it was a repeat and whether to publish a drain."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown webhook kind {kind!r}")
+        if not fingerprint:
+            raise ValueError("fingerprint must not be empty")
+        seen_key = f"{self.seen_prefix}:{fingerprint}"
+        raw = self._call(lambda: self._append_script(
+            keys=[seen_key, self.stream_key, self.drain_flag_key],
+            args=[self.settings.webhook_dedupe_ttl, self.drain_flag_ttl, kind, _dumps(payload), fingerprint],
+        ))
+        duplicate, entry_id, schedule = raw[0], raw[1], raw[2]
+        if isinstance(entry_id, bytes):
+            entry_id = entry_id.decode()
+        if int(duplicate):
+            return AppendResult(duplicate=True, entry_id=None, schedule_drain=False)
+        return AppendResult(duplicate=False, entry_id=str(entry_id), schedule_drain=bool(int(schedule)))
+
+    def release_drain_flag(self) -> None:
+        """Clear the drain flag after a failed publish, so the next webhook tries to schedule a drain again."""
+        self._call(lambda: self.redis.delete(self.drain_flag_key))
+
+    def dead_letter(self, reason: str, body: str, meta: Mapping[str, Any] | None = None) -> str:
+        """Keep a rejected body for inspection, in a stream trimmed to about ``DEAD_LETTER_MAXLEN`` entries."""
+        truncated = len(body) > DEAD_LETTER_BODY_MAX
+        fields = {
+            "reason": reason[:1000],
+            "body": body[:DEAD_LETTER_BODY_MAX],
+            "truncated": "1" if truncated else "0",
+            "meta": _dumps(dict(meta or {})),
+            "at": f"{time.time():.3f}",
+        }
+        return str(self._call(lambda: self.redis.xadd(
+            self.dead_letter_key, fields, maxlen=self.settings.dead_letter_maxlen, approximate=True)))
+
+    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> str:
+        """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying)."""
+        fields = {"kind": kind, "payload": _dumps(payload), "at": f"{time.time():.3f}"}
+        return str(self._call(lambda: self.redis.xadd(
+            self.unknown_key, fields, maxlen=self.settings.dead_letter_maxlen, approximate=True)))
+
+    # ---------------------------------------------------------------- consumer side (drain task)
+
+    def begin_drain(self) -> None:
+        """Delete the drain flag BEFORE reading: an append after this point schedules a new drain (no lost wake-up)."""
+        self._call(lambda: self.redis.delete(self.drain_flag_key))
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if missing; idempotent."""
+        def create() -> None:
+            try:
+                self.redis.xgroup_create(self.stream_key, self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._call(create)
+        self._group_ready = True
+
+    def read_batch(self, consumer: str, count: int = 100) -> list[InboxEntry]:
+        """Read up to ``count`` new entries for ``consumer`` (non-blocking); ack them after processing."""
+        rows = self._with_group(lambda: self.redis.xreadgroup(
+            self.group, consumer, {self.stream_key: ">"}, count=count))
+        entries: list[tuple[str, Mapping[str, str] | None]] = []
+        for _stream, items in rows or []:
+            entries.extend(items)
+        return self._decode(entries)
+
+    def read_own_pending(self, consumer: str, count: int = 100) -> list[InboxEntry]:
+        """Re-read entries this consumer name was given but never acknowledged (after its own restart)."""
+        rows = self._with_group(lambda: self.redis.xreadgroup(
+            self.group, consumer, {self.stream_key: "0"}, count=count))
+        entries: list[tuple[str, Mapping[str, str] | None]] = []
+        for _stream, items in rows or []:
+            entries.extend(items)
+        return self._decode(entries)
+
+    def ack(self, entry_ids: Iterable[str]) -> int:
+        """Acknowledge processed entries and delete them (XACK + XDEL in one MULTI), so XLEN = work not done."""
+        ids = list(entry_ids)
+        if not ids:
+            return 0
+
+        def run() -> int:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(self.stream_key, self.group, *ids)
+            pipe.xdel(self.stream_key, *ids)
+            acked, _deleted = pipe.execute()
+            return int(acked)
+        return self._call(run)
+
+    def claim_stale(self, consumer: str, min_idle_ms: int = 60_000, count: int = 100) -> list[InboxEntry]:
+        """Take over entries a dead consumer read but never acknowledged (XAUTOCLAIM), up to ``count``."""
+        claimed: list[tuple[str, Mapping[str, str] | None]] = []
+        start = "0-0"
+        for _ in range(100):  # bounded: each XAUTOCLAIM scans at most 10*count PEL entries
+            result = self._with_group(lambda: self.redis.xautoclaim(
+                self.stream_key, self.group, consumer, min_idle_time=min_idle_ms, start_id=start,
+                count=count - len(claimed)))
+            start, items = result[0], result[1]
+            claimed.extend(items)
+            if len(claimed) >= count or start in ("0-0", b"0-0"):
+                break
+        return self._decode(claimed)
+
+    def pending_count(self) -> int:
+        """Webhooks stored but not yet acknowledged (new + in flight): acked entries are deleted, so this is XLEN."""
+        return int(self._call(lambda: self.redis.xlen(self.stream_key)))
+
+    def dead_letter_count(self) -> int:
+        """Entries in the dead-letter stream (bounded)."""
+        return int(self._call(lambda: self.redis.xlen(self.dead_letter_key)))
+
+    def unknown_count(self) -> int:
+        """Entries in the unknown-webhook stream (bounded)."""
+        return int(self._call(lambda: self.redis.xlen(self.unknown_key)))
+
+    # ---------------------------------------------------------------- internals
+
+    def _decode(self, items: Iterable[tuple[Any, Mapping[Any, Any] | None]]) -> list[InboxEntry]:
+        """Turn raw stream rows into entries; rows that cannot be decoded go to dead letters and are acked."""
+        out: list[InboxEntry] = []
+        gone: list[str] = []
+        for raw_id, fields in items:
+            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            if not fields:  # deleted while pending (Redis 6.2 reports these as empty rows)
+                gone.append(entry_id)
+                continue
+            data = {(k.decode() if isinstance(k, bytes) else k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+                    for k, v in fields.items()}
+            kind = data.get("kind", "")
+            try:
+                payload = json.loads(data.get("payload", ""))
+                if kind not in KINDS or not isinstance(payload, dict):
+                    raise ValueError(f"kind={kind!r}, payload type {type(payload).__name__}")
+            except ValueError as exc:
+                self.dead_letter("undecodable inbox entry", _dumps(data), {"entry_id": entry_id, "error": str(exc)})
+                gone.append(entry_id)
+                continue
+            out.append(InboxEntry(entry_id=entry_id, kind=kind, payload=payload, fingerprint=data.get("fp", "")))
+        if gone:
+            self.ack(gone)
+        return out
+
+    def _with_group(self, fn: Callable[[], T]) -> T:
+        """Run a group command, creating the group first (and again if the stream was deleted under us)."""
+        if not self._group_ready:
+            self.ensure_group()
+        try:
+            return self._call(fn)
+        except InboxUnavailable as exc:
+            if isinstance(exc.__cause__, ResponseError) and "NOGROUP" in str(exc.__cause__):
+                self.ensure_group()
+                return self._call(fn)
+            raise
+
+    @staticmethod
+    def _call(fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            if isinstance(exc, InboxUnavailable):
+                raise
+            raise InboxUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc

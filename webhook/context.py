@@ -1,0 +1,72 @@
+"""What every blueprint of the web app shares: settings, the Redis client, the Celery producer and the inbox.
+
+Stored once per app in ``app.extensions["otpflow"]`` by :func:`webhook.app.create_app`, so blueprints never build
+their own clients (one connection pool per process) and tests can inject fakes through the factory.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+from config.settings import Settings
+from lifecycle.inbox import Inbox
+
+EXTENSION_KEY = "otpflow"
+
+
+class ContextMissing(RuntimeError):
+    """The current Flask app was not built by ``create_app`` (no otpflow context)."""
+
+
+class LazyCelery:
+    """A Celery producer built on first use from ``worker.celery_app.make_celery(settings)``.
+
+    Why lazy: building the web app must not depend on the worker package being importable, and a Celery app
+    costs nothing until something is published. Attribute access is forwarded to the real app.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._app: Any | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The real Celery app (ImportError if ``worker.celery_app`` is missing)."""
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    module = importlib.import_module("worker.celery_app")
+                    self._app = module.make_celery(self._settings)
+        return self._app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+@dataclass
+class WebContext:
+    """Per-app shared objects; ``celery`` is a Celery app (or a lazy proxy / test double with ``send_task``)."""
+
+    settings: Settings
+    redis: redis.Redis
+    celery: Any
+    inbox: Inbox
+
+
+def init_context(app: Flask, context: WebContext) -> WebContext:
+    """Attach ``context`` to ``app``."""
+    app.extensions[EXTENSION_KEY] = context
+    return context
+
+
+def current_context() -> WebContext:
+    """The WebContext of the app handling the current request (or app context)."""
+    try:
+        return current_app.extensions[EXTENSION_KEY]
+    except KeyError as exc:
+        raise ContextMissing("this Flask app was not built by webhook.app.create_app") from exc

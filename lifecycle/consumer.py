@@ -1,0 +1,141 @@
+"""Turn webhook inbox entries into transitions (used by the ``otpflow.drain_inbox`` task).
+
+Activation webhook -> ``receive_code(via=webhook)``; rent webhook -> ``rent.sms``; a webhook for an activation
+or rent we do not know -> ``inbox.record_unknown`` (answered 200 long ago; kept for inspection). Repeats of the
+same SMS are dropped by the code dedupe inside the transition, whatever the inbox's own dedupe let through.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Protocol, Sequence
+
+import redis
+
+from config.settings import Settings
+
+from . import events as ev
+from .keys import Keys
+from .rents import RentService
+from .states import State
+from .store import Clock, OrderStore, system_clock
+from .transitions import Transitions
+
+log = logging.getLogger(__name__)
+
+_CODE_RE = re.compile(r"(?<!\d)(\d{4,8})(?!\d)")
+
+
+class InboxEntryLike(Protocol):
+    entry_id: str
+    kind: str
+    payload: Mapping[str, Any]
+
+
+class InboxLike(Protocol):
+    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass
+class DrainReport:
+    """What one batch did; ``coded`` lists orders that just got a code (to finish at once under AUTO_FINISH)."""
+
+    processed: list[str] = field(default_factory=list)
+    coded: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    unknown: int = 0
+    stale: int = 0
+    invalid: int = 0
+
+
+def extract_code(code: Any, text: Any) -> str | None:
+    """The code as sent, else the first 4-8 digit run of the text (protocol.md §7.4: extract it yourself)."""
+    if code not in (None, "") and str(code).strip():
+        return str(code).strip()
+    if isinstance(text, str):
+        match = _CODE_RE.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+class InboxConsumer:
+    """Applies inbox entries; acknowledging them is the caller's job (after this returns)."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings, inbox: InboxLike, *,
+                 clock: Clock = system_clock) -> None:
+        self.keys = Keys(settings)
+        self.store = OrderStore(redis_client, self.keys)
+        self.transitions = Transitions(redis_client, settings, clock=clock)
+        self.rents = RentService(redis_client, settings, clock=clock)
+        self.inbox = inbox
+
+    def handle_batch(self, entries: Sequence[InboxEntryLike]) -> DrainReport:
+        report = DrainReport()
+        acts = [e for e in entries if e.kind == "activation"]
+        index = self.store.orders_for_activations(
+            a for a in (_str(e.payload.get("activationId") or e.payload.get("activation_id")) for e in acts) if a)
+        for entry in entries:
+            self._handle(entry, index, report)
+            report.processed.append(entry.entry_id)
+        return report
+
+    def _handle(self, entry: InboxEntryLike, index: Mapping[str, str | None], report: DrainReport) -> None:
+        payload = entry.payload
+        if entry.kind == "rent":
+            self._handle_rent(payload, report)
+            return
+        if entry.kind != "activation":
+            report.invalid += 1
+            log.warning("inbox entry %s has unknown kind %r", entry.entry_id, entry.kind)
+            return
+        activation_id = _str(payload.get("activationId") or payload.get("activation_id"))
+        order_id = index.get(activation_id) if activation_id else None
+        if activation_id and order_id is None:
+            order_id = self.store.order_for_activation(activation_id)
+        if not activation_id or not order_id:
+            report.unknown += 1
+            self.inbox.record_unknown("activation", dict(payload))
+            return
+        text = _str(payload.get("text"))
+        code = extract_code(payload.get("code"), text)
+        if code is None:
+            # A call without a code, or an SMS without digits: nothing to emit; the poll will reconcile.
+            report.invalid += 1
+            return
+        result = self.transitions.receive_code(order_id, code=code, via=ev.VIA_WEBHOOK, text=text,
+                                               activation_id=activation_id)
+        if result.ok:
+            report.coded.append(order_id)
+        elif result.status == "dup":
+            report.duplicates += 1
+        elif result.status == "missing":
+            report.unknown += 1
+            self.inbox.record_unknown("activation", dict(payload))
+        else:
+            report.stale += 1   # finished/cancelled already: a late webhook never moves state back
+
+    def _handle_rent(self, payload: Mapping[str, Any], report: DrainReport) -> None:
+        rent_id = _str(payload.get("rentId") or payload.get("rent_id"))
+        sms = payload.get("sms") if isinstance(payload.get("sms"), Mapping) else {}
+        if not rent_id or self.rents.get(rent_id) is None:
+            report.unknown += 1
+            self.inbox.record_unknown("rent", dict(payload))
+            return
+        result = self.rents.sms(rent_id, text=_str(sms.get("text")), phone_from=_str(sms.get("phoneFrom")),
+                                date=_str(sms.get("date")))
+        if result.status == "dup":
+            report.duplicates += 1
+        elif not result.ok:
+            report.stale += 1
+
+
+__all__ = ["InboxConsumer", "DrainReport", "extract_code", "State"]

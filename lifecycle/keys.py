@@ -1,0 +1,44 @@
+"""Every Redis key the lifecycle domain touches, built in one place from ``settings.key(...)``.
+
+Keeping names here means a ``KEY_PREFIX`` change (several deployments on one Redis) moves every key at once,
+and a reader can see the whole key layout in one screen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder bound to one Settings (prefix + events stream name)."""
+
+    settings: Settings
+
+    def order(self, order_id: str) -> str:
+        """Hash: the order record (state, activation, timestamps, codes seen, short history)."""
+        return self.settings.key("order", order_id)
+
+    def activation_index(self, activation_id: str) -> str:
+        """String: activation id -> order id (webhooks and polls name the activation, not our order)."""
+        return self.settings.key("aid", activation_id)
+
+    def rent(self, rent_id: str) -> str:
+        """Hash: a rent record (rent id, phone, SMS fingerprints seen)."""
+        return self.settings.key("rent", rent_id)
+
+    @property
+    def deadlines(self) -> str:
+        """Sorted set: order id scored by the unix time its next step is due (poll, cancel, finish, re-buy)."""
+        return self.settings.key("deadlines")
+
+    @property
+    def events(self) -> str:
+        """Stream: the downstream events (public contract; EVENTS_STREAM, not prefixed)."""
+        return self.settings.events_stream
+
+    @property
+    def relay_group(self) -> str:
+        """Consumer group the outbox relay reads the events stream with."""
+        return self.settings.key("relay")

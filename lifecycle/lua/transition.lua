@@ -1,0 +1,92 @@
+-- Compare-and-set on an order's state, with its outbox event, history and deadline, in ONE atomic step.
+-- KEYS[1] order hash, KEYS[2] deadlines zset, KEYS[3] events stream, KEYS[4] activation index key ("" = none)
+-- ARGV[1] JSON spec:
+--   expect   list of states the order must be in (empty = any existing state)
+--   to       new state, or absent to keep the state (a "touch": re-arm a deadline, record a command)
+--   set      {field: string value}   del: [field]   incr: {field: n}
+--   code     dedupe key: if already in the record's `codes`, nothing happens (status "dup"); else it is appended
+--   deadline unix time (string) to (re)arm; undeadline=true removes the entry; both absent: left as is
+--   event    {type, data (JSON string), fill: {data_field: record_field}}   maxlen: stream MAXLEN ~
+--   index    value to SET at KEYS[4] (activation id -> order id)
+--   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
+--   hist     label to append to the short history (default: the new state); now: unix time
+-- Returns {status, state, event_stream_id}; status is ok | stale | missing | dup.
+local spec = cjson.decode(ARGV[1])
+local order, member = KEYS[1], spec.order_id
+local state = redis.call('HGET', order, 'state')
+if not state then
+  return {'missing', '', ''}
+end
+if spec.expect and #spec.expect > 0 then
+  local allowed = false
+  for _, s in ipairs(spec.expect) do
+    if s == state then allowed = true break end
+  end
+  if not allowed then return {'stale', state, ''} end
+end
+if spec.code then
+  local codes = redis.call('HGET', order, 'codes') or ''
+  for c in string.gmatch(codes, '[^\n]+') do
+    if c == spec.code then return {'dup', state, ''} end
+  end
+  local list = {}
+  for c in string.gmatch(codes, '[^\n]+') do table.insert(list, c) end
+  table.insert(list, spec.code)
+  while #list > 8 do table.remove(list, 1) end
+  redis.call('HSET', order, 'codes', table.concat(list, '\n'))
+end
+local new_state = spec.to or state
+local setargs = {}
+if spec.set then
+  for k, v in pairs(spec.set) do
+    table.insert(setargs, k)
+    table.insert(setargs, tostring(v))
+  end
+end
+table.insert(setargs, 'state') table.insert(setargs, new_state)
+redis.call('HSET', order, unpack(setargs))
+if spec.del and #spec.del > 0 then redis.call('HDEL', order, unpack(spec.del)) end
+if spec.incr then
+  for k, v in pairs(spec.incr) do redis.call('HINCRBY', order, k, v) end
+end
+if spec.to or spec.hist then
+  local label = spec.hist or new_state
+  local h = redis.call('HGET', order, 'h')
+  local entry = label .. '@' .. tostring(math.floor(spec.now))
+  local list = {}
+  if h and h ~= '' then
+    for e in string.gmatch(h, '[^,]+') do table.insert(list, e) end
+  end
+  table.insert(list, entry)
+  while #list > 16 do table.remove(list, 1) end
+  redis.call('HSET', order, 'h', table.concat(list, ','))
+end
+if spec.undeadline then
+  redis.call('ZREM', KEYS[2], member)
+elseif spec.deadline then
+  redis.call('ZADD', KEYS[2], spec.deadline, member)
+end
+if spec.index and KEYS[4] ~= '' then
+  redis.call('SET', KEYS[4], spec.index)
+end
+local sid = ''
+if spec.event then
+  local data = cjson.decode(spec.event.data)
+  if spec.event.fill then
+    for dk, rk in pairs(spec.event.fill) do
+      if data[dk] == nil then
+        local v = redis.call('HGET', order, rk)
+        if v then
+          if dk == 'country' and tonumber(v) and string.match(v, '^%d+$') then v = tonumber(v) end
+          data[dk] = v
+        end
+      end
+    end
+  end
+  sid = redis.call('XADD', KEYS[3], 'MAXLEN', '~', spec.maxlen, '*', 'type', spec.event.type, 'data', cjson.encode(data))
+end
+if spec.ttl then
+  redis.call('EXPIRE', order, spec.ttl)
+  if KEYS[4] ~= '' then redis.call('EXPIRE', KEYS[4], spec.ttl) end
+end
+return {'ok', new_state, sid}

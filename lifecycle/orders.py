@@ -1,0 +1,120 @@
+"""OrderService: the entry point for callers (order API, CLI, the ``otpflow.order`` task).
+
+``submit`` is idempotent on the caller's ``order_id``: one Lua step creates the record and its first deadline
+only if it does not exist, so a repeated POST or a re-delivered task gives back the same order.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+
+from .keys import Keys
+from .policy import Timing
+from .scripts import script
+from .states import COMMANDS, State
+from .store import F_CREATED, F_STATE, F_UPDATED, Clock, HistoryEntry, Order, OrderRequest, OrderStore, system_clock, ts
+from .transitions import Result, Transitions
+
+MAX_ORDER_ID_LENGTH = 128
+
+
+class OrderError(ValueError):
+    """The request cannot be stored (bad order id, empty service)."""
+
+
+class UnknownOrder(LookupError):
+    """No order with this id."""
+
+
+class CommandConflict(RuntimeError):
+    """The order's state does not allow the command (HTTP 409)."""
+
+    def __init__(self, order_id: str, command: str, state: State | None) -> None:
+        self.order_id, self.command, self.state = order_id, command, state
+        super().__init__(f"{command} not allowed for order {order_id} in state {state.value if state else '?'}")
+
+
+@dataclass(frozen=True)
+class CommandAccepted:
+    order_id: str
+    command: str
+    state: State
+
+
+def valid_order_id(order_id: str) -> bool:
+    """Ids go into Redis keys and our provider orderId: printable, no separators that confuse either."""
+    return 0 < len(order_id) <= MAX_ORDER_ID_LENGTH and all(ch.isalnum() or ch in "-_.:" for ch in order_id)
+
+
+class OrderService:
+    """Create, read and command orders."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings, *, clock: Clock = system_clock) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.keys = Keys(settings)
+        self.clock = clock
+        self.store = OrderStore(redis_client, self.keys)
+        self.transitions = Transitions(redis_client, settings, clock=clock)
+        self.timing = Timing(settings)
+        self._create = script(redis_client, "create")
+
+    def submit(self, request: OrderRequest) -> tuple[Order, bool]:
+        """Store the order once; returns (order, created). A repeat returns the existing order unchanged."""
+        if not request.service or not request.service.strip():
+            raise OrderError("service is required")
+        order_id = request.order_id or uuid.uuid4().hex
+        if not valid_order_id(order_id):
+            raise OrderError("order_id: 1-128 characters of letters, digits, '-', '_', '.', ':'")
+        now = self.clock()
+        fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: ts(now)}
+        flat: list[str] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        created, _state = self._create(
+            keys=[self.keys.order(order_id), self.keys.deadlines],
+            args=[order_id, ts(now + self.timing.pending_stale), f"{State.PENDING.value}@{int(now)}", *flat])
+        order = self.store.get(order_id)
+        if order is None:  # expired between the two calls: vanishingly rare, report it plainly
+            raise UnknownOrder(order_id)
+        return order, bool(int(created))
+
+    def get(self, order_id: str) -> Order | None:
+        return self.store.get(order_id)
+
+    def history(self, order_id: str) -> list[HistoryEntry]:
+        order = self.store.get(order_id)
+        if order is None:
+            raise UnknownOrder(order_id)
+        return order.history
+
+    def request(self, order_id: str, command: str) -> CommandAccepted:
+        """Record a downstream command (finish, retry, cancel); the worker carries it out.
+
+        Raises UnknownOrder, or CommandConflict when the state does not allow it.
+        """
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}")
+        result: Result = self.transitions.request_command(order_id, command)
+        if result.status == "missing":
+            raise UnknownOrder(order_id)
+        if not result.ok or result.state is None:
+            raise CommandConflict(order_id, command, result.state)
+        return CommandAccepted(order_id, command, result.state)
+
+    def finish(self, order_id: str) -> CommandAccepted:
+        return self.request(order_id, "finish")
+
+    def retry(self, order_id: str) -> CommandAccepted:
+        return self.request(order_id, "retry")
+
+    def cancel(self, order_id: str) -> CommandAccepted:
+        return self.request(order_id, "cancel")
+
+
+__all__ = ["OrderService", "OrderRequest", "Order", "OrderError", "UnknownOrder", "CommandConflict",
+           "CommandAccepted", "valid_order_id"]

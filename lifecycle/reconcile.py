@@ -1,0 +1,81 @@
+"""Pure reconciliation decisions: given an order and what the provider says, which transition to make.
+
+Inputs are plain values (the provider's state name, codes) so this module needs neither Redis nor the client.
+A provider answer can be stale (a poll issued before a webhook was processed); the decisions never move an
+order backwards: they only ever add a code or close an open activation, and the Lua compare-and-set rejects
+the rest.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .states import State
+from .store import Order
+
+
+class Seen(str, enum.Enum):
+    """What the provider reports, reduced to what matters to us."""
+
+    WAITING = "waiting"       # WAIT_CODE, WAIT_RESEND, WAIT_RETRY (with the previous code), or listed with no new code
+    CODE = "code"             # a code (possibly one we already know)
+    CLOSED = "closed"         # STATUS_CANCEL ("cancelled or completed"), NO_ACTIVATION
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One provider view of an activation."""
+
+    seen: Seen
+    codes: tuple[str, ...] = ()
+    text: str | None = None
+
+
+class Action(str, enum.Enum):
+    NOTHING = "nothing"       # re-arm the poll
+    CODE = "code"             # record new code(s) (receive_code, via poll)
+    CANCELLED = "cancelled"   # the provider closed an activation that never got a code
+    FINISHED = "finished"     # the provider closed an activation that had its code
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    codes: tuple[str, ...] = ()
+    text: str | None = None
+    reason: str | None = None
+
+
+def observe_status(state: Any, code: str | None = None, text: str | None = None) -> Observation:
+    """From getStatus/getStatusV2 (``state`` is the provider's ActivationState or its value)."""
+    name = str(getattr(state, "value", state) or "").upper()
+    if name == "CODE_RECEIVED" and code:
+        return Observation(Seen.CODE, (code,), text)
+    if name == "CANCELLED":
+        return Observation(Seen.CLOSED)
+    return Observation(Seen.WAITING)
+
+
+def observe_listed(codes: Iterable[str] | None, text: str | None = None) -> Observation:
+    """From a getActiveActivations row: listed means open; its codes are every code so far."""
+    found = tuple(c for c in (codes or ()) if c)
+    return Observation(Seen.CODE, found, text) if found else Observation(Seen.WAITING)
+
+
+def decide(order: Order, obs: Observation) -> Decision:
+    """The reconciliation decision for ``order`` (read just before) given ``obs``."""
+    if order.state not in (State.WAITING, State.WAITING_RETRY, State.CODE_RECEIVED):
+        return Decision(Action.NOTHING)
+    if obs.seen is Seen.CODE:
+        new = tuple(c for c in obs.codes if c not in order.codes)
+        if order.state is State.WAITING_RETRY and obs.codes and not new:
+            return Decision(Action.NOTHING)   # WAIT_RETRY still shows the old code
+        if new:
+            return Decision(Action.CODE, new, obs.text)
+        return Decision(Action.NOTHING)
+    if obs.seen is Seen.CLOSED:
+        if order.state is State.WAITING:
+            return Decision(Action.CANCELLED, reason="provider_closed")
+        return Decision(Action.FINISHED, reason="provider_closed")
+    return Decision(Action.NOTHING)

@@ -1,0 +1,228 @@
+"""Order records: one small Redis hash per order, read into a typed :class:`Order`.
+
+The hash stays a listpack (compact) because every field is short and there are fewer than ~25 of them; the
+history is one comma-joined field of the same hash rather than a separate list key, which saves a key's
+overhead per order (engineering target: ≤ 1 KiB per waiting activation, deadline and index included).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import redis
+
+from .keys import Keys
+from .states import State
+
+Clock = Callable[[], float]
+
+#: record field names (kept short: they are stored once per order)
+F_STATE = "state"
+F_SERVICE = "service"
+F_COUNTRY = "country"
+F_OPERATOR = "operator"
+F_MAX_PRICE = "max_price"
+F_ATYPE = "atype"
+F_FORWARD = "forward"
+F_AID = "aid"
+F_PHONE = "phone"
+F_COST = "cost"
+F_CREATED = "created"
+F_UPDATED = "updated"
+F_BUYING_AT = "buying_at"
+F_NUMBER_AT = "number_at"
+F_CODE_AT = "code_at"
+F_RETRY_AT = "retry_at"
+F_CODES = "codes"
+F_CODE = "code"
+F_VIA = "via"
+F_ATTEMPTS = "attempts"
+F_FAILS = "fails"
+F_CMD = "cmd"
+F_REASON = "reason"
+F_HISTORY = "h"
+
+
+def ts(value: float) -> str:
+    """A unix time as stored (millisecond precision, no exponent)."""
+    return f"{value:.3f}"
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw) if raw else 0
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What a caller asks for. ``order_id`` is the caller's idempotency key (a uuid is generated when absent)."""
+
+    service: str
+    country: int | None = None
+    operator: str | None = None
+    max_price: Decimal | None = None
+    activation_type: int | None = None
+    forward: bool | None = None
+    order_id: str | None = None
+
+    def record_fields(self) -> dict[str, str]:
+        """The non-empty request fields as stored."""
+        out: dict[str, str] = {F_SERVICE: self.service}
+        if self.country is not None:
+            out[F_COUNTRY] = str(int(self.country))
+        if self.operator:
+            out[F_OPERATOR] = self.operator
+        if self.max_price is not None:
+            out[F_MAX_PRICE] = str(self.max_price)
+        if self.activation_type is not None:
+            out[F_ATYPE] = str(int(self.activation_type))
+        if self.forward is not None:
+            out[F_FORWARD] = "1" if self.forward else "0"
+        return out
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an order's short history (the last 16 are kept)."""
+
+    label: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Order:
+    """A typed view of an order record."""
+
+    order_id: str
+    state: State
+    service: str
+    country: int | None = None
+    operator: str | None = None
+    max_price: Decimal | None = None
+    activation_type: int | None = None
+    forward: bool | None = None
+    activation_id: str | None = None
+    phone: str | None = None
+    cost: str | None = None
+    created_at: float = 0.0
+    updated_at: float | None = None
+    buying_at: float | None = None
+    number_at: float | None = None
+    code_at: float | None = None
+    retry_at: float | None = None
+    codes: tuple[str, ...] = ()
+    code: str | None = None
+    via: str | None = None
+    attempts: int = 0
+    fails: int = 0
+    command: str | None = None
+    reason: str | None = None
+    history_raw: str = field(default="", repr=False)
+
+    @classmethod
+    def from_record(cls, order_id: str, rec: Mapping[str, str]) -> "Order":
+        """Build from HGETALL output (decode_responses=True)."""
+        max_price: Decimal | None
+        try:
+            max_price = Decimal(rec[F_MAX_PRICE]) if rec.get(F_MAX_PRICE) else None
+        except InvalidOperation:
+            max_price = None
+        return cls(
+            order_id=order_id,
+            state=State(rec[F_STATE]),
+            service=rec.get(F_SERVICE, ""),
+            country=int(rec[F_COUNTRY]) if rec.get(F_COUNTRY, "").lstrip("-").isdigit() else None,
+            operator=rec.get(F_OPERATOR) or None,
+            max_price=max_price,
+            activation_type=int(rec[F_ATYPE]) if rec.get(F_ATYPE, "").isdigit() else None,
+            forward=(rec[F_FORWARD] == "1") if rec.get(F_FORWARD) else None,
+            activation_id=rec.get(F_AID) or None,
+            phone=rec.get(F_PHONE) or None,
+            cost=rec.get(F_COST) or None,
+            created_at=_float(rec.get(F_CREATED)) or 0.0,
+            updated_at=_float(rec.get(F_UPDATED)),
+            buying_at=_float(rec.get(F_BUYING_AT)),
+            number_at=_float(rec.get(F_NUMBER_AT)),
+            code_at=_float(rec.get(F_CODE_AT)),
+            retry_at=_float(rec.get(F_RETRY_AT)),
+            codes=tuple(c for c in rec.get(F_CODES, "").split("\n") if c),
+            code=rec.get(F_CODE) or None,
+            via=rec.get(F_VIA) or None,
+            attempts=_int(rec.get(F_ATTEMPTS)),
+            fails=_int(rec.get(F_FAILS)),
+            command=rec.get(F_CMD) or None,
+            reason=rec.get(F_REASON) or None,
+            history_raw=rec.get(F_HISTORY, ""),
+        )
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        out: list[HistoryEntry] = []
+        for item in self.history_raw.split(","):
+            label, _, at = item.rpartition("@")
+            if label:
+                out.append(HistoryEntry(label, _float(at) or 0.0))
+        return out
+
+    @property
+    def is_call(self) -> bool:
+        """Call verifications (activationType 1/2) are reconciled with getStatusV2."""
+        return bool(self.activation_type) and self.activation_type in (1, 2)
+
+    def public(self) -> dict[str, Any]:
+        """JSON-safe view for the order API and the CLI (no internal bookkeeping fields)."""
+        out: dict[str, Any] = {
+            "order_id": self.order_id, "state": self.state.value, "service": self.service, "country": self.country,
+            "activation_id": self.activation_id, "phone": self.phone, "code": self.code, "codes": list(self.codes),
+            "via": self.via, "attempts": self.attempts, "reason": self.reason, "command": self.command,
+        }
+        return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
+
+
+class OrderStore:
+    """Reads of order records (writes go through :mod:`lifecycle.transitions`, so they stay atomic)."""
+
+    def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
+        self.redis = redis_client
+        self.keys = keys
+
+    def get(self, order_id: str) -> Order | None:
+        rec = self.redis.hgetall(self.keys.order(order_id))
+        return Order.from_record(order_id, rec) if rec and F_STATE in rec else None
+
+    def get_many(self, order_ids: Sequence[str]) -> dict[str, Order | None]:
+        """One pipelined round trip for a batch (what a sweep does)."""
+        if not order_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for oid in order_ids:
+            pipe.hgetall(self.keys.order(oid))
+        out: dict[str, Order | None] = {}
+        for oid, rec in zip(order_ids, pipe.execute()):
+            out[oid] = Order.from_record(oid, rec) if rec and F_STATE in rec else None
+        return out
+
+    def order_for_activation(self, activation_id: str) -> str | None:
+        return self.redis.get(self.keys.activation_index(str(activation_id)))
+
+    def orders_for_activations(self, activation_ids: Iterable[str]) -> dict[str, str | None]:
+        ids = [str(a) for a in activation_ids]
+        if not ids:
+            return {}
+        values = self.redis.mget([self.keys.activation_index(a) for a in ids])
+        return dict(zip(ids, values))
+
+
+def system_clock() -> float:
+    return time.time()

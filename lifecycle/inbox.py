@@ -162,10 +162,6 @@ class Inbox:
             return AppendResult(duplicate=True, entry_id=None, schedule_drain=False)
         return AppendResult(duplicate=False, entry_id=str(entry_id), schedule_drain=bool(int(schedule)))
 
-    def release_drain_flag(self) -> None:
-        """Clear the drain flag after a failed publish, so the next webhook tries to schedule a drain again."""
-        self._call(lambda: self.redis.delete(self.drain_flag_key))
-
     def dead_letter(self, reason: str, body: str, meta: Mapping[str, Any] | None = None) -> str:
         """Keep a rejected body for inspection, in a stream trimmed to about ``DEAD_LETTER_MAXLEN`` entries."""
         truncated = len(body) > DEAD_LETTER_BODY_MAX

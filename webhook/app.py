@@ -1,0 +1,67 @@
+"""The web app factory: provider webhooks, the order API (when present), health and metrics.
+
+Everything a request needs (settings, one Redis pool, the Celery producer, the inbox) is built here once and
+stored as the app's :class:`~webhook.context.WebContext`, so tests inject fakes through the factory instead of
+monkey-patching, and no module holds a global client.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask
+
+from config.logging_setup import RedactingFilter, configure_logging
+from config.redis_client import make_redis
+from config.settings import ConfigError, Settings
+from lifecycle.inbox import Inbox
+from webhook.context import LazyCelery, WebContext, init_context
+from webhook.errors import register_error_handlers
+from webhook.health import health
+from webhook.ingress import INGRESS_KEY, IngressPolicy, webhooks
+
+log = logging.getLogger("otpflow.webhook")
+
+
+def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
+               celery_app: Any | None = None) -> Flask:
+    """Build the Flask app. ``settings`` defaults to the environment (validated for the ``web`` role)."""
+    if settings is None:
+        settings = Settings.from_env().require("web")
+    if not settings.webhook_token:
+        raise ConfigError(["WEBHOOK_TOKEN: required (the secret path segment of the webhook URL)"])
+    configure_logging(settings.log_level, settings.log_format)
+    _redact_werkzeug_log()
+
+    app = Flask("webhook")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    client = redis_client if redis_client is not None else make_redis(settings)
+    celery = celery_app if celery_app is not None else LazyCelery(settings)
+    init_context(app, WebContext(settings=settings, redis=client, celery=celery, inbox=Inbox(client, settings)))
+    app.extensions[INGRESS_KEY] = IngressPolicy.from_settings(settings)
+
+    register_error_handlers(app)
+    app.register_blueprint(webhooks)
+    app.register_blueprint(health)
+    _register_orders_api(app)
+    return app
+
+
+def _register_orders_api(app: Flask) -> None:
+    """Mount ``webhook/orders_api.py`` (the lifecycle engineer's blueprint) when it exists; other import errors raise."""
+    try:
+        from webhook.orders_api import orders_api
+    except ModuleNotFoundError as exc:
+        if exc.name != "webhook.orders_api":
+            raise
+        log.info("webhook.orders_api not installed; /api/orders is not served")
+        return
+    app.register_blueprint(orders_api)
+
+
+def _redact_werkzeug_log() -> None:
+    """The development server logs request lines (with the webhook token); scrub them at the logger."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())

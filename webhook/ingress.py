@@ -1,0 +1,146 @@
+"""``POST /webhooks/<token>``: receive a provider webhook, store it durably, answer fast.
+
+The request does exactly one Redis round trip on the happy path (the inbox Lua append) and, at most once per
+drain cycle, one Celery publish. It answers 200 only after the payload is in Redis, 503 when Redis fails (the
+provider retries), 400 for a body we cannot store (kept in the dead-letter stream), 404 for a wrong token, 403
+for an address outside the allowlist, 413 for an oversized body. No provider call happens here.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import IO, Any, Callable
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from config.settings import Settings
+from lifecycle.inbox import InboxUnavailable
+from webhook.context import WebContext, current_context
+from webhook.errors import error_response, not_found, unavailable
+from webhook.metrics import DRAIN_PUBLISH_FAILURES, OUTCOMES, WEBHOOK_SECONDS, WEBHOOKS
+from webhook.schemas import MalformedWebhook, parse_webhook
+from webhook.security import IPNetwork, TokenChecker, address_allowed, client_address
+
+log = logging.getLogger("otpflow.webhook")
+
+DRAIN_TASK = "otpflow.drain_inbox"
+# Bounded publish retries: a broker hiccup must not hold the provider past its timeout (HeroSMS: 3 s).
+DRAIN_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
+DEAD_LETTER_META_MAX = 200
+INGRESS_KEY = "otpflow.ingress"
+
+webhooks = Blueprint("webhooks", __name__)
+
+_COUNTERS = {outcome: WEBHOOKS.labels(outcome=outcome) for outcome in OUTCOMES}
+
+
+@dataclass(frozen=True)
+class IngressPolicy:
+    """What the ingress checks, computed once per app from the settings."""
+
+    token: TokenChecker
+    allowed: tuple[IPNetwork, ...]
+    trusted_proxies: int
+    max_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "IngressPolicy":
+        return cls(TokenChecker(settings.webhook_token), tuple(settings.webhook_allowed_ips),
+                   settings.trusted_proxies, settings.webhook_max_bytes)
+
+
+def read_capped(stream: IO[bytes], limit: int) -> bytes:
+    """Read at most ``limit`` bytes; a chunked body has no Content-Length, so the cap is the only bound."""
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 65_536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+@webhooks.post("/webhooks/<token>")
+def receive(token: str) -> Response:
+    """Count and time every answer by outcome; the work is in :func:`_handle`."""
+    started = time.perf_counter()
+    outcome = "unavailable"
+    try:
+        response, outcome = _handle(token, current_context(), current_app.extensions[INGRESS_KEY])
+        return response
+    finally:
+        _COUNTERS[outcome].inc()
+        WEBHOOK_SECONDS.observe(time.perf_counter() - started)
+
+
+def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Response, str]:
+    if not policy.token.matches(token):
+        return not_found(), "unauthorized"
+
+    forwarded = request.headers.getlist("X-Forwarded-For") if policy.trusted_proxies else []
+    address = client_address(request.remote_addr, forwarded, policy.trusted_proxies)
+    if not address_allowed(address, policy.allowed):
+        log.warning("webhook refused: client address %s is not in WEBHOOK_ALLOWED_IPS", address or "unknown")
+        return error_response(403, "forbidden", "client address not allowed"), "forbidden"
+
+    declared = request.content_length
+    if declared is not None and declared > policy.max_bytes:
+        return _too_large(policy), "too_large"
+    raw = read_capped(request.stream, policy.max_bytes + 1)
+    if len(raw) > policy.max_bytes:
+        return _too_large(policy), "too_large"
+
+    try:
+        parsed = parse_webhook(raw)
+    except MalformedWebhook as exc:
+        return _reject(ctx, exc, raw, address)
+
+    try:
+        result = ctx.inbox.append(parsed.kind, parsed.payload, parsed.fingerprint)
+    except InboxUnavailable as exc:
+        log.warning("webhook not stored, answering 503: %s", type(exc.__cause__ or exc).__name__)
+        return unavailable(), "unavailable"
+
+    if result.duplicate:
+        return jsonify({"status": "duplicate"}), "duplicate"
+    if result.schedule_drain:
+        _publish_drain(ctx)
+    return jsonify({"status": "accepted"}), "accepted"
+
+
+def _too_large(policy: IngressPolicy) -> Response:
+    return error_response(413, "too_large", f"body exceeds {policy.max_bytes} bytes")
+
+
+def _reject(ctx: WebContext, exc: MalformedWebhook, raw: bytes, address: Any) -> tuple[Response, str]:
+    """400 after keeping the body in the dead-letter stream; 503 if even that cannot be stored (nothing lost)."""
+    meta = {
+        "fields": exc.fields,
+        "remote": str(address) if address is not None else (request.remote_addr or ""),
+        "content_type": (request.content_type or "")[:DEAD_LETTER_META_MAX],
+        "bytes": len(raw),
+    }
+    try:
+        ctx.inbox.dead_letter(exc.reason, raw.decode("utf-8", errors="replace"), meta)
+    except InboxUnavailable as err:
+        log.warning("malformed webhook not dead-lettered, answering 503: %s", type(err.__cause__ or err).__name__)
+        return unavailable(), "unavailable"
+    log.info("malformed webhook dead-lettered: %s", exc.reason)
+    return error_response(400, "malformed", exc.reason, extra={"fields": exc.fields}), "malformed"
+
+
+def _publish_drain(ctx: WebContext, send: Callable[..., Any] | None = None) -> None:
+    """Publish one drain task; a failure is logged, not raised: the payload is stored and the sweeper re-drains.
+
+    The drain flag stays set until its TTL expires, so a broken broker costs at most one failed publish per TTL
+    instead of one per webhook.
+    """
+    try:
+        (send or ctx.celery.send_task)(DRAIN_TASK, retry=True, retry_policy=DRAIN_RETRY_POLICY)
+    except Exception as exc:  # noqa: BLE001 - any broker/import failure must not turn a stored webhook into a 5xx
+        DRAIN_PUBLISH_FAILURES.inc()
+        log.warning("drain publish failed after the webhook was stored (%s); the sweeper will drain it",
+                    type(exc).__name__)

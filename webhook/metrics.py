@@ -1,0 +1,91 @@
+"""Prometheus metrics of the web process.
+
+Counters and the latency histogram live in this process (or, under gunicorn with several workers, in
+``PROMETHEUS_MULTIPROC_DIR`` mmap files that every worker writes and any worker can aggregate at scrape time).
+Queue depths are read from Redis at scrape time instead: they are facts about Redis, not about one worker, and a
+gauge kept in-process would be wrong in every worker but the one that last touched it.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from webhook.context import WebContext
+
+OUTCOMES = ("accepted", "duplicate", "malformed", "unauthorized", "forbidden", "too_large", "unavailable")
+
+WEBHOOKS = Counter("otpflow_webhooks", "Provider webhooks received, by outcome.", ["outcome"], registry=None)
+WEBHOOK_SECONDS = Histogram(
+    "otpflow_webhook_duration_seconds", "Time to answer a provider webhook (parse, validate, store).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=None,
+)
+DRAIN_PUBLISH_FAILURES = Counter(
+    "otpflow_drain_publish_failures", "Drain task publishes that failed after the webhook was stored.", registry=None)
+
+for _outcome in OUTCOMES:
+    WEBHOOKS.labels(outcome=_outcome)
+
+
+def multiprocess_dir() -> str | None:
+    """The gunicorn multi-worker metrics directory, when configured."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+
+
+def deadlines_key(ctx: WebContext) -> str:
+    """The lifecycle deadline sorted set (owned by lifecycle/keys.py)."""
+    try:
+        from lifecycle.keys import Keys
+    except ImportError:  # pragma: no cover - lifecycle package incomplete
+        return ctx.settings.key("deadlines")
+    return Keys(ctx.settings).deadlines
+
+
+class RedisGauges(Collector):
+    """Queue depths read from Redis at scrape time, in one pipelined round trip."""
+
+    def __init__(self, ctx: WebContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        inbox = self.ctx.inbox
+        up = GaugeMetricFamily("otpflow_redis_up", "1 if Redis answered the metrics scrape.")
+        try:
+            pipe = self.ctx.redis.pipeline(transaction=False)
+            pipe.xlen(inbox.stream_key)
+            pipe.xlen(inbox.dead_letter_key)
+            pipe.xlen(inbox.unknown_key)
+            pipe.zcount(deadlines_key(self.ctx), "-inf", time.time())
+            pending, dead, unknown, due = pipe.execute()
+        except Exception:  # noqa: BLE001 - a scrape must never fail because Redis is down
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("otpflow_inbox_pending", "Webhooks stored but not yet drained.", value=int(pending))
+        yield GaugeMetricFamily("otpflow_dead_letters", "Entries in the dead-letter stream.", value=int(dead))
+        yield GaugeMetricFamily("otpflow_unknown_webhooks", "Webhooks recorded for unknown activations/rents.",
+                                value=int(unknown))
+        yield GaugeMetricFamily("otpflow_deadlines_due", "Lifecycle deadlines already due (sweeper backlog).",
+                                value=int(due))
+
+
+def render(ctx: WebContext) -> tuple[bytes, str]:
+    """The text exposition for one scrape: process or multi-process counters plus the Redis gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    directory = multiprocess_dir()
+    if directory:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry, path=directory)
+    else:
+        registry.register(WEBHOOKS)
+        registry.register(WEBHOOK_SECONDS)
+        registry.register(DRAIN_PUBLISH_FAILURES)
+    registry.register(RedisGauges(ctx))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,235 @@
+"""Parsing and validation of provider webhook bodies (protocol.md §7).
+
+Providers disagree on types (ids and phone numbers as strings or numbers, HeroSMS nulls, ISO or space-separated
+dates) and on Content-Type, so the body is parsed as JSON whatever the header says (form-encoded as a fallback),
+the kind is told apart by shape, and ids/numbers are normalised to strings. Unknown fields are kept: a provider
+adding a field must not make us reject, and so lose, its webhooks.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import parse_qsl
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validates_schema
+
+from lifecycle.inbox import ACTIVATION, RENT, activation_fingerprint, rent_fingerprint
+
+MAX_ID_LENGTH = 64
+
+
+class MalformedWebhook(Exception):
+    """The body is not a webhook we can store: ``reason`` says why, ``fields`` which field (name -> messages)."""
+
+    def __init__(self, reason: str, fields: Mapping[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fields: dict[str, Any] = dict(fields) if fields else {"_body": [reason]}
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """A validated webhook: its kind, the normalised payload (unknown fields kept) and its dedupe fingerprint."""
+
+    kind: str
+    payload: dict[str, Any]
+    fingerprint: str = field(default="")
+
+
+class IdString(fields.Field):
+    """A string or an integer (never a bool or a float), normalised to a non-empty string.
+
+    Activation ids exceed 2^31 and some providers send them as JSON numbers, others as strings.
+    """
+
+    default_error_messages = {
+        "invalid": "must be a string or an integer",
+        "empty": "must not be empty",
+        "too_long": f"must be at most {MAX_ID_LENGTH} characters",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.make_error("invalid")
+        text = value.strip() if isinstance(value, str) else str(value)
+        if not text:
+            raise self.make_error("empty")
+        if len(text) > MAX_ID_LENGTH:
+            raise self.make_error("too_long")
+        return text
+
+
+class LooseText(fields.Field):
+    """Text that some providers send as a number (a numeric code, a phone number); normalised to a string."""
+
+    default_error_messages = {"invalid": "must be a string or a number"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.make_error("invalid")
+        return value if isinstance(value, str) else str(value)
+
+
+class ActivationWebhookSchema(Schema):
+    """SMS-Activate ``{activationId, service, text, code, country, receivedAt}`` and the HeroSMS superset."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    activationId = IdString()
+    id = IdString(allow_none=True)  # HeroSMS; meaning undocumented
+    service = fields.String(allow_none=True)
+    text = fields.String(allow_none=True)
+    code = LooseText(allow_none=True)
+    country = IdString(allow_none=True)
+    receivedAt = fields.String(allow_none=True)
+    phoneFrom = LooseText(allow_none=True)  # HeroSMS
+    event = fields.String(allow_none=True)  # HeroSMS: "sms-incoming"
+
+    @validates_schema
+    def _needs_an_id(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("activationId") and not data.get("id"):
+            raise ValidationError("required (or HeroSMS 'id')", field_name="activationId")
+
+    @post_load
+    def _fill_activation_id(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # A HeroSMS body without activationId: fall back to its id, so the drain can look it up (or record it).
+        if not data.get("activationId"):
+            data["activationId"] = data["id"]
+        return data
+
+
+class RentSmsSchema(Schema):
+    """The ``sms`` object of a rent webhook."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    phoneFrom = LooseText(allow_none=True)
+    text = fields.String(allow_none=True)
+    date = fields.String(allow_none=True)
+
+
+class RentWebhookSchema(Schema):
+    """``{rentId, sms: {phoneFrom, text, date}}``; rentId and phoneFrom as strings or numbers."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    rentId = IdString(required=True)
+    sms = fields.Nested(RentSmsSchema, required=True)
+
+
+_ACTIVATION = ActivationWebhookSchema()
+_RENT = RentWebhookSchema()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _form_body(text: str) -> dict[str, Any] | None:
+    """Form-encoded fallback: ``a=1&b=2``; ``sms[text]=…`` or ``sms=<json>`` become the nested ``sms`` object."""
+    pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
+    if not pairs:
+        return None
+    body: dict[str, Any] = {}
+    sms: dict[str, Any] = {}
+    for key, value in pairs:
+        if key.startswith("sms[") and key.endswith("]"):
+            sms[key[4:-1]] = value
+        elif key == "sms" and value.lstrip().startswith("{"):
+            try:
+                decoded = json.loads(value)
+            except ValueError:
+                body[key] = value
+            else:
+                body[key] = decoded
+        else:
+            body[key] = value
+    if sms:
+        existing = body.get("sms")
+        body["sms"] = {**(existing if isinstance(existing, dict) else {}), **sms}
+    return body
+
+
+def parse_body(raw: bytes) -> Any:
+    """JSON whatever the Content-Type (providers are unreliable there), form-encoded as a fallback."""
+    if not raw.strip():
+        raise MalformedWebhook("empty body")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise MalformedWebhook("body is nested too deeply") from exc
+    except ValueError as exc:
+        json_error = exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedWebhook("body is not valid UTF-8 JSON") from exc
+    stripped = text.lstrip()
+    if "=" in text and not stripped.startswith(("{", "[", '"')):
+        form = _form_body(text)
+        if form:
+            return form
+    raise MalformedWebhook(f"body is not valid JSON: {json_error}")
+
+
+def classify(body: Any) -> str:
+    """Tell the kind by shape: ``rentId``/``sms`` means rent, ``activationId``/``id`` means activation."""
+    if not isinstance(body, dict):
+        raise MalformedWebhook(f"expected a JSON object, got {_json_type(body)}")
+    if "rentId" in body or "sms" in body:
+        return RENT
+    if "activationId" in body or "id" in body:
+        return ACTIVATION
+    raise MalformedWebhook(
+        "unrecognised webhook: expected activationId (activation) or rentId and sms (rent)",
+        {"activationId": ["missing"], "rentId": ["missing"]},
+    )
+
+
+def validate(body: Any) -> ParsedWebhook:
+    """Validate a decoded body; raise :class:`MalformedWebhook` naming each bad field."""
+    kind = classify(body)
+    schema = _RENT if kind == RENT else _ACTIVATION
+    try:
+        payload = schema.load(body)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        raise MalformedWebhook(f"invalid {kind} webhook: {_describe(messages)}", messages) from exc
+    fp = rent_fingerprint(payload) if kind == RENT else activation_fingerprint(payload)
+    return ParsedWebhook(kind=kind, payload=payload, fingerprint=fp)
+
+
+def parse_webhook(raw: bytes) -> ParsedWebhook:
+    """Raw request body to a validated webhook."""
+    return validate(parse_body(raw))
+
+
+def _describe(messages: Mapping[str, Any], prefix: str = "") -> str:
+    parts: list[str] = []
+    for name, value in messages.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            parts.append(_describe(value, path + "."))
+        elif isinstance(value, list):
+            parts.append(f"{path}: {'; '.join(str(v) for v in value)}")
+        else:
+            parts.append(f"{path}: {value}")
+    return ", ".join(parts)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__

@@ -42,7 +42,8 @@ class SandboxServer:
         self.host = server.host
         self.port = server.port
         self.url = f"http://{self.host}:{self.port}"
-        self._thread = threading.Thread(target=server.serve_forever, name=f"sandbox-http-{self.port}",
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sandbox-http-{self.port}",
                                         daemon=True)
         self._thread.start()
 

@@ -138,7 +138,7 @@ def test_slow_receiver_times_out_and_is_retried(make_app) -> None:
             pass
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         app = make_app(webhook_url=f"http://127.0.0.1:{srv.server_port}/", webhook_backoff=(0.01,),
                        webhook_timeout=0.2)

@@ -1,0 +1,75 @@
+"""serve_in_thread, `python -m sandbox`, and keeping the api key out of access logs."""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox import SandboxConfig, create_app
+from sandbox.cli import build_parser
+from sandbox.server import redact, serve_in_thread
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_redact() -> None:
+    assert redact("GET /stubs/handler_api.php?api_key=s3cret&action=getBalance HTTP/1.1") == \
+        "GET /stubs/handler_api.php?api_key=***&action=getBalance HTTP/1.1"
+
+
+def test_cli_defaults() -> None:
+    args = build_parser().parse_args([])
+    assert (args.host, args.api_key, args.dialect, args.auto_sms_after) == ("127.0.0.1", "sandbox-key",
+                                                                            "sms-activate", None)
+
+
+@pytest.mark.integration
+def test_access_log_redacts_key(caplog: pytest.LogCaptureFixture) -> None:
+    srv = serve_in_thread(create_app(SandboxConfig(api_key="s3cret-key")), access_log=True)
+    try:
+        with caplog.at_level(logging.INFO, logger="sandbox.access"):
+            r = requests.get(srv.handler_url, params={"api_key": "s3cret-key", "action": "getBalance"}, timeout=5)
+            assert r.text == "ACCESS_BALANCE:100.00"
+            time.sleep(0.05)
+    finally:
+        srv.stop()
+    assert "api_key=***" in caplog.text and "s3cret-key" not in caplog.text
+
+
+@pytest.mark.integration
+def test_python_dash_m_sandbox_serves(tmp_path: Path) -> None:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", "cli-key",
+                             "--webhook-url", "http://127.0.0.1:9/x", "--auto-sms-after", "0.1",
+                             "--dialect", "sms-activate"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/stubs/handler_api.php" in line
+        url = f"http://127.0.0.1:{port}/stubs/handler_api.php"
+        body = requests.get(url, params={"api_key": "cli-key", "action": "getNumber", "service": "tg"},
+                            timeout=5).text
+        act_id = body.split(":")[1]
+        deadline = time.monotonic() + 5
+        status = ""
+        while time.monotonic() < deadline and not status.startswith("STATUS_OK:"):
+            status = requests.get(url, params={"api_key": "cli-key", "action": "getStatus", "id": act_id},
+                                  timeout=5).text
+            time.sleep(0.05)
+        assert status.startswith("STATUS_OK:") and len(status.split(":")[1]) == 6
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "cli-key" not in err          # no per-request access log with the key

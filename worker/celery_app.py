@@ -1,0 +1,118 @@
+"""The Celery app factory, its configuration and the beat schedule.
+
+``celery -A worker.celery_app worker`` and ``celery -A worker.celery_app beat`` use the module-level ``app``,
+built from ``Settings.from_env()``. The web app and the CLI call ``make_celery(settings)`` only to publish by
+name (``send_task``); they never import ``tasks``.
+"""
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from celery import Celery
+
+from config.settings import Settings
+
+#: the queue our own tasks go to (a worker started without -Q consumes it: it is the default queue)
+QUEUE = "otpflow"
+#: broker visibility timeout: tasks are short and nothing waits on an ETA, so re-delivery after a lost
+#: worker comes within minutes instead of the default hour
+VISIBILITY_TIMEOUT = 300
+BROKER_SOCKET_TIMEOUT = 10.0
+BROKER_CONNECT_TIMEOUT = 5.0
+SOFT_SHUTDOWN_TIMEOUT = 20.0
+
+
+def _ssl_options(settings: Settings) -> dict[str, Any] | None:
+    if not settings.redis_url.startswith("rediss://"):
+        return None
+    reqs = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+    return {"ssl_cert_reqs": reqs[settings.redis_ssl_cert_reqs]}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting we rely on, as data (tests assert on it)."""
+    routes: dict[str, dict[str, str]] = {"otpflow.*": {"queue": QUEUE}}
+    if settings.downstream_task:
+        routes[settings.downstream_task] = {"queue": settings.downstream_queue or QUEUE}
+    conf: dict[str, Any] = {
+        "broker_url": settings.redis_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": QUEUE,
+        "task_routes": routes,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
+            "retry_on_timeout": True,
+            "health_check_interval": 30,
+        },
+        "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_TIMEOUT,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "otpflow-sweep": {
+                "task": "otpflow.sweep",
+                "schedule": settings.sweep_interval,
+                # a sweep that could not run in time is useless later: drop it rather than pile them up
+                "options": {"expires": max(settings.sweep_interval * 2, 10.0)},
+            },
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+    ssl_opts = _ssl_options(settings)
+    if ssl_opts is not None:
+        conf["broker_use_ssl"] = ssl_opts
+        conf["redis_backend_use_ssl"] = ssl_opts
+    return conf
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app for ``settings`` (publishing, or running workers and beat)."""
+    settings = settings or Settings.from_env()
+    app = Celery("otpflow", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    app.conf.otpflow_settings = settings
+    return app
+
+
+def install_runtime(app: Celery, settings: Settings) -> None:
+    """Tell the tasks how to build their per-process runtime (Redis, provider client, publisher)."""
+    from config.redis_client import make_redis
+    from tasks.runtime import Runtime, build_provider, set_factory
+
+    def factory() -> Runtime:
+        def publish(name: str, kwargs: Any) -> None:
+            app.send_task(name, kwargs=dict(kwargs))
+        return Runtime(settings=settings, redis=make_redis(settings), provider=build_provider(settings),
+                       publish=publish)
+
+    set_factory(factory)
+
+
+def _build_module_app() -> Celery:
+    settings = Settings.from_env()
+    settings.require("beat")  # the checks every role shares; workers check PROVIDER_API_KEY at start-up
+    celery_app = make_celery(settings)
+    celery_app.set_current()
+    celery_app.set_default()
+    import tasks  # noqa: F401  (registers the shared tasks)
+
+    from . import signals
+
+    signals.connect(settings)
+    install_runtime(celery_app, settings)
+    return celery_app
+
+
+app = _build_module_app()

@@ -1,0 +1,42 @@
+"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import signals
+
+from config.logging_setup import configure_logging, install_redaction_on_existing_handlers
+from config.settings import Settings
+
+log = logging.getLogger("otpflow.worker")
+_connected = False
+
+
+def connect(settings: Settings) -> None:
+    """Connect the handlers once per process."""
+    global _connected
+    if _connected:
+        return
+    _connected = True
+
+    @signals.worker_init.connect(weak=False)
+    def _worker_init(**_: Any) -> None:
+        settings.require("worker")  # ConfigError names PROVIDER_API_KEY when it is missing
+
+    @signals.setup_logging.connect(weak=False)
+    def _setup_logging(**_: Any) -> None:
+        configure_logging(settings.log_level, settings.log_format)
+
+    @signals.after_setup_logger.connect(weak=False)
+    @signals.after_setup_task_logger.connect(weak=False)
+    def _redact(**_: Any) -> None:
+        install_redaction_on_existing_handlers()
+
+    @signals.worker_process_init.connect(weak=False)
+    def _after_fork(**_: Any) -> None:
+        # Sockets inherited from the parent must not be shared: build Redis and provider clients anew.
+        from tasks.runtime import reset_runtime
+
+        reset_runtime()
+        install_redaction_on_existing_handlers()

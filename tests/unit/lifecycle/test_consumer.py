@@ -1,0 +1,114 @@
+"""Inbox consumer: webhooks become code.received once; unknown activations are recorded; rents."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pytest
+
+from config.settings import Settings
+from lifecycle import events as ev
+from lifecycle.consumer import InboxConsumer, extract_code
+from lifecycle.inbox import Inbox
+from lifecycle.orders import OrderService
+from lifecycle.rents import RentService
+from lifecycle.store import OrderRequest
+
+from .conftest import FakeClock, stream_events
+
+AID = "9876543210123"
+
+
+@dataclass
+class Entry:
+    entry_id: str
+    kind: str
+    payload: Mapping[str, Any]
+
+
+@dataclass
+class RecordingInbox:
+    unknown: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> str:
+        self.unknown.append((kind, dict(payload)))
+        return "1-0"
+
+
+@pytest.fixture
+def setup(fake_redis: Any, settings: Settings, clock: FakeClock) -> tuple[InboxConsumer, RecordingInbox, OrderService]:
+    svc = OrderService(fake_redis, settings, clock=clock)
+    svc.submit(OrderRequest("tg", order_id="o1"))
+    svc.transitions.start_buying("o1")
+    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
+    inbox = RecordingInbox()
+    return InboxConsumer(fake_redis, settings, inbox, clock=clock), inbox, svc
+
+
+def webhook(i: int, code: str = "5555", aid: Any = AID) -> Entry:
+    return Entry(f"{i}-0", "activation", {"activationId": aid, "service": "tg", "text": f"Code {code}",
+                                          "code": code, "country": 0, "receivedAt": "2024-01-01 00:00:00"})
+
+
+def test_eight_deliveries_one_event(setup: Any, fake_redis: Any, settings: Settings) -> None:
+    consumer, _inbox, svc = setup
+    report = consumer.handle_batch([webhook(i) for i in range(8)])
+    assert report.coded == ["o1"] and report.duplicates == 7 and len(report.processed) == 8
+    codes = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.CODE_RECEIVED]
+    assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["code"] == "5555"
+
+
+def test_numeric_activation_id_and_unknown(setup: Any) -> None:
+    consumer, inbox, _svc = setup
+    report = consumer.handle_batch([webhook(1, aid=int(AID)), webhook(2, aid="111")])
+    assert report.coded == ["o1"] and report.unknown == 1
+    assert inbox.unknown == [("activation", dict(webhook(2, aid="111").payload))]
+
+
+def test_late_webhook_after_finish_is_stale(setup: Any, fake_redis: Any, settings: Settings) -> None:
+    consumer, _inbox, svc = setup
+    consumer.handle_batch([webhook(1)])
+    svc.transitions.finish("o1", activation_id=AID)
+    report = consumer.handle_batch([webhook(2, code="0000")])
+    assert report.stale == 1
+    assert svc.get("o1").state.value == "finished"
+
+
+def test_code_extracted_from_text(setup: Any) -> None:
+    consumer, _inbox, svc = setup
+    entry = Entry("1-0", "activation", {"activationId": AID, "text": "Your code: 48213. Do not share", "code": ""})
+    assert consumer.handle_batch([entry]).coded == ["o1"]
+    assert svc.get("o1").code == "48213"
+    assert extract_code(None, None) is None and extract_code(" 12 ", None) == "12"
+
+
+def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
+    rents = RentService(fake_redis, settings, clock=clock)
+    assert rents.start("777", phone="7999", service="full").ok
+    assert not rents.start("777", phone="7999").ok          # idempotent: no second rent.started
+    inbox = RecordingInbox()
+    consumer = InboxConsumer(fake_redis, settings, inbox, clock=clock)
+    sms = {"rentId": 777, "sms": {"phoneFrom": "SPORT", "text": "Code 2792", "date": "2025-06-17 16:01:10"}}
+    report = consumer.handle_batch([Entry("1-0", "rent", sms), Entry("2-0", "rent", sms),
+                                    Entry("3-0", "rent", {"rentId": "1", "sms": {}})])
+    assert report.duplicates == 1 and report.unknown == 1
+    assert rents.end("777", cancelled=False).ok
+    events = stream_events(fake_redis, settings)
+    assert [e["type"] for e in events] == [ev.RENT_STARTED, ev.RENT_SMS, ev.RENT_FINISHED]
+    assert events[1]["rent_id"] == "777" and events[1]["text"] == "Code 2792" and events[1]["phone"] == "7999"
+
+
+def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
+    """Through the webhook engineer's Inbox: append twice (its dedupe) + read + consume + ack."""
+    svc = OrderService(fake_redis, settings, clock=clock)
+    svc.submit(OrderRequest("tg", order_id="o1"))
+    svc.transitions.start_buying("o1")
+    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
+    inbox = Inbox(fake_redis, settings)
+    payload = dict(webhook(1).payload)
+    inbox.append("activation", payload, "fp1")
+    inbox.append("activation", payload, "fp2")  # a repeat that got past the fingerprint dedupe
+    entries = inbox.read_batch("c1", count=10)
+    report = InboxConsumer(fake_redis, settings, inbox, clock=clock).handle_batch(entries)
+    inbox.ack(report.processed)
+    assert report.coded == ["o1"] and report.duplicates == 1 and inbox.pending_count() == 0

@@ -1,0 +1,33 @@
+"""Redis memory per waiting activation (record + deadline + activation index + history) ≤ 1 KiB, measured."""
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+from lifecycle.orders import OrderService
+from lifecycle.store import OrderRequest
+
+N = 2000
+BUDGET = 1024
+
+
+def test_memory_per_waiting_activation(real_redis: Any) -> None:
+    settings = Settings(key_prefix="memtest")
+    svc = OrderService(real_redis, settings)
+    dkey = settings.key("deadlines")
+    real_redis.delete(dkey)
+    for i in range(N):
+        oid = f"{i:032x}"  # uuid-sized ids, as generated
+        svc.submit(OrderRequest("tg", country=0, max_price=None, order_id=oid))
+        svc.transitions.start_buying(oid)
+        svc.transitions.assign_number(oid, activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
+    real_redis.delete(settings.events_stream)  # events are trimmed by length; not per-activation state
+    per_record = sum(int(real_redis.memory_usage(settings.key("order", f"{i:032x}"), samples=0) or 0)
+                     for i in range(0, N, 50)) / len(range(0, N, 50))
+    per_index = sum(int(real_redis.memory_usage(settings.key("aid", str(3_900_000_000 + i)), samples=0) or 0)
+                    for i in range(0, N, 50)) / len(range(0, N, 50))
+    per_deadline = int(real_redis.memory_usage(dkey, samples=0) or 0) / N
+    total = per_record + per_index + per_deadline
+    print(f"memory per waiting activation: record {per_record:.0f} B + index {per_index:.0f} B + "
+          f"deadline {per_deadline:.0f} B = {total:.0f} B")
+    assert total <= BUDGET

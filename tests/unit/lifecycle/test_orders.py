@@ -1,0 +1,54 @@
+"""OrderService: idempotent submit, reads, commands."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from lifecycle.orders import CommandConflict, OrderError, OrderService, UnknownOrder
+from lifecycle.states import State
+from lifecycle.store import OrderRequest
+
+from .conftest import FakeClock
+
+
+@pytest.fixture
+def svc(fake_redis: Any, settings: Settings, clock: FakeClock) -> OrderService:
+    return OrderService(fake_redis, settings, clock=clock)
+
+
+def test_submit_is_idempotent(svc: OrderService, fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
+    order, created = svc.submit(OrderRequest("tg", country=6, max_price=None, order_id="abc"))
+    assert created and order.state is State.PENDING and order.country == 6
+    again, created2 = svc.submit(OrderRequest("wa", country=1, order_id="abc"))
+    assert not created2 and again.service == "tg"
+    # a first deadline makes the sweeper publish place_order if the task is lost
+    assert fake_redis.zscore(settings.key("deadlines"), "abc") == pytest.approx(clock.now + 60, abs=0.01)
+
+
+def test_submit_generates_an_id(svc: OrderService) -> None:
+    a, _ = svc.submit(OrderRequest("tg"))
+    b, _ = svc.submit(OrderRequest("tg"))
+    assert a.order_id != b.order_id and len(a.order_id) == 32
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 200, "a/b"])
+def test_bad_order_ids(svc: OrderService, bad: str) -> None:
+    with pytest.raises(OrderError):
+        svc.submit(OrderRequest("tg", order_id=bad) if bad else OrderRequest("", order_id="ok"))
+
+
+def test_commands(svc: OrderService) -> None:
+    svc.submit(OrderRequest("tg", order_id="o1"))
+    with pytest.raises(UnknownOrder):
+        svc.cancel("nope")
+    with pytest.raises(CommandConflict) as info:
+        svc.finish("o1")
+    assert info.value.state is State.PENDING
+    assert svc.cancel("o1").state is State.PENDING
+    assert [h.label for h in svc.history("o1")] == ["pending", "cmd:cancel"]
+
+
+def test_get_unknown(svc: OrderService) -> None:
+    assert svc.get("none") is None

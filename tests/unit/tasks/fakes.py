@@ -1,0 +1,133 @@
+"""A small in-process provider implementing the client methods the flows call, with scripted answers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from provider import errors as perr
+from provider.models import Activation, ActivationState, ActiveActivation, StatusResult, StatusV2
+
+
+@dataclass
+class FakeActivation:
+    activation_id: str
+    phone: str
+    service: str
+    country: str
+    order_id: str | None
+    state: str = "WAIT_CODE"      # WAIT_CODE | CODE_RECEIVED | WAIT_RETRY | CANCELLED | FINISHED
+    codes: list[str] = field(default_factory=list)
+    created: float = 0.0
+
+
+class FakeProvider:
+    """Scripted handler_api: ``fail[method]`` is a list of exceptions raised by the next calls of ``method``."""
+
+    def __init__(self, clock: Callable[[], float] | None = None, *, report_order_id: bool = True) -> None:
+        self.clock = clock or (lambda: 0.0)
+        self.report_order_id = report_order_id
+        self.activations: dict[str, FakeActivation] = {}
+        self.orders: dict[str, str] = {}
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.fail: dict[str, list[BaseException]] = {}
+        self.outage = False
+        self.early_cancel_seconds = 120.0
+        self.listing = True
+        self._next = 10_000_000_000
+
+    # ---------------------------------------------------------------- test helpers
+    def _enter(self, method: str, *args: Any) -> None:
+        self.calls.append((method, args))
+        if self.outage:
+            raise perr.ServerError(code=None, http_status=500, action=method)
+        queue = self.fail.get(method)
+        if queue:
+            raise queue.pop(0)
+
+    def count(self, method: str) -> int:
+        return sum(1 for m, _ in self.calls if m == method)
+
+    def deliver(self, activation_id: str, code: str) -> None:
+        act = self.activations[activation_id]
+        act.codes.append(code)
+        act.state = "CODE_RECEIVED"
+
+    def add(self, service: str = "tg", country: int = 0, order_id: str | None = None) -> FakeActivation:
+        self._next += 1
+        aid = str(self._next)
+        act = FakeActivation(aid, f"7999{self._next % 10_000_000:07d}", service, str(country), order_id,
+                             created=self.clock())
+        self.activations[aid] = act
+        if order_id:
+            self.orders[order_id] = aid
+        return act
+
+    # ---------------------------------------------------------------- client methods
+    def get_number_v2(self, service: str, country: int | None = None, order_id: str | None = None, **_: Any) -> Activation:
+        self._enter("get_number_v2", service, country, order_id)
+        if order_id and order_id in self.orders:
+            raise perr.OrderAlreadyExists()
+        act = self.add(service, country or 0, order_id)
+        return Activation(activation_id=act.activation_id, phone=act.phone, cost=Decimal("0.5"))
+
+    def get_active_activations(self) -> list[ActiveActivation]:
+        self._enter("get_active_activations")
+        if not self.listing:
+            raise perr.NotSupported("no listing")
+        return [ActiveActivation(activation_id=a.activation_id, phone=a.phone, service=a.service, country=a.country,
+                                 codes=tuple(a.codes), order_id=a.order_id if self.report_order_id else None)
+                for a in self.activations.values() if a.state not in ("CANCELLED", "FINISHED")]
+
+    def get_status(self, activation_id: str) -> StatusResult:
+        self._enter("get_status", activation_id)
+        act = self.activations.get(str(activation_id))
+        if act is None:
+            raise perr.NoActivation()
+        if act.state in ("CANCELLED", "FINISHED"):
+            return StatusResult(ActivationState.CANCELLED)
+        if act.state == "CODE_RECEIVED":
+            return StatusResult(ActivationState.CODE_RECEIVED, act.codes[-1])
+        if act.state == "WAIT_RETRY":
+            return StatusResult(ActivationState.WAIT_RETRY, act.codes[-1] if act.codes else None)
+        return StatusResult(ActivationState.WAIT_CODE)
+
+    def get_status_v2(self, activation_id: str) -> StatusV2:
+        self._enter("get_status_v2", activation_id)
+        act = self.activations.get(str(activation_id))
+        if act is None:
+            raise perr.NoActivation()
+        from provider.models import CallInfo
+        if act.state == "CODE_RECEIVED":
+            return StatusV2(ActivationState.CODE_RECEIVED, 1, None, CallInfo(code=act.codes[-1]))
+        if act.state in ("CANCELLED", "FINISHED"):
+            return StatusV2(ActivationState.CANCELLED)
+        return StatusV2(ActivationState.WAIT_CODE, 1)
+
+    def cancel_activation(self, activation_id: str) -> str:
+        self._enter("cancel_activation", activation_id)
+        act = self.activations.get(str(activation_id))
+        if act is None or act.state in ("CANCELLED", "FINISHED"):
+            raise perr.NoActivation()
+        if act.state != "WAIT_CODE":
+            raise perr.BadStatus()
+        if self.clock() - act.created < self.early_cancel_seconds:
+            raise perr.EarlyCancelDenied()
+        act.state = "CANCELLED"
+        return "ACCESS_CANCEL"
+
+    def finish_activation(self, activation_id: str) -> str:
+        self._enter("finish_activation", activation_id)
+        act = self.activations.get(str(activation_id))
+        if act is None or act.state in ("CANCELLED", "FINISHED"):
+            raise perr.NoActivation()
+        act.state = "FINISHED"
+        return "ACCESS_ACTIVATION"
+
+    def request_another_sms(self, activation_id: str) -> str:
+        self._enter("request_another_sms", activation_id)
+        act = self.activations[str(activation_id)]
+        if act.state != "CODE_RECEIVED":
+            raise perr.BadStatus()
+        act.state = "WAIT_RETRY"
+        return "ACCESS_RETRY_GET"

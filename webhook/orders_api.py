@@ -1,0 +1,132 @@
+"""The order API (Blueprint ``orders_api``): create orders, read their state, send downstream commands.
+
+Authenticated with ``Authorization: Bearer <API_TOKEN>`` (constant-time compare). The request only stores the
+order (one Lua step, idempotent on ``order_id``) and publishes ``otpflow.place_order``; the purchase happens in
+a worker, never inside the request.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate
+
+from lifecycle.orders import CommandConflict, OrderError, OrderService, UnknownOrder, valid_order_id
+from lifecycle.states import COMMANDS
+from lifecycle.store import OrderRequest
+from webhook.context import current_context
+from webhook.errors import error_response, unavailable
+
+log = logging.getLogger("otpflow.orders_api")
+
+orders_api = Blueprint("orders_api", __name__)
+
+
+class OrderSchema(Schema):
+    """The POST /api/orders body."""
+
+    service = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    country = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100000))
+    operator = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    max_price = fields.Decimal(load_default=None, allow_none=True, places=None, validate=validate.Range(min=0))
+    activation_type = fields.Integer(load_default=None, allow_none=True, validate=validate.OneOf([0, 1, 2]))
+    forward = fields.Boolean(load_default=None, allow_none=True)
+    order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+
+
+_schema = OrderSchema()
+
+
+def _authorized() -> bool:
+    expected = current_context().settings.api_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not expected or scheme.lower() != "bearer" or not token:
+        return False
+    a = hashlib.sha256(token.strip().encode("utf-8", "surrogatepass")).digest()
+    b = hashlib.sha256(expected.encode("utf-8")).digest()
+    return hmac.compare_digest(a, b)
+
+
+@orders_api.before_request
+def _check_token() -> Response | None:
+    if not _authorized():
+        response = error_response(401, "unauthorized", "missing or invalid bearer token")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="otpflow"'
+        return response
+    return None
+
+
+@orders_api.errorhandler(redis.exceptions.RedisError)
+def _redis_down(exc: redis.exceptions.RedisError) -> Response:
+    log.warning("order API: Redis unavailable (%s)", type(exc).__name__)
+    return unavailable()
+
+
+def _service() -> OrderService:
+    ctx = current_context()
+    return OrderService(ctx.redis, ctx.settings)
+
+
+def _publish(name: str, kwargs: dict[str, Any]) -> None:
+    """Publish by name. A failure is logged, not raised: the order is stored and its deadline makes the
+    sweeper publish the work again, so the caller still gets its answer."""
+    try:
+        current_context().celery.send_task(name, kwargs=kwargs)
+    except redis.exceptions.RedisError:
+        raise
+    except Exception as exc:  # kombu OperationalError and friends
+        log.warning("order API: could not publish %s (%s); the sweeper will", name, type(exc).__name__)
+
+
+@orders_api.post("/api/orders")
+def create_order() -> tuple[Response, int] | Response:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error_response(400, "invalid_json", "expected a JSON object")
+    try:
+        data = _schema.load(body)
+    except ValidationError as exc:
+        return error_response(400, "invalid_request", "validation failed", extra={"fields": exc.messages})
+    if data.get("order_id") and not valid_order_id(data["order_id"]):
+        return error_response(400, "invalid_request", "validation failed",
+                              extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
+    try:
+        order, created = _service().submit(OrderRequest(**data))
+    except OrderError as exc:
+        return error_response(400, "invalid_request", str(exc))
+    if created:
+        _publish("otpflow.place_order", {"order_id": order.order_id})
+    return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200
+
+
+@orders_api.get("/api/orders/<order_id>")
+def get_order(order_id: str) -> tuple[Response, int] | Response:
+    order = _service().get(order_id) if valid_order_id(order_id) else None
+    if order is None:
+        return error_response(404, "not_found", "no such order")
+    body = order.public()
+    body["history"] = [{"state": h.label, "at": h.at} for h in order.history]
+    return jsonify(body)
+
+
+@orders_api.post("/api/orders/<order_id>/<command>")
+def order_command(order_id: str, command: str) -> tuple[Response, int] | Response:
+    if command not in COMMANDS:
+        return error_response(404, "not_found", "no such command")
+    if not valid_order_id(order_id):
+        return error_response(404, "not_found", "no such order")
+    try:
+        accepted = _service().request(order_id, command)
+    except UnknownOrder:
+        return error_response(404, "not_found", "no such order")
+    except CommandConflict as exc:
+        return error_response(409, "conflict", f"{command} is not allowed in state "
+                              f"{exc.state.value if exc.state else 'unknown'}",
+                              extra={"state": exc.state.value if exc.state else None})
+    _publish("otpflow.command", {"order_id": order_id, "command": command})
+    return jsonify({"order_id": order_id, "command": command, "state": accepted.state.value}), 202

@@ -200,7 +200,11 @@ def _expect_plain(answer: Answer, ctx: Context, *tokens: str) -> Answer:
 
 
 def _state_code(answer: Answer) -> str | None:
-    """The canonical code of a plain or error-envelope answer (for actions that turn states into results)."""
+    """The canonical code of a plain or error-envelope answer (for actions that turn states into results).
+
+    Only for 2xx and 4xx answers (HeroSMS sends its errors with 4xx); a 3xx or 5xx is never a state."""
+    if not (answer.http_status < 300 or 400 <= answer.http_status < 500):
+        return None
     if answer.kind in ("plain", "error") and answer.token and len(answer.token) <= _MAX_TOKEN:
         return canonical_code(answer.token)
     return None

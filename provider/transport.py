@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlencode
 
 import requests
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
 
@@ -186,6 +187,7 @@ class Transport:
         request = requests.PreparedRequest()
         request.method = self.method
         request.headers = CaseInsensitiveDict(self._headers)
+        request._cookies = RequestsCookieJar()  # requests' redirect bookkeeping expects a jar
         if self.method == "GET":
             request.url = self._url_prefix + urlencode(pairs)
             request.body = None

@@ -407,7 +407,8 @@ class Engine:
     def update_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Control: change settings at run time; unknown keys are an error (typos must not pass silently)."""
         s = self.settings
-        for key, value in changes.items():
+        # fail_mode first: setting it clears the countdown, which a fail_next in the same body then sets.
+        for key, value in sorted(changes.items(), key=lambda kv: kv[0] != "fail_mode"):
             if key == "stock":
                 try:
                     self.catalogue.set_stock(value)

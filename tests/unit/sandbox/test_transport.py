@@ -75,6 +75,11 @@ def test_fail_mode_500_does_not_process_the_request(api: Api, control, engine) -
     assert engine.activations == {}
 
 
+def test_fail_next_before_fail_mode_in_the_body(api: Api, control) -> None:
+    control.post("settings", {"fail_next": 1, "fail_mode": "ERROR_SQL"})
+    assert [api("getBalance") for _ in range(2)] == ["ERROR_SQL", "ACCESS_BALANCE:100.00"]
+
+
 def test_fail_mode_until_cleared(api: Api, control) -> None:
     control.settings(fail_mode="ERROR_SQL")
     assert [api("getBalance") for _ in range(3)] == ["ERROR_SQL"] * 3

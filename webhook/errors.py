@@ -6,6 +6,7 @@ shape (never an HTML page, never a traceback, never a secret) makes failures dia
 from __future__ import annotations
 
 import logging
+import traceback
 
 import redis
 from flask import Flask, Response, jsonify, request
@@ -67,6 +68,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         # Flask would log "Exception on /webhooks/<token>"; log the redacted path ourselves instead.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, redact(request.path),
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        # The traceback is rendered and scrubbed here: handler filters run before formatters render exc_info.
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.error("unhandled %s on %s %s\n%s", type(exc).__name__, request.method, redact(request.path),
+                  redact(trace))
         return error_response(500, "internal", "internal error")

@@ -6,11 +6,21 @@ gunicorn's handlers each time it (re)builds them.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from config.logging_setup import RedactingFilter, redact
+
+
+class TracebackRedactingFilter(RedactingFilter):
+    """Also scrub tracebacks: render ``exc_info`` here, since formatters would otherwise render it after filters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        return super().filter(record)
 
 
 class RedactingLogger(Logger):
@@ -20,8 +30,8 @@ class RedactingLogger(Logger):
         super().setup(cfg)
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
-                if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                    handler.addFilter(RedactingFilter())
+                if not any(isinstance(f, TracebackRedactingFilter) for f in handler.filters):
+                    handler.addFilter(TracebackRedactingFilter())
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)

@@ -1,0 +1,64 @@
+"""The gunicorn configuration and the redacting access logger."""
+from __future__ import annotations
+
+import datetime
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+
+from webhook.gunicorn_logging import RedactingLogger
+
+from .conftest import TOKEN
+
+CONF = Path(__file__).resolve().parents[3] / "webhook" / "gunicorn_conf.py"
+
+
+def _environ(path: str) -> dict[str, str]:
+    return {"REQUEST_METHOD": "POST", "RAW_URI": path, "PATH_INFO": path, "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "test"}
+
+
+def test_access_and_error_logs_never_contain_the_token(tmp_path: Path) -> None:
+    access, error = tmp_path / "access.log", tmp_path / "error.log"
+    cfg = Config()
+    cfg.set("accesslog", str(access))
+    cfg.set("errorlog", str(error))
+    cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s %(U)s %({raw_uri}e)s %({path_info}e)s')
+    logger = RedactingLogger(cfg)
+    path = f"/webhooks/{TOKEN}"
+    resp = SimpleNamespace(status="200 OK", sent=20, headers=[("Content-Type", "application/json")])
+    req = SimpleNamespace(headers=[("HOST", "x")])
+    logger.access(resp, req, _environ(path), datetime.timedelta(milliseconds=3))
+    logger.error("Error handling request %s", path)
+    try:
+        raise ValueError(f"bad {path}")
+    except ValueError:
+        logger.exception("Error handling request %s", path)
+    for handler in logger.error_log.handlers + logger.access_log.handlers:
+        handler.flush()
+    text = access.read_text() + error.read_text()
+    assert "/webhooks/***" in access.read_text() and "/webhooks/***" in error.read_text()
+    assert TOKEN not in text
+
+
+def test_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PORT", "5123")
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    conf = runpy.run_path(str(CONF))
+    assert conf["bind"] == "0.0.0.0:5123"
+    assert conf["workers"] == 3 and conf["worker_class"] == "sync"
+    assert conf["graceful_timeout"] < 30 and conf["timeout"] == 30
+    assert conf["forwarded_allow_ips"] == "*"
+    assert conf["logger_class"] == "webhook.gunicorn_logging.RedactingLogger"
+    (tmp_path / "counter_1.db").write_bytes(b"")
+    conf["on_starting"](None)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TRUSTED_PROXIES", "0")
+    monkeypatch.delenv("WEB_CONCURRENCY")
+    conf = runpy.run_path(str(CONF))
+    assert conf["forwarded_allow_ips"] == "127.0.0.1,::1" and conf["workers"] == 2

@@ -92,6 +92,7 @@ class Runtime:
 _lock = threading.Lock()
 _runtime: Runtime | None = None
 _factory: Callable[[], Runtime] | None = None
+_built_by_factory = False
 
 
 def set_factory(factory: Callable[[], Runtime] | None) -> None:
@@ -103,24 +104,30 @@ def set_factory(factory: Callable[[], Runtime] | None) -> None:
 
 def set_runtime(runtime: Runtime | None) -> None:
     """Install a ready runtime (tests)."""
-    global _runtime
+    global _runtime, _built_by_factory
     with _lock:
         _runtime = runtime
+        _built_by_factory = False
 
 
-def reset_runtime() -> None:
-    """Forget the current runtime (after fork: the child builds fresh clients on first use)."""
+def reset_runtime(*, only_factory_built: bool = False) -> None:
+    """Forget the current runtime (after fork: the child builds fresh clients on first use).
+
+    ``only_factory_built`` leaves a runtime installed by ``set_runtime`` (tests) alone."""
     global _runtime
     with _lock:
+        if only_factory_built and not _built_by_factory:
+            return
         _runtime = None
 
 
 def get_runtime() -> Runtime:
-    global _runtime
+    global _runtime, _built_by_factory
     if _runtime is None:
         with _lock:
             if _runtime is None:
                 if _factory is None:
-                    raise RuntimeError("tasks runtime not configured: import worker.celery_app or call set_runtime()")
+                    raise RuntimeError("tasks runtime not configured: use worker.celery_app.app or set_runtime()")
                 _runtime = _factory()
+                _built_by_factory = True
     return _runtime

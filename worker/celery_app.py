@@ -110,9 +110,23 @@ def _build_module_app() -> Celery:
 
     from . import signals
 
-    signals.connect(settings)
+    signals.connect(celery_app, settings)
     install_runtime(celery_app, settings)
     return celery_app
 
 
-app = _build_module_app()
+_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """The module-level ``app`` for ``celery -A worker.celery_app``, built on first access (PEP 562).
+
+    Lazy so that importing ``make_celery`` (the web app, the CLI, tests) reads no environment, connects no
+    signal handlers and installs no task runtime.
+    """
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _build_module_app()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,15 +13,17 @@ log = logging.getLogger("otpflow.worker")
 _connected = False
 
 
-def connect(settings: Settings) -> None:
-    """Connect the handlers once per process."""
+def connect(app: Any, settings: Settings) -> None:
+    """Connect the handlers once per process (they act only for ``app``, the module-level worker app)."""
     global _connected
     if _connected:
         return
     _connected = True
 
     @signals.worker_init.connect(weak=False)
-    def _worker_init(**_: Any) -> None:
+    def _worker_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is not app:
+            return
         settings.require("worker")  # ConfigError names PROVIDER_API_KEY when it is missing
 
     @signals.setup_logging.connect(weak=False)
@@ -38,5 +40,5 @@ def connect(settings: Settings) -> None:
         # Sockets inherited from the parent must not be shared: build Redis and provider clients anew.
         from tasks.runtime import reset_runtime
 
-        reset_runtime()
+        reset_runtime(only_factory_built=True)
         install_redaction_on_existing_handlers()

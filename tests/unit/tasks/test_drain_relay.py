@@ -1,0 +1,67 @@
+"""Drain task flow (webhook inbox -> transitions, auto-finish) and the outbox relay to DOWNSTREAM_TASK."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from lifecycle import events as ev
+from lifecycle.states import State
+from lifecycle.store import OrderRequest
+from tasks import flows
+from tasks.runtime import Runtime
+
+from .conftest import stream_events
+from .fakes import FakeProvider
+
+
+def payload(aid: str, code: str = "5555") -> dict[str, Any]:
+    return {"activationId": aid, "service": "tg", "text": f"code {code}", "code": code, "country": 0,
+            "receivedAt": "2024-01-01 00:00:00"}
+
+
+def test_drain_webhook_then_poll_gives_one_code_event(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
+    rt.orders.submit(OrderRequest("tg", order_id="o1"))
+    flows.place_order(rt, "o1")
+    aid = rt.store.get("o1").activation_id  # type: ignore[union-attr]
+    provider.deliver(aid, "5555")
+    for i in range(8):                       # eight provider retries that got past the fingerprint dedupe
+        rt.inbox.append("activation", payload(aid), f"fp{i}")
+    rt.inbox.append("activation", payload("404"), "unknown")
+    report = flows.drain_inbox(rt)
+    assert len(report.processed) == 9 and report.coded == ["o1"] and report.unknown == 1
+    assert rt.inbox.pending_count() == 0 and rt.inbox.unknown_count() == 1
+    clock.advance(10_000)
+    flows.sweep(rt)                          # the poll sees the same code: no second event
+    assert [e["type"] for e in stream_events(rt.redis, rt.settings)].count(ev.CODE_RECEIVED) == 1
+
+
+def test_drain_auto_finishes(rt: Runtime, provider: FakeProvider) -> None:
+    rt = Runtime(settings=replace(rt.settings, auto_finish=True), redis=rt.redis, provider=provider,
+                 publish=rt.publish, clock=rt.clock, consumer_name="test")
+    rt.orders.submit(OrderRequest("tg", order_id="o1"))
+    flows.place_order(rt, "o1")
+    aid = rt.store.get("o1").activation_id  # type: ignore[union-attr]
+    provider.deliver(aid, "1")
+    rt.inbox.append("activation", payload(aid, "1"), "fp")
+    flows.drain_inbox(rt)
+    assert rt.store.get("o1").state is State.FINISHED  # type: ignore[union-attr]
+    assert provider.count("finish_activation") == 1
+
+
+def test_sweep_publishes_drain_when_inbox_not_empty(rt: Runtime, published: Any) -> None:
+    rt.inbox.append("activation", payload("1"), "fp")
+    flows.sweep(rt)
+    assert "otpflow.drain_inbox" in published.names()
+
+
+def test_relay_sends_each_event_to_downstream_task(rt: Runtime, published: Any) -> None:
+    rt = Runtime(settings=replace(rt.settings, downstream_task="consumer.handle", downstream_queue="down"),
+                 redis=rt.redis, provider=rt.provider, publish=rt.publish, clock=rt.clock, consumer_name="test")
+    rt.orders.submit(OrderRequest("tg", order_id="o1"))
+    flows.place_order(rt, "o1")
+    flows.kick_relay(rt)
+    assert published.names() == ["otpflow.relay_events"]
+    assert flows.relay_events(rt) == 1
+    name, kwargs = published[-1]
+    assert name == "consumer.handle" and kwargs["type"] == ev.NUMBER_ASSIGNED and kwargs["order_id"] == "o1"
+    assert flows.relay_events(rt) == 0

@@ -6,7 +6,7 @@ Stock is real: a purchase takes a number out of it and a cancel (or an expiry wi
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from .errors import OutOfStock

@@ -32,6 +32,9 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 logger_class = "webhook.gunicorn_logging.RedactingLogger"
 forwarded_allow_ips = "*" if _settings.trusted_proxies > 0 else "127.0.0.1,::1"
+# gunicorn >= 25 opens a control socket at one fixed per-user path; several servers on one machine (tests,
+# benchmarks, `otpflow run`) would fight over it, and the web dyno needs no runtime control.
+control_socket_disable = True
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"  # heartbeat file off the (possibly slow) disk
 

@@ -327,7 +327,7 @@ class WrongMaxPrice(BusinessError):
     def min_price(self) -> Decimal | None:
         value = lenient_decimal(self.argument)
         if value is None:
-            for key in ("minPrice", "min_price", "min"):
+            for key in ("minPrice", "min_price", "min", "value"):
                 value = lenient_decimal(self.info.get(key))
                 if value is not None:
                     break
@@ -386,7 +386,13 @@ class Banned(FatalError):
 
     @property
     def until(self) -> datetime | None:
-        return parse_banned_until(self.argument)
+        found = parse_banned_until(self.argument)
+        if found is None:  # HeroSMS-style title envelope: the date travels in info
+            for key in ("until", "value", "bannedUntil"):
+                value = self.info.get(key)
+                if isinstance(value, str) and (found := parse_banned_until(value)) is not None:
+                    break
+        return found
 
 
 class BadService(FatalError):

@@ -123,7 +123,7 @@ ENVELOPES = [
      "Not found"),
     ("getPrices", '{"title":"ERROR_SQL","details":"db"}', 500, E.SqlError, "ERROR_SQL", "db"),
     ("getPrices", '{"title":"RATE_LIMIT","details":"slow down"}', 429, E.RateLimited, "RATE_LIMIT", "slow down"),
-    ("getNumber", "SMSHUB: CURRENCY_CHANGE_UNAVAILABLE".split(": ")[1], 200, E.CurrencyChangeUnavailable,
+    ("getNumber", "CURRENCY_CHANGE_UNAVAILABLE", 200, E.CurrencyChangeUnavailable,
      "CURRENCY_CHANGE_UNAVAILABLE", None),
 ]
 
@@ -191,6 +191,15 @@ def test_banned_until_is_lenient(body, until):
     with pytest.raises(E.Banned) as info:
         parse_response("getNumber", body)
     assert info.value.until == until
+
+
+def test_title_envelope_arguments_from_info():
+    with pytest.raises(E.Banned) as info:
+        parse_response("getNumber", '{"title":"BANNED","details":"BANNED","info":{"value":"2030-1-2 3-4-5"}}', 403)
+    assert info.value.until == datetime(2030, 1, 2, 3, 4, 5)
+    with pytest.raises(E.WrongMaxPrice) as info2:
+        parse_response("getNumber", '{"title":"WRONG_MAX_PRICE","details":"below","info":{"value":"0.27"}}', 422)
+    assert info2.value.min_price == Decimal("0.27")
 
 
 def test_max_hours_and_early_cancel_and_channels_info():

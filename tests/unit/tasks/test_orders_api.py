@@ -1,0 +1,83 @@
+"""POST/GET /api/orders and the command endpoints (webhook/orders_api.py) on fakeredis with a recording producer."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+
+from config.settings import Settings
+
+TOKEN = "api-token-0123456789abcdef"
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send_task(self, name: str, *args: Any, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+        self.sent.append((name, dict(kwargs or {})))
+
+
+@pytest.fixture
+def producer() -> Producer:
+    return Producer()
+
+
+@pytest.fixture
+def client(fake_redis: Any, producer: Producer) -> Any:
+    from webhook.app import create_app
+
+    settings = Settings(api_token=TOKEN, webhook_token="webhook-token-0123456789")
+    app = create_app(settings, redis_client=fake_redis, celery_app=producer)
+    return app.test_client()
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_bad_token_is_401_with_json(client: Any) -> None:
+    for headers in ({}, auth("wrong"), {"Authorization": TOKEN}):
+        r = client.post("/api/orders", json={"service": "tg"}, headers=headers)
+        assert r.status_code == 401 and r.get_json()["error"] == "unauthorized"
+
+
+def test_create_is_idempotent_and_publishes_once(client: Any, producer: Producer) -> None:
+    r = client.post("/api/orders", json={"service": "tg", "country": 0, "max_price": "0.5", "order_id": "k1"},
+                    headers=auth())
+    assert r.status_code == 202 and r.get_json()["order_id"] == "k1" and r.get_json()["state"] == "pending"
+    r2 = client.post("/api/orders", json={"service": "tg", "order_id": "k1"}, headers=auth())
+    assert r2.status_code == 200 and r2.get_json()["order_id"] == "k1"
+    assert producer.sent == [("otpflow.place_order", {"order_id": "k1"})]
+    r3 = client.post("/api/orders", json={"service": "tg"}, headers=auth())
+    assert r3.status_code == 202 and len(r3.get_json()["order_id"]) == 32
+
+
+@pytest.mark.parametrize("body", [{}, {"service": ""}, {"service": "tg", "country": "x"},
+                                  {"service": "tg", "activation_type": 7}, {"service": "tg", "order_id": "a b"}])
+def test_validation(client: Any, body: dict[str, Any]) -> None:
+    r = client.post("/api/orders", json=body, headers=auth())
+    assert r.status_code == 400
+
+
+def test_get_and_commands(client: Any, producer: Producer) -> None:
+    client.post("/api/orders", json={"service": "tg", "order_id": "k1"}, headers=auth())
+    r = client.get("/api/orders/k1", headers=auth())
+    body = r.get_json()
+    assert r.status_code == 200 and body["state"] == "pending" and body["history"][0]["state"] == "pending"
+    assert client.get("/api/orders/nope", headers=auth()).status_code == 404
+    assert client.post("/api/orders/k1/finish", headers=auth()).status_code == 409
+    r = client.post("/api/orders/k1/cancel", headers=auth())
+    assert r.status_code == 202
+    assert producer.sent[-1] == ("otpflow.command", {"order_id": "k1", "command": "cancel"})
+    assert client.post("/api/orders/nope/cancel", headers=auth()).status_code == 404
+
+
+def test_redis_down_is_503(client: Any, fake_redis: Any, monkeypatch: Any) -> None:
+    def boom(*_: Any, **__: Any) -> Any:
+        raise redis.exceptions.ConnectionError("down")
+
+    monkeypatch.setattr(fake_redis, "hgetall", boom)
+    r = client.get("/api/orders/k1", headers=auth())
+    assert r.status_code == 503

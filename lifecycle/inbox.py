@@ -155,12 +155,12 @@ class Inbox:
             keys=[seen_key, self.stream_key, self.drain_flag_key],
             args=[self.settings.webhook_dedupe_ttl, self.drain_flag_ttl, kind, _dumps(payload), fingerprint],
         ))
-        duplicate, entry_id, schedule = raw[0], raw[1], raw[2]
-        if isinstance(entry_id, bytes):
-            entry_id = entry_id.decode()
-        if int(duplicate):
+        status = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if status == "d":
             return AppendResult(duplicate=True, entry_id=None, schedule_drain=False)
-        return AppendResult(duplicate=False, entry_id=str(entry_id), schedule_drain=bool(int(schedule)))
+        if status[:1] not in ("s", "q") or len(status) < 4:
+            raise InboxError(f"unexpected answer from the inbox append script: {status[:40]!r}")
+        return AppendResult(duplicate=False, entry_id=status[1:], schedule_drain=status[0] == "s")
 
     def dead_letter(self, reason: str, body: str, meta: Mapping[str, Any] | None = None) -> str:
         """Keep a rejected body for inspection, in a stream trimmed to about ``DEAD_LETTER_MAXLEN`` entries."""

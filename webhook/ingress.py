@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from config.settings import Settings
 from lifecycle.inbox import InboxUnavailable
@@ -29,6 +29,8 @@ DRAIN_TASK = "otpflow.drain_inbox"
 DRAIN_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 DEAD_LETTER_META_MAX = 200
 INGRESS_KEY = "otpflow.ingress"
+ACCEPTED_BODY = b'{"status":"accepted"}\n'
+DUPLICATE_BODY = b'{"status":"duplicate"}\n'
 
 webhooks = Blueprint("webhooks", __name__)
 
@@ -105,10 +107,15 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
         return unavailable(), "unavailable"
 
     if result.duplicate:
-        return jsonify({"status": "duplicate"}), "duplicate"
+        return _static(DUPLICATE_BODY), "duplicate"
     if result.schedule_drain:
         _publish_drain(ctx)
-    return jsonify({"status": "accepted"}), "accepted"
+    return _static(ACCEPTED_BODY), "accepted"
+
+
+def _static(body: bytes) -> Response:
+    """The two success answers are constants: skip JSON encoding on the hot path."""
+    return Response(body, status=200, mimetype="application/json")
 
 
 def _too_large(policy: IngressPolicy) -> Response:

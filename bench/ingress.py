@@ -1,0 +1,264 @@
+"""Webhook ingress throughput and latency, as a ratio to a bare Flask endpoint doing one Redis LPUSH.
+
+Both apps are served the same way, in the same run, on loopback: ``gunicorn -c webhook/gunicorn_conf.py``
+(sync workers, 2 by default, access log off for both), against the same real Redis. The load generator runs in
+this process: a few threads, each sending raw HTTP/1.1 POSTs of a ~200-byte activation webhook (every one a new
+SMS, so every request is a real append, never a duplicate). gunicorn's sync worker closes the connection after
+each response whatever the client asks (``resp.force_close()``), so every request is a fresh loopback TCP
+connection for both servers; keep-alive cannot be measured with sync workers.
+
+Bounded in count and in time: ``--requests`` per round and target (default 3000), ``--max-seconds`` per round
+(default 20), ``--rounds`` interleaved rounds (default 3, the median is reported).
+
+Redis: ``OTPFLOW_BENCH_REDIS`` (a URL), else 127.0.0.1:6379 database 15 when it answers, else an embedded
+redis-server. Keys go under a per-run ``KEY_PREFIX`` and are deleted at the end.
+
+    .venv/bin/python bench/ingress.py [--requests 3000] [--threads 4] [--rounds 3] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from otpflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable  # noqa: E402
+
+TOKEN = "bench_" + "k3Jd93nD0aQ1xP7zR2vL"
+BASELINE_KEY_ENV = "OTPFLOW_BENCH_BASELINE_KEY"
+
+
+def baseline_factory() -> Any:
+    """The baseline: a bare Flask endpoint doing one LPUSH of the body (gunicorn ``bench.ingress:baseline_factory()``)."""
+    from flask import Flask, jsonify, request
+
+    app = Flask("baseline")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+    key = os.environ[BASELINE_KEY_ENV]
+
+    @app.post("/webhooks/<token>")
+    def hook(token: str) -> Any:
+        client.lpush(key, request.get_data())
+        return jsonify({"status": "accepted"})
+
+    return app
+
+
+@dataclass
+class Result:
+    name: str
+    ok: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies)
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, int(q * len(data)))] * 1000
+
+
+def _request(port: int, body: bytes) -> bytes:
+    head = (f"POST /webhooks/{TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n")
+    return head.encode() + body
+
+
+def _post(port: int, payload: bytes) -> int:
+    """One raw HTTP request; the sync worker closes after the response, so read to EOF."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    return int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
+
+
+_counter = iter(range(10**12))
+_counter_lock = threading.Lock()
+
+
+def _bodies() -> Iterator[bytes]:
+    while True:
+        with _counter_lock:
+            n = next(_counter)
+        yield json.dumps({"activationId": 3936040355 + n % 1000, "service": "tg",
+                          "text": f"Your Telegram code: {n:08d}. Do not share it.", "code": f"{n:08d}",
+                          "country": 0, "receivedAt": "2026-01-02 03:04:05"}, separators=(",", ":")).encode()
+
+
+def load(name: str, port: int, requests: int, threads: int, max_seconds: float) -> Result:
+    """Send ``requests`` POSTs from ``threads`` threads (or stop at ``max_seconds``); time each."""
+    result = Result(name)
+    lock = threading.Lock()
+    remaining = [requests]
+    deadline = time.monotonic() + max_seconds
+
+    def worker() -> None:
+        bodies = _bodies()
+        local: list[float] = []
+        ok = errors = 0
+        while time.monotonic() < deadline:
+            with lock:
+                if remaining[0] <= 0:
+                    break
+                remaining[0] -= 1
+            payload = _request(port, next(bodies))
+            started = time.perf_counter()
+            try:
+                status = _post(port, payload)
+            except OSError:
+                status = 0
+            local.append(time.perf_counter() - started)
+            if status == 200:
+                ok += 1
+            else:
+                errors += 1
+        with lock:
+            result.latencies.extend(local)
+            result.ok += ok
+            result.errors += errors
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(max_seconds + 15)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def start_server(app_spec: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    full_env = {**os.environ, **env, "PORT": str(port)}
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config makes a fresh one per server
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn_conf.py", app_spec],
+                               cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app_spec} exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    stop_server(process)
+    raise RuntimeError(f"{app_spec} did not start")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def pick_redis() -> tuple[str, EmbeddedRedis | None]:
+    url = os.environ.get("OTPFLOW_BENCH_REDIS", "").strip()
+    if url:
+        return url, None
+    if redis_reachable("redis://127.0.0.1:6379/15"):
+        return "redis://127.0.0.1:6379/15", None
+    server = EmbeddedRedis().start()
+    return server.url, server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round and target")
+    parser.add_argument("--threads", type=int, default=4, help="concurrent client connections")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="time bound per round and target")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (WEB_CONCURRENCY)")
+    parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on for both")
+    args = parser.parse_args(argv)
+
+    redis_url, embedded = pick_redis()
+    prefix = f"otpflow-bench-{os.getpid()}"
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    queue_existed = client.exists("otpflow") == 1
+    common = {"REDIS_URL": redis_url, "WEBHOOK_TOKEN": TOKEN, "API_TOKEN": "bench_api_" + "x" * 16,
+              "KEY_PREFIX": prefix, "WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "WARNING",
+              "GUNICORN_ACCESSLOG": "-" if args.access_log else "", BASELINE_KEY_ENV: f"{prefix}:baseline"}
+    web_port, base_port = free_port(), free_port()
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        servers.append(start_server("webhook.wsgi:app", web_port, common))
+        servers.append(start_server("bench.ingress:baseline_factory()", base_port, common))
+        load("warmup", web_port, args.warmup, args.threads, args.max_seconds)
+        load("warmup", base_port, args.warmup, args.threads, args.max_seconds)
+        rounds: list[tuple[Result, Result]] = []
+        for i in range(args.rounds):
+            base = load("baseline (Flask + LPUSH)", base_port, args.requests, args.threads, args.max_seconds)
+            hook = load("webhook ingress", web_port, args.requests, args.threads, args.max_seconds)
+            rounds.append((base, hook))
+            print(f"round {i + 1}: baseline {base.rps:7.0f} req/s p50 {base.pct(0.5):5.2f} ms p99 {base.pct(0.99):5.2f} ms"
+                  f" | webhook {hook.rps:7.0f} req/s p50 {hook.pct(0.5):5.2f} ms p99 {hook.pct(0.99):5.2f} ms"
+                  f" | ratio {hook.rps / base.rps if base.rps else float('nan'):.3f}"
+                  f" | errors {base.errors}/{hook.errors}", flush=True)
+        stored = client.xlen(f"{prefix}:inbox")
+    finally:
+        for process in servers:
+            stop_server(process)
+
+    ratios = [h.rps / b.rps for b, h in rounds if b.rps]
+    med = statistics.median(ratios)
+    b_rps = statistics.median(b.rps for b, _ in rounds)
+    h_rps = statistics.median(h.rps for _, h in rounds)
+    b50 = statistics.median(b.pct(0.5) for b, _ in rounds)
+    h50 = statistics.median(h.pct(0.5) for _, h in rounds)
+    b99 = statistics.median(b.pct(0.99) for b, _ in rounds)
+    h99 = statistics.median(h.pct(0.99) for _, h in rounds)
+    accepted = sum(h.ok for _, h in rounds) + args.warmup
+    print()
+    print(f"redis {redis_url.split('@')[-1]} | gunicorn sync x{args.workers} | {args.threads} client threads | "
+          f"{args.requests} requests x {args.rounds} rounds | cpus {os.cpu_count()}")
+    print(f"baseline  Flask + 1 LPUSH : {b_rps:7.0f} req/s  p50 {b50:5.2f} ms  p99 {b99:5.2f} ms")
+    print(f"webhook   ingress         : {h_rps:7.0f} req/s  p50 {h50:5.2f} ms  p99 {h99:5.2f} ms")
+    print(f"throughput ratio (median of rounds) : {med:.3f}   (target >= 0.8)")
+    print(f"latency ratio p50 / p99             : {h50 / b50:.3f} / {h99 / b99:.3f}   (webhook / baseline)")
+    print(f"inbox entries stored: {stored} (accepted answers incl. warm-up: {accepted})")
+
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i:i + 500])
+    if not queue_existed:
+        client.delete("otpflow")  # the few drain tasks this run published, when the queue was ours alone
+    client.close()
+    if embedded is not None:
+        embedded.stop()
+    return 0 if stored == accepted else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

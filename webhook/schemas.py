@@ -129,6 +129,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """``1e400`` would parse to infinity, which JSON cannot represent when we store the payload again."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
 def _form_body(text: str) -> dict[str, Any] | None:
     """Form-encoded fallback: ``a=1&b=2``; ``sms[text]=…`` or ``sms=<json>`` become the nested ``sms`` object."""
     pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
@@ -159,7 +167,7 @@ def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise MalformedWebhook("empty body")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise MalformedWebhook("body is nested too deeply") from exc
     except ValueError as exc:

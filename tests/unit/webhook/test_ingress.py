@@ -181,6 +181,7 @@ def test_celery_producer_is_built_lazily_from_worker_module(make_harness: MakeHa
     (b"[1, 2, 3]", "_body"),
     (b'"a string"', "_body"),
     (b"NaN", "_body"),
+    (b'{"activationId": "1", "x": 1e400}', "_body"),
     (b'{"hello": "world"}', "activationId"),
     (b'{"activationId": true}', "activationId"),
     (b'{"activationId": 1.5}', "activationId"),

@@ -60,19 +60,6 @@ class Clock:
         return self.now
 
 
-class OneAtATimeStore:
-    """The baseline's reads: one HGETALL round trip per order instead of one pipeline per batch."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def get_many(self, ids: list[str]) -> dict[str, Any]:
-        return {i: self.store.get(i) for i in ids}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-
 def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", API_KEY,
@@ -159,18 +146,10 @@ def main() -> None:
         ours_calls = dict(provider.calls)
         assert report.claimed == n, report
 
-        # --- baseline: the same sweep with one HGETALL and one getStatus per activation
+        # --- baseline: the same sweep with one Redis command and one getStatus at a time
         clock.now += settings.poll_interval + 1
         provider.calls.clear()
-        base_rt = Runtime(settings=settings, redis=r, provider=provider, publish=lambda *_: None, clock=clock,
-                          consumer_name="bench")
-        base_rt.__dict__["store"] = OneAtATimeStore(rt.store)
-        old_min = flows.BULK_MIN
-        flows.BULK_MIN = 10 ** 9
-        try:
-            base_report, base_wall, base_cpu = measure(lambda: flows.sweep(base_rt, lease=120))
-        finally:
-            flows.BULK_MIN = old_min
+        base_report, base_wall, base_cpu = measure(lambda: flows.sweep(rt, lease=120, batched=False))
         base_calls = dict(provider.calls)
         assert base_report.claimed == n, base_report
 

@@ -87,6 +87,7 @@ class Transitions:
         now: float | None = None,
         key: str | None = None,
         fill: Mapping[str, str] | None = None,
+        client: Any = None,
     ) -> Result:
         """Run the compare-and-set; see ``lua/transition.lua`` for the meaning of each part."""
         now = self.clock() if now is None else now
@@ -117,8 +118,12 @@ class Transitions:
         if hist:
             spec["hist"] = hist
         index_key = self.keys.activation_index(activation_id) if activation_id else ""
-        raw = self._script(keys=[key or self.keys.order(order_id), self.keys.deadlines, self.keys.events, index_key],
-                           args=[json.dumps(spec, separators=(",", ":"))])
+        keys = [key or self.keys.order(order_id), self.keys.deadlines, self.keys.events, index_key]
+        argv = [json.dumps(spec, separators=(",", ":"))]
+        if client is not None:  # queued on a pipeline: the caller executes it (and cannot see the result)
+            self._script(keys=keys, args=argv, client=client)
+            return Result("queued", "")
+        raw = self._script(keys=keys, args=argv)
         try:
             status, state, sid = raw[0], raw[1], raw[2]
         except (TypeError, IndexError):
@@ -195,11 +200,13 @@ class Transitions:
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def rearm(self, order_id: str, *, state: State, due: float, fails: int | None = None,
-              clear_command: bool = False) -> Result:
-        """Set the next deadline only if the order is still in ``state`` (a stale sweeper cannot undo news)."""
+              clear_command: bool = False, reset_fails: bool = False, client: Any = None) -> Result:
+        """Set the next deadline only if the order is still in ``state`` (a stale sweeper cannot undo news).
+
+        ``client``: a pipeline to queue the step on (a sweep re-arms thousands of orders in one round trip)."""
         incr = {F_FAILS: 1} if fails else None
-        delete = (F_CMD,) if clear_command else ()
-        return self.apply(order_id, expect=(state,), deadline=due, incr=incr, delete=delete)
+        delete = tuple(f for f, on in ((F_CMD, clear_command), (F_FAILS, reset_fails)) if on)
+        return self.apply(order_id, expect=(state,), deadline=due, incr=incr, delete=delete, client=client)
 
     def reset_fails(self, order_id: str, *, state: State) -> Result:
         return self.apply(order_id, expect=(state,), delete=(F_FAILS,))

@@ -54,6 +54,8 @@ class SweepReport:
     provider_calls: dict[str, int] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
     drained: int = 0
+    #: a pipeline the sweep queues its plain re-arms on (flushed once at the end); None = execute at once
+    pipe: Any = None
 
     def call(self, name: str) -> None:
         self.provider_calls[name] = self.provider_calls.get(name, 0) + 1
@@ -289,9 +291,8 @@ def _apply_decision(rt: Runtime, order: Order, obs: Observation, report: SweepRe
         rt.transitions.finish(order.order_id, activation_id=order.activation_id, reason=decision.reason)
         report.did("finished")
         return "finished"
-    res = rt.transitions.rearm(order.order_id, state=order.state, due=rt.timing.after_poll(order, rt.clock()))
-    if res.ok and order.fails:
-        rt.transitions.reset_fails(order.order_id, state=order.state)
+    rt.transitions.rearm(order.order_id, state=order.state, due=rt.timing.after_poll(order, rt.clock()),
+                         reset_fails=bool(order.fails), client=report.pipe)
     report.did("poll")
     return "polled"
 
@@ -364,27 +365,36 @@ def _retry(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker) -> 
 
 
 # ---------------------------------------------------------------------------------------- sweep
-def sweep(rt: Runtime, *, lease: float = 120.0) -> SweepReport:
-    """One beat: claim due deadlines (leased), read them in one pipeline, reconcile many with one bulk call."""
+def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepReport:
+    """One beat: claim due deadlines (leased), read them in one pipeline, reconcile many with one bulk call.
+
+    ``batched=False`` does the same work one Redis command and one getStatus at a time (the benchmark's
+    baseline)."""
     report = SweepReport()
     due = rt.deadlines.claim(rt.settings.sweep_batch, lease=lease)
     report.claimed = len(due)
     if due:
-        orders = rt.store.get_many([d.order_id for d in due])
-        bulk = _bulk_listing(rt, orders.values(), report)
+        ids = [d.order_id for d in due]
+        orders = rt.store.get_many(ids) if batched else {i: rt.store.get(i) for i in ids}
+        bulk = _bulk_listing(rt, orders.values(), report) if batched else None
         breaker = Breaker()
-        for d in due:
-            try:
-                advance(rt, d.order_id, order=orders.get(d.order_id), bulk=bulk, breaker=breaker, report=report)
-            except Exception:  # one bad order must not stop the sweep; its lease expires and it comes back
-                log.exception("sweep: order %s failed", d.order_id)
+        report.pipe = rt.redis.pipeline(transaction=False) if batched else None
+        try:
+            for d in due:
+                try:
+                    advance(rt, d.order_id, order=orders.get(d.order_id), bulk=bulk, breaker=breaker, report=report)
+                except Exception:  # one bad order must not stop the sweep; its lease expires and it comes back
+                    log.exception("sweep: order %s failed", d.order_id)
+        finally:
+            pipe, report.pipe = report.pipe, None
+            if pipe is not None:
+                pipe.execute()  # the queued re-arms (each still a compare-and-set on the state)
     report.drained = redrain(rt)
     return report
 
 
 def _bulk_listing(rt: Runtime, orders: Iterable[Order | None], report: SweepReport) -> dict[str, Any] | None:
     """One getActiveActivations covering every SMS activation due for a poll (where the dialect has it)."""
-    now = rt.clock()
     candidates = 0
     for o in orders:
         if o is not None and o.state in (State.WAITING, State.WAITING_RETRY) and not o.is_call and o.activation_id:
@@ -399,7 +409,6 @@ def _bulk_listing(rt: Runtime, orders: Iterable[Order | None], report: SweepRepo
     except perr.ProviderError as exc:
         log.warning("sweep: getActiveActivations failed (%s); falling back to getStatus", exc.code or type(exc).__name__)
         return None
-    del now
     return {str(r.activation_id): r for r in rows}
 
 

@@ -94,3 +94,72 @@ def _publisher(settings: Settings):  # type: ignore[no-untyped-def]
     from worker.celery_app import make_celery
 
     return make_celery(settings)
+
+
+def order(*, service: str, country: str | None, operator: str | None, max_price: str | None,
+          activation_type: int | None, forward: bool, order_id: str | None, wait: bool, timeout: float) -> int:
+    """Store the order and publish ``otpflow.place_order``: the same two steps as ``POST /api/orders``."""
+    from decimal import Decimal, InvalidOperation
+
+    from lifecycle.orders import OrderError
+    from lifecycle.store import OrderRequest
+
+    settings = _settings()
+    try:
+        request = OrderRequest(service=service, country=int(country) if country is not None else None,
+                               operator=operator, max_price=Decimal(max_price) if max_price else None,
+                               activation_type=activation_type, forward=forward or None, order_id=order_id)
+        placed, created = _order_service(settings).submit(request)
+    except (OrderError, ValueError, InvalidOperation) as exc:
+        print(f"otpflow order: {exc}", file=sys.stderr)
+        return 2
+    if created:
+        _publisher(settings).send_task("otpflow.place_order", kwargs={"order_id": placed.order_id})
+    _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
+    if not wait:
+        return 0
+    terminal = {"activation.finished": 0, "activation.cancelled": 1, "order.failed": 1}
+    redis = make_redis(settings)
+    cursor = "0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _stream, entries in redis.xread({settings.events_stream: cursor}, block=1000, count=100) or []:
+            for entry_id, fields in entries:
+                cursor = entry_id
+                data = json.loads(fields.get("data") or "{}")
+                if data.get("order_id") == placed.order_id:
+                    print(json.dumps({"type": fields.get("type"), "data": data}, ensure_ascii=False), flush=True)
+                    if fields.get("type") in terminal:
+                        return terminal[fields["type"]]
+    print("otpflow order: timed out waiting for the order to end", file=sys.stderr)
+    return 1
+
+
+def status(order_id: str) -> int:
+    settings = _settings()
+    found = _order_service(settings).get(order_id)
+    if found is None:
+        print(f"otpflow status: no order {order_id!r}", file=sys.stderr)
+        return 1
+    body = found.public()
+    body["history"] = [{"state": h.label, "at": h.at} for h in found.history]
+    _print_json(body)
+    return 0
+
+
+def send_command(order_id: str, name: str) -> int:
+    """finish, retry or cancel: recorded on the order, then carried out by ``otpflow.command`` in a worker."""
+    from lifecycle.orders import CommandConflict, UnknownOrder
+
+    settings = _settings()
+    try:
+        accepted = _order_service(settings).request(order_id, name)
+    except UnknownOrder:
+        print(f"otpflow command: no order {order_id!r}", file=sys.stderr)
+        return 1
+    except CommandConflict as exc:
+        print(f"otpflow command: {exc}", file=sys.stderr)
+        return 1
+    _publisher(settings).send_task("otpflow.command", kwargs={"order_id": order_id, "command": name})
+    _print_json({"order_id": order_id, "command": name, "state": accepted.state.value})
+    return 0

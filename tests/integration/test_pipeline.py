@@ -17,24 +17,42 @@ from tests.support.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def pipeline(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def _start_pipeline(url: str, log_dir: Path, **env: str) -> Pipeline:
     import redis as redis_lib
 
-    url = f"{redis_server_url}/10"
     redis_lib.Redis.from_url(url).flushdb()
-    pipe = Pipeline(redis_url=url, log_dir=Path(tmp_path_factory.mktemp("pipeline-logs")))
+    pipe = Pipeline(redis_url=url, log_dir=log_dir, extra_env=env)
     try:
         pipe.start()
-        yield pipe
-    finally:
+    except BaseException:
         pipe.stop()
+        raise
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def pipeline(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipe = _start_pipeline(f"{redis_server_url}/10", Path(tmp_path_factory.mktemp("pipeline-logs")))
+    yield pipe
+    pipe.stop()
+
+
+@pytest.fixture(scope="module")
+def manual_pipeline(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The pipeline with AUTO_FINISH off: downstream decides when to finish, retry or cancel."""
+    pipe = _start_pipeline(f"{redis_server_url}/11", Path(tmp_path_factory.mktemp("manual-logs")),
+                           AUTO_FINISH="false", FINISH_TIMEOUT="600")
+    yield pipe
+    pipe.stop()
 
 
 @pytest.fixture(autouse=True)
-def sandbox_defaults(pipeline: Pipeline) -> None:
-    pipeline.control("settings", {"auto_sms_after": None, "drop_webhooks": False, "duplicate_webhooks": 1,
-                                  "fail_mode": None, "webhook_url": pipeline.webhook_url})
+def sandbox_defaults(request: pytest.FixtureRequest) -> None:
+    for name in ("pipeline", "manual_pipeline"):
+        if name in request.fixturenames:
+            pipe: Pipeline = request.getfixturevalue(name)
+            pipe.control("settings", {"auto_sms_after": None, "drop_webhooks": False, "duplicate_webhooks": 1,
+                                      "fail_mode": None, "webhook_url": pipe.webhook_url})
 
 
 def deliver_sms(pipeline: Pipeline, activation_id: str, code: str) -> None:
@@ -120,22 +138,19 @@ def test_same_order_id_buys_one_number(pipeline: Pipeline) -> None:
     assert [k for k, _ in pipeline.events(order_id)].count("number.assigned") == 1
 
 
-def test_retry_command_gives_a_second_code(pipeline: Pipeline) -> None:
-    from tests.support.pipeline import Pipeline as _P  # noqa: F401  (keeps the fixture's type visible)
-
-    pipe = pipeline
-    response = pipe.api("POST", "/api/orders", json={"service": "tg", "country": "0", "auto_finish": False})
-    order_id = response.json()["order_id"]
+def test_retry_command_gives_a_second_code_then_finish(manual_pipeline: Pipeline) -> None:
+    pipe = manual_pipeline
+    order_id = pipe.order("tg")
     assigned = pipe.wait_event(order_id, "number.assigned")
     deliver_sms(pipe, assigned["activation_id"], "111111")
     pipe.wait_event(order_id, "code.received")
+    time.sleep(1)
+    assert "activation.finished" not in [k for k, _ in pipe.events(order_id)]
     retry = pipe.api("POST", f"/api/orders/{order_id}/retry")
-    if retry.status_code == 409:
-        pytest.skip("order was auto-finished before the retry command (AUTO_FINISH per order not supported)")
     assert retry.status_code == 202, retry.text
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if sandbox_activation(pipe, assigned["activation_id"]).get("status") in ("WAIT_RETRY", "wait_retry"):
+        if sandbox_activation(pipe, assigned["activation_id"])["state"] == "WAIT_RETRY":
             break
         time.sleep(0.1)
     deliver_sms(pipe, assigned["activation_id"], "222222")
@@ -149,6 +164,18 @@ def test_retry_command_gives_a_second_code(pipeline: Pipeline) -> None:
     assert codes == ["111111", "222222"]
     assert pipe.api("POST", f"/api/orders/{order_id}/finish").status_code == 202
     pipe.wait_event(order_id, "activation.finished")
+    assert sandbox_activation(pipe, assigned["activation_id"])["state"] == "FINISHED"
+    assert pipe.api("POST", f"/api/orders/{order_id}/cancel").status_code == 409
+
+
+def test_cancel_command_before_a_code(manual_pipeline: Pipeline) -> None:
+    pipe = manual_pipeline
+    order_id = pipe.order("vk")
+    pipe.wait_event(order_id, "number.assigned")
+    assert pipe.api("POST", f"/api/orders/{order_id}/cancel").status_code == 202
+    pipe.control("clock/advance", {"seconds": 125})  # past the provider's early-cancel window
+    cancelled = pipe.wait_event(order_id, "activation.cancelled", timeout=30)
+    assert cancelled["reason"]
 
 
 def test_unknown_activation_webhook_is_accepted_and_recorded(pipeline: Pipeline) -> None:
@@ -167,7 +194,7 @@ def test_rejections_have_the_documented_statuses(pipeline: Pipeline) -> None:
     assert requests.get(f"{pipeline.base_url}/healthz", timeout=5).status_code == 200
 
 
-def test_no_numbers_becomes_order_failed(pipeline: Pipeline) -> None:
+def test_price_below_the_minimum_becomes_order_failed(pipeline: Pipeline) -> None:
     response = pipeline.api("POST", "/api/orders", json={"service": "tg", "country": "0", "max_price": "0.0001"})
     order_id = response.json()["order_id"]
     failed = pipeline.wait_event(order_id, "order.failed", timeout=30)

@@ -1,0 +1,211 @@
+"""Chaos: kill workers mid-task, SIGTERM everything as Heroku does, restart Redis under load, make the provider fail.
+
+After each, the ledger must hold: every webhook the web app accepted (HTTP 200) is emitted exactly once or is still
+pending in the inbox; no activation is left neither finished nor cancelled past its deadline; no purchase is made
+twice for one order.
+
+These tests own their Redis (an embedded redis-server with an append-only file, so it can be stopped and started
+again on the same port without losing what it acknowledged), never the machine's.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+import requests
+
+from otpflow.embedded_redis import EmbeddedRedis
+from tests.support.pipeline import Pipeline
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+CHAOS_ENV = {"BROKER_VISIBILITY_TIMEOUT": "6", "WORKER_SOFT_SHUTDOWN_TIMEOUT": "8"}
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(appendonly=True, data_dir=tempfile.mkdtemp(prefix="otpflow-chaos-")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pipeline(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[Pipeline]:
+    pipe = Pipeline(redis_url=own_redis.url, log_dir=tmp_path, extra_env=dict(CHAOS_ENV))
+    try:
+        yield pipe
+    finally:
+        pipe.stop()
+
+
+def sandbox_activations(pipe: Pipeline) -> list[dict]:
+    activations = pipe.sandbox_state()["activations"]
+    return list(activations.values()) if isinstance(activations, dict) else list(activations)
+
+
+def assert_ledger(pipe: Pipeline, accepted_codes: dict[str, set[str]], *, timeout: float = 60.0) -> None:
+    """Every accepted code is emitted exactly once (waiting up to ``timeout`` for pending work to drain)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        per_activation: dict[str, list[str]] = collections.defaultdict(list)
+        for kind, data in pipe.events():
+            if kind == "code.received":
+                per_activation[str(data["activation_id"])].append(str(data["code"]))
+        missing = {a: codes - set(per_activation.get(a, [])) for a, codes in accepted_codes.items()}
+        missing = {a: c for a, c in missing.items() if c}
+        duplicated = {a: c for a, c in per_activation.items() if len(c) != len(set(c))}
+        assert not duplicated, f"emitted twice: {duplicated}"
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"accepted but never emitted: {missing}\n{pipe.logs()}")
+        time.sleep(0.2)
+
+
+def assert_one_purchase_per_order(pipe: Pipeline, order_ids: list[str]) -> None:
+    counts = collections.Counter()
+    for kind, data in pipe.events():
+        if kind == "number.assigned":
+            counts[data["order_id"]] += 1
+    assert all(counts[o] <= 1 for o in order_ids), counts
+    by_order = collections.Counter(a.get("order_id") for a in sandbox_activations(pipe) if a.get("order_id"))
+    assert all(by_order[o] <= 1 for o in order_ids), by_order
+
+
+def pool_children(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> None:
+    pipeline.start()
+    # The provider hangs on the purchase, so the task is inside getNumberV2 when its process dies.
+    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+    order_id = pipeline.order("tg")
+    worker = pipeline.processes["worker"]
+    deadline = time.monotonic() + 20
+    while "otpflow.place_order" not in worker.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    for child in pool_children(worker.pid):
+        child.send_signal(signal.SIGKILL)
+    pipeline.control("settings", {"fail_mode": None})
+    pipeline.wait_event(order_id, "number.assigned", timeout=60)
+    assert_one_purchase_per_order(pipeline, [order_id])
+
+
+def test_sigkill_of_the_whole_worker_is_redelivered_after_the_visibility_timeout(pipeline: Pipeline) -> None:
+    pipeline.start()
+    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+    order_id = pipeline.order("wa")
+    worker = pipeline.processes["worker"]
+    deadline = time.monotonic() + 20
+    while "otpflow.place_order" not in worker.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    worker.signal_group(signal.SIGKILL)
+    worker.stop()
+    pipeline.control("settings", {"fail_mode": None})
+    pipeline.start_worker("worker2")
+    pipeline.wait_event(order_id, "number.assigned", timeout=60)
+    assert_one_purchase_per_order(pipeline, [order_id])
+
+
+def test_heroku_sigterm_of_every_process_loses_nothing(pipeline: Pipeline) -> None:
+    pipeline.start()
+    orders = [pipeline.order("tg") for _ in range(6)]
+    assigned = {o: pipeline.wait_event(o, "number.assigned")["activation_id"] for o in orders}
+    accepted: dict[str, set[str]] = collections.defaultdict(set)
+    for i, (order_id, activation_id) in enumerate(assigned.items()):
+        code = f"{700000 + i}"
+        pipeline.control("sms", {"activation_id": activation_id, "code": code, "text": f"code {code}"})
+        accepted[activation_id].add(code)
+    # Heroku: SIGTERM to every process of every dyno at once, SIGKILL 30 s later.
+    started = time.monotonic()
+    for proc in pipeline.processes.values():
+        proc.signal_group(signal.SIGTERM)
+    for proc in pipeline.processes.values():
+        assert proc.proc is not None
+        try:
+            proc.proc.wait(timeout=30)
+        except Exception:
+            pytest.fail(f"{proc.name} did not exit within Heroku's 30 s:\n{proc.log()[-3000:]}")
+    assert time.monotonic() - started < 30
+    pipeline.processes.clear()
+    pipeline.start()
+    assert_ledger(pipeline, accepted)
+    for order_id in orders:
+        pipeline.wait_event(order_id, "activation.finished", timeout=60)
+
+
+def test_redis_restart_while_webhooks_arrive(pipeline: Pipeline, own_redis: EmbeddedRedis) -> None:
+    pipeline.start()
+    orders = [pipeline.order("vk") for _ in range(4)]
+    assigned = {o: pipeline.wait_event(o, "number.assigned")["activation_id"] for o in orders}
+    accepted: dict[str, set[str]] = collections.defaultdict(set)
+    statuses: collections.Counter[int] = collections.Counter()
+    stop = threading.Event()
+
+    def provider_like_sender() -> None:
+        """Posts one SMS webhook per activation and retries it until HTTP 200, like the provider does."""
+        n = 0
+        while not stop.is_set():
+            for activation_id in assigned.values():
+                n += 1
+                code = f"{n:06d}"
+                payload = {"activationId": activation_id, "service": "vk", "text": f"code {code}", "code": code,
+                           "country": 0, "receivedAt": "2026-11-27 12:00:00"}
+                for _attempt in range(200):
+                    try:
+                        status = pipeline.post_webhook(payload).status_code
+                    except requests.RequestException:
+                        status = 0
+                    statuses[status] += 1
+                    if status == 200:
+                        accepted[activation_id].add(code)
+                        break
+                    time.sleep(0.1)
+                if stop.is_set():
+                    return
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=provider_like_sender, daemon=True)
+    sender.start()
+    time.sleep(1.0)
+    own_redis.stop()
+    time.sleep(2.0)
+    own_redis.start()
+    time.sleep(2.0)
+    stop.set()
+    sender.join(timeout=60)
+    assert statuses[503] > 0, statuses
+    assert statuses[500] == 0, statuses
+    # Codes after the first one for an activation are not new codes of that activation (it was finished on its
+    # first code); what must hold is that the first accepted code of each activation is emitted exactly once.
+    firsts = {a: {min(codes)} for a, codes in accepted.items() if codes}
+    assert_ledger(pipeline, firsts, timeout=90)
+
+
+def test_provider_500s_and_timeouts_then_recovery(pipeline: Pipeline) -> None:
+    pipeline.start()
+    pipeline.control("settings", {"fail_mode": "500", "fail_next": 6})
+    orders = [pipeline.order("tg") for _ in range(3)]
+    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 5, "fail_next": 2})
+    for order_id in orders:
+        pipeline.wait_event(order_id, "number.assigned", timeout=90)
+    pipeline.control("settings", {"fail_mode": None})
+    assert_one_purchase_per_order(pipeline, orders)
+    # Nobody sends a code: past the activation timeout and the provider's early-cancel window every activation
+    # must end cancelled (refunded), none left open.
+    pipeline.control("clock/advance", {"seconds": 125})
+    for order_id in orders:
+        pipeline.wait_event(order_id, "activation.cancelled", timeout=60)
+    open_ones = [a for a in sandbox_activations(pipeline) if a["state"] not in {"CANCELLED", "FINISHED"}]
+    assert not open_ones, open_ones

@@ -28,7 +28,6 @@ from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlencode
 
 import requests
-from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
 
@@ -187,7 +186,6 @@ class Transport:
         request = requests.PreparedRequest()
         request.method = self.method
         request.headers = CaseInsensitiveDict(self._headers)
-        request._cookies = RequestsCookieJar()  # requests' redirect bookkeeping expects a jar
         if self.method == "GET":
             request.url = self._url_prefix + urlencode(pairs)
             request.body = None
@@ -214,8 +212,12 @@ class Transport:
         started = time.monotonic()
         failure: Exception | None = None
         try:
-            response = self.session.send(request, timeout=self.timeout, allow_redirects=False,
-                                         proxies=self._proxies)
+            # The session's adapter directly: Session.send would add hook dispatch, cookie extraction and a
+            # redirect generator per call, none of which a handler_api call uses (we never follow redirects).
+            session = self.session
+            response = session.get_adapter(request.url).send(
+                request, stream=False, timeout=self.timeout, verify=session.verify, cert=session.cert,
+                proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
             failure = self._wrap(exc, action)
         except OSError as exc:  # a custom adapter or a socket error that escaped requests

@@ -1,10 +1,20 @@
 """Client-side CPU per handler_api call: our ``ProviderClient`` vs the official ``smsactivate`` 1.5 client.
 
-The sandbox runs in a *separate process* (``python -m sandbox --port N``), so ``time.process_time`` around N calls
-measures only the client's own CPU (building the request, HTTP, parsing), not the server's. Both clients make the
-same calls against the same server in the same run; the figures that matter are the ratios (ours / official).
+The sandbox runs in a *separate process*, so ``time.process_time`` around N calls measures only the client's own
+CPU (building the request, HTTP, parsing; on loopback also the kernel's TCP work charged to the sender), not the
+server's. Both clients make the same calls against the same server in the same run, alternating, median of
+rounds; the figures that matter are the ratios (ours / official). Two server modes, one table each:
 
-Usage:  .venv/bin/python bench/client_cpu.py [--calls 1000] [--rounds 3] [--actions getBalance,getStatus,...]
+* ``werkzeug``: ``python -m sandbox --port N`` as shipped. Werkzeug's dev server answers every request with
+  ``Connection: close``, so keep-alive cannot help here; this is the worst case for us.
+* ``gunicorn``: the same sandbox app under ``gunicorn -k gthread`` (HTTP/1.1 keep-alive, like the nginx-fronted
+  real providers), which is where one ``requests.Session`` per client pays off.
+
+The official client is pointed at the sandbox through its name-mangled ``_SMSActivateAPI__api_url`` attribute; it
+calls ``requests.get`` (a new Session and connection per call).
+
+Usage:  .venv/bin/python bench/client_cpu.py [--calls 1000] [--rounds 3] [--server both|werkzeug|gunicorn]
+        [--actions getBalance,getStatus,getNumbersStatus,getStatusV2,getPrices]
 Target: ours ≤ 0.6 × the official client's CPU per call (keep-alive, no redundant work per call).
 """
 from __future__ import annotations

@@ -120,7 +120,7 @@ class Settings:
     dead_letter_maxlen: int = 10_000
     webhook_dedupe_ttl: int = 3 * 3600
     key_prefix: str = "otpflow"
-    broker_visibility_timeout: int = 600
+    broker_visibility_timeout: int = 300
     worker_soft_shutdown_timeout: float = 20.0
     log_level: str = "INFO"
     log_format: str = "text"

@@ -15,12 +15,8 @@ from config.settings import Settings
 
 #: the queue our own tasks go to (a worker started without -Q consumes it: it is the default queue)
 QUEUE = "otpflow"
-#: broker visibility timeout: tasks are short and nothing waits on an ETA, so re-delivery after a lost
-#: worker comes within minutes instead of the default hour
-VISIBILITY_TIMEOUT = 300
 BROKER_SOCKET_TIMEOUT = 10.0
 BROKER_CONNECT_TIMEOUT = 5.0
-SOFT_SHUTDOWN_TIMEOUT = 20.0
 
 
 def _ssl_options(settings: Settings) -> dict[str, Any] | None:
@@ -48,13 +44,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": routes,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT,
+            # tasks are short and nothing waits on an ETA, so a lost worker's task comes back within
+            # BROKER_VISIBILITY_TIMEOUT (default 300 s) instead of Celery's default hour
+            "visibility_timeout": settings.broker_visibility_timeout,
             "socket_timeout": BROKER_SOCKET_TIMEOUT,
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT,
             "retry_on_timeout": True,
             "health_check_interval": 30,
         },
-        "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_TIMEOUT,
+        # Heroku SIGKILLs 30 s after SIGTERM: finish or requeue running tasks well before that
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
         "worker_enable_soft_shutdown_on_idle": True,
         "worker_send_task_events": False,
         "task_send_sent_event": False,

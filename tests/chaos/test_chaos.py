@@ -111,7 +111,7 @@ def test_sigkill_of_the_whole_worker_is_redelivered_after_the_visibility_timeout
         time.sleep(0.05)
     time.sleep(0.5)
     worker.signal_group(signal.SIGKILL)
-    worker.stop()
+    pipeline.processes.pop("worker").stop()
     pipeline.control("settings", {"fail_mode": None})
     pipeline.start_worker("worker2")
     pipeline.wait_event(order_id, "number.assigned", timeout=60)

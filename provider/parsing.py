@@ -267,6 +267,7 @@ def _activation_from_json(row: Any, answer: Answer, ctx: Context, service: str |
 
 def _parse_number(answer: Answer, ctx: Context) -> m.Activation:
     if answer.kind == "json" and isinstance(answer.value, dict):  # a clone answering getNumber like V2
+        raise_for_error(answer, ctx)
         return _activation_from_json(answer.value, answer, ctx)
     return _activation_from_plain(answer, ctx, ("ACCESS_NUMBER",))
 

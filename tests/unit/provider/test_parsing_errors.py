@@ -222,6 +222,8 @@ def test_rate_limited_carries_retry_after():
     assert info.value.retry_after == 7.0
     with pytest.raises(E.RateLimited):  # 429 whatever the body says
         parse_response("getStatus", "<html>slow down</html>", 429)
+    with pytest.raises(E.RateLimited):  # found by hypothesis: a JSON body on a plain-text action
+        parse_response("getNumber", "{}", 429)
 
 
 def test_vaksms_bad_action_is_also_bad_key():

@@ -8,12 +8,13 @@ each response whatever the client asks (``resp.force_close()``), so every reques
 connection for both servers; keep-alive cannot be measured with sync workers.
 
 Bounded in count and in time: ``--requests`` per round and target (default 3000), ``--max-seconds`` per round
-(default 20), ``--rounds`` interleaved rounds (default 3, the median is reported).
+(default 20), ``--rounds`` interleaved rounds (default 5; the median of the per-round ratios is reported, since a
+busy neighbour on a 2-core machine shifts single rounds by ±20 %).
 
 Redis: ``OTPFLOW_BENCH_REDIS`` (a URL), else 127.0.0.1:6379 database 15 when it answers, else an embedded
 redis-server. Keys go under a per-run ``KEY_PREFIX`` and are deleted at the end.
 
-    .venv/bin/python bench/ingress.py [--requests 3000] [--threads 4] [--rounds 3] [--workers 2]
+    .venv/bin/python bench/ingress.py [--requests 3000] [--threads 4] [--rounds 5] [--workers 2]
 """
 from __future__ import annotations
 
@@ -65,7 +66,12 @@ class Result:
     ok: int = 0
     errors: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds / self.ok * 1e6 if self.ok else float("nan")
 
     @property
     def rps(self) -> float:
@@ -111,9 +117,34 @@ def _bodies() -> Iterator[bytes]:
                           "country": 0, "receivedAt": "2026-01-02 03:04:05"}, separators=(",", ":")).encode()
 
 
-def load(name: str, port: int, requests: int, threads: int, max_seconds: float) -> Result:
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) of a gunicorn master and its workers, from /proc (0 where unavailable).
+
+    Under a noisy neighbour, wall-clock throughput of two servers measured one after the other drifts; the CPU
+    each server spends per request does not, so it is printed alongside.
+    """
+    pids = [master_pid]
+    try:
+        with open(f"/proc/{master_pid}/task/{master_pid}/children") as handle:
+            pids += [int(p) for p in handle.read().split()]
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def load(name: str, port: int, requests: int, threads: int, max_seconds: float, master_pid: int = 0) -> Result:
     """Send ``requests`` POSTs from ``threads`` threads (or stop at ``max_seconds``); time each."""
     result = Result(name)
+    cpu_before = server_cpu_seconds(master_pid) if master_pid else 0.0
     lock = threading.Lock()
     remaining = [requests]
     deadline = time.monotonic() + max_seconds
@@ -150,6 +181,8 @@ def load(name: str, port: int, requests: int, threads: int, max_seconds: float) 
     for t in pool:
         t.join(max_seconds + 15)
     result.seconds = time.perf_counter() - started
+    if master_pid:
+        result.cpu_seconds = server_cpu_seconds(master_pid) - cpu_before
     return result
 
 
@@ -196,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and target")
     parser.add_argument("--threads", type=int, default=4, help="concurrent client connections")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--max-seconds", type=float, default=20.0, help="time bound per round and target")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (WEB_CONCURRENCY)")
@@ -219,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
         load("warmup", base_port, args.warmup, args.threads, args.max_seconds)
         rounds: list[tuple[Result, Result]] = []
         for i in range(args.rounds):
-            base = load("baseline (Flask + LPUSH)", base_port, args.requests, args.threads, args.max_seconds)
-            hook = load("webhook ingress", web_port, args.requests, args.threads, args.max_seconds)
+            base = load("baseline (Flask + LPUSH)", base_port, args.requests, args.threads, args.max_seconds,
+                        servers[1].pid)
+            hook = load("webhook ingress", web_port, args.requests, args.threads, args.max_seconds, servers[0].pid)
             rounds.append((base, hook))
             print(f"round {i + 1}: baseline {base.rps:7.0f} req/s p50 {base.pct(0.5):5.2f} ms p99 {base.pct(0.99):5.2f} ms"
                   f" | webhook {hook.rps:7.0f} req/s p50 {hook.pct(0.5):5.2f} ms p99 {hook.pct(0.99):5.2f} ms"
                   f" | ratio {hook.rps / base.rps if base.rps else float('nan'):.3f}"
+                  f" | server CPU/request {base.cpu_us_per_request:4.0f}/{hook.cpu_us_per_request:4.0f} us"
                   f" | errors {base.errors}/{hook.errors}", flush=True)
         stored = client.xlen(f"{prefix}:inbox")
     finally:
@@ -239,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     h50 = statistics.median(h.pct(0.5) for _, h in rounds)
     b99 = statistics.median(b.pct(0.99) for b, _ in rounds)
     h99 = statistics.median(h.pct(0.99) for _, h in rounds)
+    b_cpu = statistics.median(b.cpu_us_per_request for b, _ in rounds)
+    h_cpu = statistics.median(h.cpu_us_per_request for _, h in rounds)
     accepted = sum(h.ok for _, h in rounds) + args.warmup
     print()
     print(f"redis {redis_url.split('@')[-1]} | gunicorn sync x{args.workers} | {args.threads} client threads | "
@@ -247,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"webhook   ingress         : {h_rps:7.0f} req/s  p50 {h50:5.2f} ms  p99 {h99:5.2f} ms")
     print(f"throughput ratio (median of rounds) : {med:.3f}   (target >= 0.8)")
     print(f"latency ratio p50 / p99             : {h50 / b50:.3f} / {h99 / b99:.3f}   (webhook / baseline)")
+    print(f"server CPU per request              : {b_cpu:.0f} us baseline, {h_cpu:.0f} us webhook "
+          f"(ratio {b_cpu / h_cpu:.3f}: the CPU-bound throughput ratio on an otherwise idle machine)")
     print(f"inbox entries stored: {stored} (accepted answers incl. warm-up: {accepted})")
 
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))

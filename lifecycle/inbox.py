@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from config.settings import Settings
 
@@ -139,7 +139,9 @@ class Inbox:
         self.drain_flag_key = settings.key("inbox", "drain")
         self.dead_letter_key = settings.key("inbox", "dead")
         self.unknown_key = settings.key("inbox", "unknown")
-        self._append_script = client.register_script((_LUA_DIR / "inbox_append.lua").read_text(encoding="utf-8"))
+        self._append_source = (_LUA_DIR / "inbox_append.lua").read_text(encoding="utf-8")
+        self._append_sha = hashlib.sha1(self._append_source.encode("utf-8")).hexdigest()
+        self._ttl_args = (str(int(settings.webhook_dedupe_ttl)), str(int(drain_flag_ttl)))
         self._group_ready = False
 
     # ---------------------------------------------------------------- producer side (web process)
@@ -151,10 +153,8 @@ class Inbox:
         if not fingerprint:
             raise ValueError("fingerprint must not be empty")
         seen_key = f"{self.seen_prefix}:{fingerprint}"
-        raw = self._call(lambda: self._append_script(
-            keys=[seen_key, self.stream_key, self.drain_flag_key],
-            args=[self.settings.webhook_dedupe_ttl, self.drain_flag_ttl, kind, _dumps(payload), fingerprint],
-        ))
+        args = (3, seen_key, self.stream_key, self.drain_flag_key, *self._ttl_args, kind, _dumps(payload), fingerprint)
+        raw = self._call(lambda: self._evalsha(args))
         status = raw.decode() if isinstance(raw, bytes) else str(raw)
         if status == "d":
             return AppendResult(duplicate=True, entry_id=None, schedule_drain=False)
@@ -257,6 +257,14 @@ class Inbox:
         return int(self._call(lambda: self.redis.xlen(self.unknown_key)))
 
     # ---------------------------------------------------------------- internals
+
+    def _evalsha(self, args: tuple[object, ...]) -> Any:
+        """EVALSHA, loading the script once when the server does not know it (restart, flush, failover)."""
+        try:
+            return self.redis.evalsha(self._append_sha, *args)
+        except NoScriptError:
+            self.redis.script_load(self._append_source)
+            return self.redis.evalsha(self._append_sha, *args)
 
     def _decode(self, items: Iterable[tuple[Any, Mapping[Any, Any] | None]]) -> list[InboxEntry]:
         """Turn raw stream rows into entries; rows that cannot be decoded go to dead letters and are acked."""

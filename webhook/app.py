@@ -48,6 +48,21 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     return app
 
 
+def warm_up(app: Flask) -> None:
+    """Build the lazy Celery producer now (imports celery and kombu: hundreds of ms of CPU).
+
+    Called once per gunicorn worker from ``webhook.wsgi``, so the first webhook that must publish a drain does not
+    pay for the imports inside its request. A failure is logged, not raised: webhooks are still stored and the
+    beat sweeper drains them.
+    """
+    celery = app.extensions["otpflow"].celery
+    if isinstance(celery, LazyCelery):
+        try:
+            celery.get()
+        except Exception as exc:  # noqa: BLE001 - the web process must serve webhooks without a producer
+            log.warning("Celery producer not available (%s); drains rely on the beat sweeper", type(exc).__name__)
+
+
 def _register_orders_api(app: Flask) -> None:
     """Mount ``webhook/orders_api.py`` (the lifecycle engineer's blueprint) when it exists; other import errors raise."""
     try:

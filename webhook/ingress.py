@@ -91,7 +91,8 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     declared = request.content_length
     if declared is not None and declared > policy.max_bytes:
         return _too_large(policy), "too_large"
-    raw = read_capped(request.stream, policy.max_bytes + 1)
+    # With a declared length (already <= the cap) read exactly that; a chunked body is read up to cap + 1 bytes.
+    raw = read_capped(request.stream, declared if declared is not None else policy.max_bytes + 1)
     if len(raw) > policy.max_bytes:
         return _too_large(policy), "too_large"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields
 
 from lifecycle.inbox import ACTIVATION, RENT, activation_fingerprint, rent_fingerprint
 
@@ -87,17 +87,6 @@ class ActivationWebhookSchema(Schema):
     phoneFrom = LooseText(allow_none=True)  # HeroSMS
     event = fields.String(allow_none=True)  # HeroSMS: "sms-incoming"
 
-    @validates_schema
-    def _needs_an_id(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data.get("activationId") and not data.get("id"):
-            raise ValidationError("required (or HeroSMS 'id')", field_name="activationId")
-
-    @post_load
-    def _fill_activation_id(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        # A HeroSMS body without activationId: fall back to its id, so the drain can look it up (or record it).
-        if not data.get("activationId"):
-            data["activationId"] = data["id"]
-        return data
 
 
 class RentSmsSchema(Schema):
@@ -207,6 +196,13 @@ def validate(body: Any) -> ParsedWebhook:
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise MalformedWebhook(f"invalid {kind} webhook: {_describe(messages)}", messages) from exc
+    if kind == ACTIVATION and not payload.get("activationId"):
+        # HeroSMS may name the activation only by ``id``: fall back to it, so the drain can look it up (or
+        # record it as unknown). Checked here rather than in schema hooks: hooks cost on every webhook.
+        if not payload.get("id"):
+            messages = {"activationId": ["required (or HeroSMS 'id')"]}
+            raise MalformedWebhook(f"invalid activation webhook: {_describe(messages)}", messages)
+        payload["activationId"] = payload["id"]
     fp = rent_fingerprint(payload) if kind == RENT else activation_fingerprint(payload)
     return ParsedWebhook(kind=kind, payload=payload, fingerprint=fp)
 

@@ -7,7 +7,6 @@ infrastructure we trust; anything further left came from the client and may be f
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 from typing import Iterable, Sequence
@@ -17,21 +16,20 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TokenChecker:
-    """Constant-time comparison of a presented token with the configured one.
+    """Constant-time comparison of a presented token with the configured one (``hmac.compare_digest`` on bytes).
 
-    Both sides are hashed first so the comparison runs over equal-length digests and leaks not even the length.
+    compare_digest's time depends only on the length of the presented token, never on how much of it matches.
     """
 
-    __slots__ = ("_digest",)
+    __slots__ = ("_expected",)
 
     def __init__(self, expected: str) -> None:
         if not expected:
             raise ValueError("an empty webhook token would accept anyone")
-        self._digest = hashlib.sha256(expected.encode("utf-8")).digest()
+        self._expected = expected.encode("utf-8")
 
     def matches(self, presented: str) -> bool:
-        candidate = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
-        return hmac.compare_digest(candidate, self._digest)
+        return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), self._expected)
 
     def __repr__(self) -> str:
         return "TokenChecker(***)"

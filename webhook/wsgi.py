@@ -4,6 +4,7 @@ Built at import in each worker (no preload), so every worker gets its own Redis 
 """
 from __future__ import annotations
 
-from webhook.app import create_app
+from webhook.app import create_app, warm_up
 
 app = create_app()
+warm_up(app)

@@ -258,3 +258,11 @@ def test_rent_fingerprint() -> None:
     assert fingerprint("activation", ACT) != fingerprint("rent", {"rentId": ACT["activationId"]})
     with pytest.raises(ValueError):
         fingerprint("call", {})
+
+
+def test_append_reloads_the_script_after_a_script_flush(inbox: Inbox, client: redis.Redis) -> None:
+    """A Redis restart or failover forgets scripts: the append must load it again, not fail with NOSCRIPT."""
+    _append(inbox, ACT)
+    client.script_flush()
+    assert not _append(inbox, _act(code="9")).duplicate
+    assert client.xlen(inbox.stream_key) == 2

@@ -54,7 +54,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         # Heroku SIGKILLs 30 s after SIGTERM: finish or requeue running tasks well before that
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
-        "worker_enable_soft_shutdown_on_idle": True,
+        # no ETA tasks exist, so an idle worker has nothing to requeue: exit at once instead of waiting the timeout
+        "worker_enable_soft_shutdown_on_idle": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,

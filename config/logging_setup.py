@@ -26,6 +26,9 @@ def redact(text: str) -> str:
     return text
 
 
+_PLAIN = logging.Formatter()
+
+
 class RedactingFilter(logging.Filter):
     """Renders the record's message once, scrubs it, and freezes it so formatters cannot re-expand secrets."""
 
@@ -36,8 +39,14 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # render the traceback now (formatters reuse exc_text), so a URL with the key inside an exception
+            # message cannot reach the output unredacted
+            record.exc_text = _PLAIN.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -11,13 +11,18 @@ from config.settings import Settings
 
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 3.0
+#: the web process answers providers that give up after 3 s (HeroSMS): a hung Redis must turn into a 503 well
+#: before that, so the provider's retry (not its time-out) is what happens
+WEB_SOCKET_TIMEOUT = 1.5
+WEB_CONNECT_TIMEOUT = 1.0
 
 
-def redis_kwargs(settings: Settings) -> dict[str, object]:
+def redis_kwargs(settings: Settings, *, socket_timeout: float = SOCKET_TIMEOUT,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> dict[str, object]:
     """Keyword arguments for ``redis.Redis.from_url`` that honour TLS and time-out policy."""
     kwargs: dict[str, object] = {
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
         "health_check_interval": 30,
         "retry_on_timeout": False,
     }
@@ -26,6 +31,13 @@ def redis_kwargs(settings: Settings) -> dict[str, object]:
     return kwargs
 
 
-def make_redis(settings: Settings, *, decode_responses: bool = True) -> redis.Redis:
+def make_redis(settings: Settings, *, decode_responses: bool = True, socket_timeout: float = SOCKET_TIMEOUT,
+               connect_timeout: float = CONNECT_TIMEOUT) -> redis.Redis:
     """A client with a connection pool; share it per process (it is thread-safe)."""
-    return redis.Redis.from_url(settings.redis_url, decode_responses=decode_responses, **redis_kwargs(settings))
+    return redis.Redis.from_url(settings.redis_url, decode_responses=decode_responses,
+                                **redis_kwargs(settings, socket_timeout=socket_timeout, connect_timeout=connect_timeout))
+
+
+def make_web_redis(settings: Settings) -> redis.Redis:
+    """The web process's client: short time-outs, so a hung Redis gives a 503 before the provider gives up."""
+    return make_redis(settings, socket_timeout=WEB_SOCKET_TIMEOUT, connect_timeout=WEB_CONNECT_TIMEOUT)

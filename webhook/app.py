@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 
 from config.logging_setup import RedactingFilter, configure_logging
-from config.redis_client import make_redis
+from config.redis_client import make_web_redis
 from config.settings import ConfigError, Settings
 from lifecycle.inbox import Inbox
 from webhook.context import LazyCelery, WebContext, init_context
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
 
     app = Flask("webhook")
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    client = redis_client if redis_client is not None else make_redis(settings)
+    client = redis_client if redis_client is not None else make_web_redis(settings)
     celery = celery_app if celery_app is not None else LazyCelery(settings)
     init_context(app, WebContext(settings=settings, redis=client, celery=celery, inbox=Inbox(client, settings)))
     app.extensions[INGRESS_KEY] = IngressPolicy.from_settings(settings)

@@ -79,3 +79,26 @@ def test_redacting_filter_scrubs_formatted_args() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("https://p/x?api_key=K3Y&id=1",), None)
     RedactingFilter().filter(record)
     assert "K3Y" not in record.getMessage()
+
+
+def test_redacting_filter_scrubs_tracebacks() -> None:
+    import io
+    import sys
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("otpflow.test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ConnectionError("GET https://p/stubs/handler_api.php?api_key=SECRET42&action=getStatus failed")
+        except ConnectionError:
+            logger.exception("provider call failed")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "provider call failed" in out and "ConnectionError" in out
+    assert "SECRET42" not in out
+    assert sys.exc_info() == (None, None, None)

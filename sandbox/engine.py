@@ -239,15 +239,20 @@ class Engine:
         self._apply(act, out, now)
         return out.token
 
-    def deliver_sms(self, act_id: str, code: str | None = None, text: str | None = None,
-                    phone_from: str | None = None) -> dict[str, Any]:
-        """Control/auto: an SMS reaches an activation; fires the account webhook."""
+    def _active_activation(self, act_id: str) -> Activation:
+        """The activation a control request targets, after applying expiries (404 unknown, 409 ended)."""
         self.sweep()
         act = self.activations.get(str(act_id))
         if act is None:
             raise ControlError(f"unknown activation {act_id}", 404)
         if not act.active:
             raise ControlError(f"activation {act_id} is {act.state.value}", 409)
+        return act
+
+    def deliver_sms(self, act_id: str, code: str | None = None, text: str | None = None,
+                    phone_from: str | None = None) -> dict[str, Any]:
+        """Control/auto: an SMS reaches an activation; fires the account webhook."""
+        act = self._active_activation(act_id)
         if code is None:
             found = re.findall(r"\d{4,8}", text or "")
             code = found[0] if found else f"{self.rng.randint(0, 999999):06d}"
@@ -263,12 +268,7 @@ class Engine:
     def deliver_call(self, act_id: str, phone_from: str | None, code: str | None,
                      text: str | None = None) -> dict[str, Any]:
         """Control/auto: a call reaches a call-verification activation (activationType 1/2)."""
-        self.sweep()
-        act = self.activations.get(str(act_id))
-        if act is None:
-            raise ControlError(f"unknown activation {act_id}", 404)
-        if not act.active:
-            raise ControlError(f"activation {act_id} is {act.state.value}", 409)
+        act = self._active_activation(act_id)
         if phone_from is None:
             phone_from = "7" + "".join(self.rng.choice("0123456789") for _ in range(10))
         if code is None:

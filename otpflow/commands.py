@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 from config.redis_client import make_redis
 from config.settings import ConfigError, Settings
+from otpflow.event_feed import TERMINAL, feed, follow_order
 
 
 def _settings(role: str | None = None) -> Settings:
@@ -30,24 +30,15 @@ def _print_json(value: Any) -> None:
 def follow_events(*, start: str, follow: bool, count: int | None, order_id: str | None) -> int:
     """Print events as JSON lines: ``{"id", "type", "data"}``; with --follow, block for new ones."""
     settings = _settings()
-    redis = make_redis(settings)
-    cursor = start
     seen = 0
-    while True:
-        batch = redis.xread({settings.events_stream: cursor}, block=1000 if follow else None, count=100) or []
-        if not batch and not follow:
-            return 0
-        for _stream, entries in batch:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                data = json.loads(fields.get("data") or "{}")
-                if order_id and data.get("order_id") != order_id:
-                    continue
-                print(json.dumps({"id": entry_id, "type": fields.get("type"), "data": data}, ensure_ascii=False),
-                      flush=True)
-                seen += 1
-                if count is not None and seen >= count:
-                    return 0
+    for event in feed(make_redis(settings), settings.events_stream, start=start, follow=follow):
+        if order_id and event.data.get("order_id") != order_id:
+            continue
+        print(event.as_json(), flush=True)
+        seen += 1
+        if count is not None and seen >= count:
+            break
+    return 0
 
 
 def provider_call(action: str, params: list[str]) -> int:
@@ -118,19 +109,13 @@ def order(*, service: str, country: str | None, operator: str | None, max_price:
     _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
     if not wait:
         return 0
-    terminal = {"activation.finished": 0, "activation.cancelled": 1, "order.failed": 1}
-    redis = make_redis(settings)
-    cursor = "0"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for _stream, entries in redis.xread({settings.events_stream: cursor}, block=1000, count=100) or []:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                data = json.loads(fields.get("data") or "{}")
-                if data.get("order_id") == placed.order_id:
-                    print(json.dumps({"type": fields.get("type"), "data": data}, ensure_ascii=False), flush=True)
-                    if fields.get("type") in terminal:
-                        return terminal[fields["type"]]
+    client = make_redis(settings)
+    last_type = ""
+    for event in follow_order(client, settings.events_stream, placed.order_id, start="0", timeout=timeout):
+        print(json.dumps({"type": event.type, "data": event.data}, ensure_ascii=False), flush=True)
+        last_type = event.type
+    if last_type in TERMINAL:
+        return TERMINAL[last_type]
     print("otpflow order: timed out waiting for the order to end", file=sys.stderr)
     return 1
 

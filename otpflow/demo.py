@@ -14,9 +14,7 @@ import requests
 
 from config.redis_client import make_redis
 from config.settings import Settings
-
-TERMINAL = {"activation.finished": 0, "activation.cancelled": 1, "order.failed": 1}
-
+from otpflow.event_feed import TERMINAL, feed, follow_order, latest_id
 
 def wait_ready(api_url: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
@@ -36,9 +34,8 @@ def run_demo(*, api_url: str | None, service: str, country: str, once: bool, tim
     if not wait_ready(api_url, 60):
         print(f"demo: the web app at {api_url} did not become ready", file=sys.stderr)
         return 1
-    redis = make_redis(settings)
-    last_id = redis.xrevrange(settings.events_stream, count=1)
-    cursor = last_id[0][0] if last_id else "0"
+    client = make_redis(settings)
+    cursor = latest_id(client, settings.events_stream)
     response = requests.post(f"{api_url}/api/orders", json={"service": service, "country": country},
                              headers={"Authorization": f"Bearer {settings.api_token}"}, timeout=10)
     if response.status_code not in (200, 202):
@@ -46,20 +43,20 @@ def run_demo(*, api_url: str | None, service: str, country: str, once: bool, tim
         return 1
     order_id = response.json()["order_id"]
     print(f"demo: placed order {order_id} ({service}, country {country}); waiting for its events ...", flush=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline or not once:
-        batch = redis.xread({settings.events_stream: cursor}, block=1000, count=100) or []
-        for _stream, entries in batch:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                data = json.loads(fields.get("data", "{}"))
-                if data.get("order_id") != order_id:
-                    continue
-                print(f"demo: event {fields.get('type')}: {json.dumps(data, ensure_ascii=False)}", flush=True)
-                if once and fields.get("type") in TERMINAL:
-                    return TERMINAL[fields["type"]]
-    print("demo: timed out waiting for the order to end", file=sys.stderr)
-    return 1
+    last_type = ""
+    for event in follow_order(client, settings.events_stream, order_id, start=cursor, timeout=timeout):
+        print(f"demo: event {event.type}: {json.dumps(event.data, ensure_ascii=False)}", flush=True)
+        last_type = event.type
+    if last_type not in TERMINAL:
+        print("demo: timed out waiting for the order to end", file=sys.stderr)
+    if once:
+        return TERMINAL.get(last_type, 1)
+    # Keep the local run alive (honcho stops every process when one ends) and show what else happens.
+    print("demo: following all events (Ctrl-C stops everything); place more orders from another terminal with: "
+          f"REDIS_URL={settings.redis_url} .venv/bin/otpflow order tg --wait", flush=True)
+    for event in feed(client, settings.events_stream, start=latest_id(client, settings.events_stream), follow=True):
+        print(f"demo: event {event.type}: {json.dumps(event.data, ensure_ascii=False)}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

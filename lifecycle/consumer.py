@@ -1,8 +1,10 @@
 """Turn webhook inbox entries into transitions (used by the ``otpflow.drain_inbox`` task).
 
 Activation webhook -> ``receive_code(via=webhook)``; rent webhook -> ``rent.sms``; a webhook for an activation
-or rent we do not know -> ``inbox.record_unknown`` (answered 200 long ago; kept for inspection). Repeats of the
-same SMS are dropped by the code dedupe inside the transition, whatever the inbox's own dedupe let through.
+or rent we do not know -> ``inbox.record_unknown`` (answered 200 long ago; kept for inspection) AND held for an
+hour (:mod:`lifecycle.held`): it may be early, its purchase answer not yet stored; the purchase flow replays it
+with :meth:`InboxConsumer.replay_held` right after storing the number. Repeats of the same SMS are dropped by the
+code/fingerprint dedupe inside the transition, whatever the inbox's own dedupe let through.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import redis
 from config.settings import Settings
 
 from . import events as ev
+from .held import HeldWebhooks
 from .keys import Keys
 from .rents import RentService
 from .states import State
@@ -47,6 +50,7 @@ class DrainReport:
     unknown: int = 0
     stale: int = 0
     invalid: int = 0
+    held: int = 0
 
 
 def extract_code(code: Any, text: Any) -> str | None:
@@ -76,6 +80,7 @@ class InboxConsumer:
         self.store = OrderStore(redis_client, self.keys)
         self.transitions = Transitions(redis_client, settings, clock=clock)
         self.rents = RentService(redis_client, settings, clock=clock)
+        self.held = HeldWebhooks(redis_client, settings)
         self.inbox = inbox
 
     def handle_batch(self, entries: Sequence[InboxEntryLike]) -> DrainReport:
@@ -101,9 +106,12 @@ class InboxConsumer:
         order_id = index.get(activation_id) if activation_id else None
         if activation_id and order_id is None:
             order_id = self.store.order_for_activation(activation_id)
+        if activation_id and not order_id:
+            order_id = self._hold("activation", activation_id, payload, report)
         if not activation_id or not order_id:
-            report.unknown += 1
-            self.inbox.record_unknown("activation", dict(payload))
+            if not activation_id:
+                report.unknown += 1
+                self.inbox.record_unknown("activation", dict(payload))
             return
         text = _str(payload.get("text"))
         code = extract_code(payload.get("code"), text)
@@ -123,19 +131,62 @@ class InboxConsumer:
         else:
             report.stale += 1   # finished/cancelled already: a late webhook never moves state back
 
+    def _hold(self, kind: str, ref: str, payload: Mapping[str, Any], report: DrainReport) -> str | None:
+        """Unknown id: record it for inspection and hold it for a replay; if the id got indexed meanwhile (the
+        purchase answer was stored between our lookup and the hold), return its order to apply it now."""
+        known = self.held.hold(kind, ref, payload)
+        if known:
+            return known
+        report.unknown += 1
+        report.held += 1
+        self.inbox.record_unknown(kind, dict(payload))
+        return None
+
+    def replay_held(self, kind: str, ref: str) -> DrainReport:
+        """Apply webhooks held for ``ref`` (called right after its purchase answer is stored and indexed).
+
+        Each goes through the normal path (``via: webhook``); the code/fingerprint dedupe makes a second replay
+        (a crash before the held list was trimmed) harmless."""
+        report = DrainReport()
+        held = self.held.peek(kind, ref)
+        if not held:
+            return report
+        index = self.store.orders_for_activations([ref]) if kind == "activation" else {}
+        for i, payload in enumerate(held):
+            entry_id = f"held-{i}"
+            if kind == "rent":
+                self._handle_rent(payload, report)
+            else:
+                self._handle(_Held(entry_id, kind, payload), index, report)
+            report.processed.append(entry_id)
+        self.held.drop(kind, ref, len(held))
+        log.info("replayed %d early %s webhook(s) for %s", len(held), kind, ref)
+        return report
+
     def _handle_rent(self, payload: Mapping[str, Any], report: DrainReport) -> None:
         rent_id = _str(payload.get("rentId") or payload.get("rent_id"))
         sms = payload.get("sms") if isinstance(payload.get("sms"), Mapping) else {}
-        if not rent_id or self.rents.get(rent_id) is None:
+        if not rent_id:
             report.unknown += 1
             self.inbox.record_unknown("rent", dict(payload))
             return
-        result = self.rents.sms(rent_id, text=_str(sms.get("text")), phone_from=_str(sms.get("phoneFrom")),
-                                date=_str(sms.get("date")))
+        order_id = self.rents.order_for_rent(rent_id) or self._hold("rent", rent_id, payload, report)
+        if not order_id:
+            return
+        result = self.rents.sms(order_id, rent_id=rent_id, text=_str(sms.get("text")),
+                                phone_from=_str(sms.get("phoneFrom")), date=_str(sms.get("date")),
+                                via=ev.VIA_WEBHOOK)
         if result.status == "dup":
             report.duplicates += 1
         elif not result.ok:
             report.stale += 1
+
+
+@dataclass(frozen=True)
+class _Held:
+    entry_id: str
+    kind: str
+    payload: Mapping[str, Any]
 
 
 __all__ = ["InboxConsumer", "DrainReport", "extract_code", "State"]

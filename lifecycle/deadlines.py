@@ -37,10 +37,13 @@ class Deadlines:
         self.clock = clock
         self._claim = script(redis_client, "claim")
 
-    def claim(self, limit: int, *, lease: float = DEFAULT_LEASE, now: float | None = None) -> list[Due]:
-        """Atomically take up to ``limit`` due entries and lease them for ``lease`` seconds."""
+    def claim(self, limit: int, *, lease: float = DEFAULT_LEASE, now: float | None = None,
+              key: str | None = None) -> list[Due]:
+        """Atomically take up to ``limit`` due entries and lease them for ``lease`` seconds.
+
+        ``key``: another deadline set (rents keep theirs apart, so their ids never mix with order ids)."""
         now = self.clock() if now is None else now
-        raw = self._claim(keys=[self.keys.deadlines], args=[f"{now:.3f}", f"{now + lease:.3f}", int(limit)])
+        raw = self._claim(keys=[key or self.keys.deadlines], args=[f"{now:.3f}", f"{now + lease:.3f}", int(limit)])
         return [Due(str(raw[i]), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     def score(self, order_id: str) -> float | None:

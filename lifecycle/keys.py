@@ -24,9 +24,22 @@ class Keys:
         """String: activation id -> order id (webhooks and polls name the activation, not our order)."""
         return self.settings.key("aid", activation_id)
 
-    def rent(self, rent_id: str) -> str:
-        """Hash: a rent record (rent id, phone, SMS fingerprints seen)."""
-        return self.settings.key("rent", rent_id)
+    def rent(self, order_id: str) -> str:
+        """Hash: a rent order record, keyed by OUR order id (rent id, phone, end, SMS fingerprints seen)."""
+        return self.settings.key("rent", order_id)
+
+    def rent_index(self, rent_id: str) -> str:
+        """String: provider rent id -> rent order id (a prolonged finished rent gets a new id: both point here)."""
+        return self.settings.key("rid", rent_id)
+
+    @property
+    def rent_deadlines(self) -> str:
+        """Sorted set: rent order id scored by when its next step is due (poll, end, command, re-drive)."""
+        return self.settings.key("rent-deadlines")
+
+    def held(self, kind: str, ref: str) -> str:
+        """List: webhooks for an activation/rent id not yet stored (purchase answer in flight), replayed later."""
+        return self.settings.key("held", kind, ref)
 
     @property
     def deadlines(self) -> str:

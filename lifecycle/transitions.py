@@ -88,8 +88,16 @@ class Transitions:
         key: str | None = None,
         fill: Mapping[str, str] | None = None,
         client: Any = None,
+        match: Mapping[str, str] | None = None,
+        codes_max: int | None = None,
+        persist: bool = False,
+        index_key: str | None = None,
+        deadlines_key: str | None = None,
     ) -> Result:
-        """Run the compare-and-set; see ``lua/transition.lua`` for the meaning of each part."""
+        """Run the compare-and-set; see ``lua/transition.lua`` for the meaning of each part.
+
+        ``index_key``/``deadlines_key`` let other record kinds (rents) reuse the same atomic step with their own
+        index and deadline set; ``match`` adds a field-level compare to the state compare."""
         now = self.clock() if now is None else now
         fields = {k: str(v) for k, v in (set_fields or {}).items() if v is not None}
         fields[F_UPDATED] = ts(now)
@@ -105,20 +113,27 @@ class Transitions:
             spec["incr"] = dict(incr)
         if code is not None:
             spec["code"] = code
+            if codes_max is not None:
+                spec["codes_max"] = int(codes_max)
+        if match:
+            spec["match"] = {k: str(v) for k, v in match.items()}
+        if persist:
+            spec["persist"] = True
         if remove_deadline:
             spec["undeadline"] = True
         elif deadline is not None:
             spec["deadline"] = ts(deadline)
         if event is not None:
             spec["event"] = {"type": event.type, "data": event.to_json(), "fill": dict(FILL if fill is None else fill)}
-        if index and activation_id:
+        if index and (activation_id or index_key):
             spec["index"] = order_id
         if terminal:
             spec["ttl"] = RETENTION_SECONDS
         if hist:
             spec["hist"] = hist
-        index_key = self.keys.activation_index(activation_id) if activation_id else ""
-        keys = [key or self.keys.order(order_id), self.keys.deadlines, self.keys.events, index_key]
+        if index_key is None:
+            index_key = self.keys.activation_index(activation_id) if activation_id else ""
+        keys = [key or self.keys.order(order_id), deadlines_key or self.keys.deadlines, self.keys.events, index_key]
         argv = [json.dumps(spec, separators=(",", ":"))]
         if client is not None:  # queued on a pipeline: the caller executes it (and cannot see the result)
             self._script(keys=keys, args=argv, client=client)

@@ -4,11 +4,14 @@
 --   expect   list of states the order must be in (empty = any existing state)
 --   to       new state, or absent to keep the state (a "touch": re-arm a deadline, record a command)
 --   set      {field: string value}   del: [field]   incr: {field: n}
+--   match    {field: value} that must also hold ("" = absent), else status "stale" (a field-level CAS)
 --   code     dedupe key: if already in the record's `codes`, nothing happens (status "dup"); else it is appended
+--   codes_max how many dedupe keys the record keeps (default 8; rents keep more: a poll re-reads the last SMS)
 --   deadline unix time (string) to (re)arm; undeadline=true removes the entry; both absent: left as is
 --   event    {type, data (JSON string), fill: {data_field: record_field}}   maxlen: stream MAXLEN ~
 --   index    value to SET at KEYS[4] (activation id -> order id)
 --   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
+--   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
 --   hist     label to append to the short history (default: the new state); now: unix time
 -- Returns {status, state, event_stream_id}; status is ok | stale | missing | dup.
 local spec = cjson.decode(ARGV[1])
@@ -24,6 +27,12 @@ if spec.expect and #spec.expect > 0 then
   end
   if not allowed then return {'stale', state, ''} end
 end
+if spec.match then
+  for f, want in pairs(spec.match) do
+    local have = redis.call('HGET', order, f) or ''
+    if have ~= want then return {'stale', state, ''} end
+  end
+end
 if spec.code then
   local codes = redis.call('HGET', order, 'codes') or ''
   for c in string.gmatch(codes, '[^\n]+') do
@@ -32,7 +41,8 @@ if spec.code then
   local list = {}
   for c in string.gmatch(codes, '[^\n]+') do table.insert(list, c) end
   table.insert(list, spec.code)
-  while #list > 8 do table.remove(list, 1) end
+  local cap = tonumber(spec.codes_max) or 8
+  while #list > cap do table.remove(list, 1) end
   redis.call('HSET', order, 'codes', table.concat(list, '\n'))
 end
 local new_state = spec.to or state
@@ -84,6 +94,10 @@ if spec.event then
     end
   end
   sid = redis.call('XADD', KEYS[3], 'MAXLEN', '~', spec.maxlen, '*', 'type', spec.event.type, 'data', cjson.encode(data))
+end
+if spec.persist then
+  redis.call('PERSIST', order)
+  if KEYS[4] ~= '' then redis.call('PERSIST', KEYS[4]) end
 end
 if spec.ttl then
   redis.call('EXPIRE', order, spec.ttl)

@@ -11,6 +11,7 @@ from lifecycle import events as ev
 from lifecycle.consumer import InboxConsumer, extract_code
 from lifecycle.inbox import Inbox
 from lifecycle.orders import OrderService
+from lifecycle.rent_records import RentRequest
 from lifecycle.rents import RentService
 from lifecycle.store import OrderRequest
 
@@ -84,18 +85,21 @@ def test_code_extracted_from_text(setup: Any) -> None:
 
 def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     rents = RentService(fake_redis, settings, clock=clock)
-    assert rents.start("777", phone="7999", service="full").ok
-    assert not rents.start("777", phone="7999").ok          # idempotent: no second rent.started
+    rents.submit(RentRequest("full", order_id="r1"))
+    assert rents.start_buying("r1").ok
+    assert rents.started("r1", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
+    assert not rents.started("r1", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
     inbox = RecordingInbox()
     consumer = InboxConsumer(fake_redis, settings, inbox, clock=clock)
     sms = {"rentId": 777, "sms": {"phoneFrom": "SPORT", "text": "Code 2792", "date": "2025-06-17 16:01:10"}}
     report = consumer.handle_batch([Entry("1-0", "rent", sms), Entry("2-0", "rent", sms),
                                     Entry("3-0", "rent", {"rentId": "1", "sms": {}})])
-    assert report.duplicates == 1 and report.unknown == 1
-    assert rents.end("777", cancelled=False).ok
+    assert report.duplicates == 1 and report.unknown == 1 and report.held == 1
+    assert rents.end("r1", cancelled=False, reason="command", rent_id="777").ok
     events = stream_events(fake_redis, settings)
     assert [e["type"] for e in events] == [ev.RENT_STARTED, ev.RENT_SMS, ev.RENT_FINISHED]
     assert events[1]["rent_id"] == "777" and events[1]["text"] == "Code 2792" and events[1]["phone"] == "7999"
+    assert all(e["order_id"] == "r1" for e in events) and events[1]["via"] == "webhook"
 
 
 def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:

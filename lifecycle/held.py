@@ -1,0 +1,65 @@
+"""Webhooks that arrive before their purchase answer is stored ("early" webhooks), held briefly and replayed.
+
+The provider may deliver the SMS webhook for activation X while our order is still ``buying`` (the getNumberV2
+answer not yet written). Instead of only recording it as unknown (and waiting POLL_AFTER for the poll), the
+consumer holds it under ``held:<kind>:<id>`` (bounded list, TTL ~1 h); the flow that stores the number replays
+it through the normal consumer path right after the index is written. The hold is atomic with the index check
+(``lua/hold.lua``), and the replayed transition is deduplicated on the code/SMS fingerprint, so a webhook is
+applied exactly once however the two paths interleave.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Mapping
+
+import redis
+
+from config.settings import Settings
+
+from .keys import Keys
+from .scripts import script
+
+log = logging.getLogger(__name__)
+
+#: how long an early webhook is kept (the provider's own retries span 2 h; the poll catches what expires)
+HELD_TTL = 3600
+#: at most this many webhooks are held per activation/rent id (an id gets only a few SMS before it is stored)
+HELD_MAX = 16
+
+
+class HeldWebhooks:
+    """Hold and take early webhooks, per (kind, id)."""
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+        self.redis = redis_client
+        self.keys = Keys(settings)
+        self._hold = script(redis_client, "hold")
+
+    def _index_key(self, kind: str, ref: str) -> str:
+        return self.keys.rent_index(ref) if kind == "rent" else self.keys.activation_index(ref)
+
+    def hold(self, kind: str, ref: str, payload: Mapping[str, Any]) -> str | None:
+        """Hold ``payload`` unless ``ref`` got indexed meanwhile; returns that order id in the latter case."""
+        raw = json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False, default=str)
+        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind, ref)],
+                           args=[raw, HELD_MAX, HELD_TTL])
+        return str(known) if known else None
+
+    def peek(self, kind: str, ref: str) -> list[dict[str, Any]]:
+        """The held payloads, oldest first (left in place until :meth:`drop`, so a crash loses none)."""
+        out: list[dict[str, Any]] = []
+        for raw in self.redis.lrange(self.keys.held(kind, ref), 0, -1):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                log.warning("held %s webhook for %s is not JSON; dropped", kind, ref)
+                continue
+            if isinstance(value, dict):
+                out.append(value)
+        return out
+
+    def drop(self, kind: str, ref: str, count: int) -> None:
+        """Remove the first ``count`` held payloads (the ones just replayed; later arrivals stay)."""
+        if count > 0:
+            self.redis.ltrim(self.keys.held(kind, ref), count, -1)

@@ -54,6 +54,7 @@ class SweepReport:
     provider_calls: dict[str, int] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
     drained: int = 0
+    rents: int = 0
     #: a pipeline the sweep queues its plain re-arms on (flushed once at the end); None = execute at once
     pipe: Any = None
 
@@ -99,6 +100,7 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: A
                                        cost=None if cost is None else str(cost))
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
+        _replay_early(rt, activation_id)
         fresh = rt.store.get(order.order_id)
         if fresh is not None and fresh.command:
             advance(rt, order.order_id)
@@ -115,6 +117,17 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: A
         log.warning("order %s: could not cancel orphan activation %s (%s); the provider refunds it if no code "
                     "arrives", order.order_id, activation_id, exc.code)
     return "orphan"
+
+
+def _replay_early(rt: Runtime, activation_id: str) -> None:
+    """Webhooks drained while the order was still ``buying`` were held; apply them now (``via: webhook``),
+    instead of waiting POLL_AFTER for the poll. A failure here only delays them to that poll."""
+    try:
+        report = rt.consumer.replay_held("activation", activation_id)
+    except Exception:  # noqa: BLE001 - the number is stored; the poll reconciles what the replay missed
+        log.exception("replay of early webhooks for activation %s failed; the poll will catch up", activation_id)
+        return
+    _auto_finish(rt, report)
 
 
 def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderError) -> str:
@@ -389,6 +402,9 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
             pipe, report.pipe = report.pipe, None
             if pipe is not None:
                 pipe.execute()  # the queued re-arms (each still a compare-and-set on the state)
+    from .rent_flows import sweep_rents   # late: rent_flows builds on this module
+
+    report.rents = sweep_rents(rt, report, lease=lease)
     report.drained = redrain(rt)
     return report
 

@@ -16,7 +16,8 @@ def sweep(self: Any) -> str:
     """One sweep; two at once are harmless (claims are leased)."""
     rt = get_runtime()
     report = flows.sweep(rt)
-    if report.claimed:
-        log.info("sweep: %d due, calls %s, actions %s", report.claimed, report.provider_calls, report.actions)
+    if report.claimed or report.rents:
+        log.info("sweep: %d due (%d rents), calls %s, actions %s", report.claimed, report.rents,
+                 report.provider_calls, report.actions)
     flows.kick_relay(rt)
     return f"claimed:{report.claimed}"

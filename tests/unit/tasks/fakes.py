@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from provider import errors as perr
@@ -131,3 +132,103 @@ class FakeProvider:
             raise perr.BadStatus()
         act.state = "WAIT_RETRY"
         return "ACCESS_RETRY_GET"
+
+
+@dataclass
+class FakeRent:
+    rent_id: str
+    phone: str
+    service: str
+    created: float
+    end: float
+    url: str | None = None
+    state: str = "ACTIVE"          # ACTIVE | FINISHED | CANCELLED | REVOKED
+    sms: list[tuple[str, str, float]] = field(default_factory=list)   # (phone_from, text, at)
+
+
+class FakeRentProvider(FakeProvider):
+    """FakeProvider plus the rent API (protocol.md §4), with the 20-minute / no-SMS cancel rule."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        super().__init__(clock)
+        self.rents: dict[str, FakeRent] = {}
+        self._next_rent = 26_000_000
+
+    def add_rent(self, service: str = "full", hours: int = 4, url: str | None = None,
+                 phone: str | None = None) -> FakeRent:
+        self._next_rent += 1
+        rid = str(self._next_rent)
+        rent = FakeRent(rid, phone or f"7999{self._next_rent % 10_000_000:07d}", service, self.clock(),
+                        self.clock() + hours * 3600, url)
+        self.rents[rid] = rent
+        return rent
+
+    def sms(self, rent_id: str, text: str, phone_from: str = "SENDER") -> None:
+        self.rents[rent_id].sms.append((phone_from, text, self.clock()))
+
+    def get_rent_number(self, service: str, rent_time: int | None = None, operator: Any = None,
+                        country: Any = None, url: str | None = None, **_: Any) -> Any:
+        from provider.models import Rent
+
+        self._enter("get_rent_number", service, rent_time, url)
+        rent = self.add_rent(service, rent_time or 4, url)
+        return Rent(rent_id=rent.rent_id, phone=rent.phone,
+                    end_date=datetime.fromtimestamp(rent.end, timezone.utc).replace(tzinfo=None))
+
+    def get_rent_status(self, rent_id: str, page: int | None = None, size: int | None = None) -> Any:
+        from provider.models import RentSms, RentState, RentStatus
+
+        self._enter("get_rent_status", rent_id, page)
+        rent = self.rents.get(str(rent_id))
+        if rent is None:
+            raise perr.InvalidPhone()
+        if rent.state != "ACTIVE":
+            return RentStatus(RentState(rent.state))
+        if not rent.sms:
+            return RentStatus(RentState.WAIT_CODE)
+        newest = list(reversed(rent.sms))
+        p, n = page or 0, size or 10
+        chunk = newest[p * n:(p + 1) * n]
+        msgs = tuple(RentSms(phone_from=f, text=t, date=datetime.fromtimestamp(at, timezone.utc).replace(tzinfo=None))
+                     for f, t, at in chunk)
+        return RentStatus(RentState.ACTIVE, msgs, quantity=len(rent.sms))
+
+    def _set_rent(self, rent_id: str, status: int) -> bool:
+        self._enter("set_rent_status", rent_id, status)
+        rent = self.rents.get(str(rent_id))
+        if rent is None:
+            raise perr.InvalidPhone()
+        if rent.state == "FINISHED":
+            raise perr.AlreadyFinished()
+        if rent.state in ("CANCELLED", "REVOKED"):
+            raise perr.AlreadyCancelled()
+        if status == 2 and (rent.sms or self.clock() - rent.created > 20 * 60):
+            raise perr.CantCancel()
+        rent.state = "FINISHED" if status == 1 else "CANCELLED"
+        return True
+
+    def finish_rent(self, rent_id: str) -> bool:
+        return self._set_rent(rent_id, 1)
+
+    def cancel_rent(self, rent_id: str) -> bool:
+        return self._set_rent(rent_id, 2)
+
+    def get_rent_list(self, length: int | None = None, page: int | None = None, **_: Any) -> Any:
+        from provider.models import RentListItem
+
+        self._enter("get_rent_list")
+        return [RentListItem(r.rent_id, r.phone) for r in self.rents.values() if r.state == "ACTIVE"]
+
+    def continue_rent_number(self, rent_id: str, rent_time: int | None = None, **_: Any) -> Any:
+        from provider.models import Rent
+
+        self._enter("continue_rent_number", rent_id, rent_time)
+        rent = self.rents[str(rent_id)]
+        hours = rent_time or 4
+        if rent.state == "FINISHED":
+            new = self.add_rent(rent.service, hours, rent.url, phone=rent.phone)
+            return Rent(rent_id=new.rent_id, phone=new.phone)
+        if rent.state != "ACTIVE":
+            raise perr.RentDie()
+        rent.end += hours * 3600
+        return Rent(rent_id=rent.rent_id, phone=rent.phone)

@@ -1,0 +1,227 @@
+"""Rent flows on fakeredis with a scripted provider: one purchase at most, reconciliation instead of re-buying,
+rent.sms once whether by webhook or poll, ends, commands and prolongation."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from lifecycle import events as ev
+from lifecycle.rent_records import RentRequest, RentState
+from provider import errors as perr
+from tasks import flows, rent_flows
+from tasks.runtime import Runtime
+from tests.unit.lifecycle.conftest import FakeClock, stream_events
+from tests.unit.lifecycle.test_consumer import Entry, RecordingInbox
+from tests.unit.tasks.fakes import FakeRentProvider
+
+
+@pytest.fixture
+def provider(clock: FakeClock) -> FakeRentProvider:
+    return FakeRentProvider(clock)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(auto_finish=False, poll_after=30.0, poll_interval=15.0, order_max_attempts=3,
+                    order_retry_delay=30.0, events_maxlen=1000, sweep_batch=500, public_url="https://otp.example",
+                    webhook_token="wh-secret-token-0123456789")
+
+
+def types(rt: Runtime, order_id: str = "r1") -> list[str]:
+    return [e["type"] for e in stream_events(rt.redis, rt.settings) if e.get("order_id") == order_id]
+
+
+def rented(rt: Runtime, order_id: str = "r1", **kw: Any) -> str:
+    rt.rents.submit(RentRequest("full", order_id=order_id, **kw))
+    assert rent_flows.place_rent(rt, order_id) == "active"
+    return rt.rents.get(order_id).rent_id
+
+
+def test_place_rent_sends_webhook_url_and_starts_once(rt: Runtime, provider: FakeRentProvider) -> None:
+    rid = rented(rt, hours=12)
+    [(_, (service, hours, url))] = [c for c in provider.calls if c[0] == "get_rent_number"]
+    assert (service, hours, url) == ("full", 12, "https://otp.example/webhooks/wh-secret-token-0123456789")
+    assert rent_flows.place_rent(rt, "r1") == "active"          # re-delivered after success: nothing
+    assert provider.count("get_rent_number") == 1
+    [started] = [e for e in stream_events(rt.redis, rt.settings)]
+    assert started["type"] == ev.RENT_STARTED and started["rent_id"] == rid and started["end_date"]
+    assert "wh-secret" not in str(started)
+
+
+def test_no_public_url_means_polling_only(rt: Runtime, provider: FakeRentProvider) -> None:
+    rt.settings = dataclasses.replace(rt.settings, public_url=None)
+    rented(rt)
+    assert [c[1][2] for c in provider.calls if c[0] == "get_rent_number"] == [None]
+
+
+def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rents.submit(RentRequest("full", order_id="r1"))
+    assert rt.rents.start_buying("r1").ok              # a worker marked it and died mid-call ...
+    provider.add_rent("full")                           # ... after the provider rented the number
+    assert rent_flows.place_rent(rt, "r1") == "in_flight"   # fresh mark: maybe still in flight elsewhere
+    clock.advance(rt.rents.timing.buying_stale + 1)
+    assert rent_flows.place_rent(rt, "r1") == "active"      # stale: reconciled from getRentList
+    assert provider.count("get_rent_number") == 0 and provider.count("get_rent_list") == 1
+    assert types(rt) == [ev.RENT_STARTED]
+
+
+def test_unreconcilable_purchase_fails_without_buying(rt: Runtime, provider: FakeRentProvider,
+                                                      clock: FakeClock) -> None:
+    for oid in ("a", "b"):
+        rt.rents.submit(RentRequest("full", order_id=oid))
+        rt.rents.start_buying(oid)
+    clock.advance(rt.rents.timing.buying_stale + 1)
+    assert rent_flows.place_rent(rt, "a") == "failed"       # nothing listed: it never rented
+    provider.add_rent()
+    provider.add_rent()
+    assert rent_flows.place_rent(rt, "b") == "failed"       # two unclaimed: cannot tell which
+    assert provider.count("get_rent_number") == 0
+    failed = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.ORDER_FAILED]
+    assert [(e["order_id"], e["reason"], e["kind"]) for e in failed] == [("a", "rent_unrecoverable", "rent"),
+                                                                        ("b", "rent_unrecoverable", "rent")]
+
+
+def test_ambiguous_answer_reconciles_later(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rents.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [perr.ReadTimeout(possibly_processed=True)]
+    assert rent_flows.place_rent(rt, "r1") == "reconcile_later"
+    assert rt.rents.get("r1").state is RentState.BUYING and rt.rents.get("r1").ambiguous
+    provider.add_rent()                                    # the timed-out call did rent one
+    clock.advance(11)
+    flows.sweep(rt)                                        # the deadline re-drives place_rent ...
+    assert ("otpflow.place_rent", {"order_id": "r1"}) in rt.publish
+    assert rent_flows.place_rent(rt, "r1") == "active"     # ... which reconciles
+    assert provider.count("get_rent_number") == 1
+
+
+@pytest.mark.parametrize("exc, outcome, state", [
+    (perr.NoNumbers(), "retry_later", RentState.PENDING),
+    (perr.ConnectTimeout(possibly_processed=False), "retry_later", RentState.PENDING),
+    (perr.NoBalance(), "failed", RentState.FAILED),
+])
+def test_definite_refusals(rt: Runtime, provider: FakeRentProvider, exc: Exception, outcome: str,
+                           state: RentState) -> None:
+    rt.rents.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [exc]
+    assert rent_flows.place_rent(rt, "r1") == outcome
+    assert rt.rents.get("r1").state is state
+
+
+def test_webhook_and_poll_give_one_rent_sms_each(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rid = rented(rt)
+    provider.sms(rid, "code 1111", "BANK")
+    sent = provider.rents[rid].sms[0]
+    from datetime import datetime, timezone
+    date = datetime.fromtimestamp(sent[2], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    webhook = {"rentId": rid, "sms": {"phoneFrom": "BANK", "text": "code 1111", "date": date}}
+    rt.consumer.handle_batch([Entry(f"{i}-0", "rent", webhook) for i in range(3)])
+    clock.advance(5)
+    provider.sms(rid, "code 2222", "BANK")              # its webhook was lost
+    clock.advance(30)
+    flows.sweep(rt)
+    flows.sweep(rt)
+    clock.advance(20)
+    flows.sweep(rt)
+    sms = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_SMS]
+    assert [(e["text"], e["via"]) for e in sms] == [("code 1111", "webhook"), ("code 2222", "poll")]
+
+
+def test_poll_pages_until_known(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rid = rented(rt)
+    for i in range(25):
+        provider.sms(rid, f"m{i}")
+        clock.advance(1)
+    clock.advance(30)
+    flows.sweep(rt)
+    assert len([e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_SMS]) == 25
+    assert provider.count("get_rent_status") == 3
+
+
+def test_end_date_finishes(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rid = rented(rt, hours=4)
+    clock.advance(4 * 3600 + 1)
+    flows.sweep(rt)
+    assert types(rt) == [ev.RENT_STARTED, ev.RENT_FINISHED]
+    finished = stream_events(rt.redis, rt.settings)[-1]
+    assert finished["reason"] == "end_date" and finished["rent_id"] == rid
+    assert provider.rents[rid].state == "FINISHED"
+
+
+def test_provider_side_end_is_noticed(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rid = rented(rt)
+    provider.rents[rid].state = "REVOKED"
+    clock.advance(31)
+    flows.sweep(rt)
+    last = stream_events(rt.redis, rt.settings)[-1]
+    assert last["type"] == ev.RENT_CANCELLED and last["reason"] == "revoked"
+
+
+def test_finish_and_cancel_commands(rt: Runtime, provider: FakeRentProvider) -> None:
+    a, b = rented(rt, "a"), rented(rt, "b")
+    rt.rents.request("a", "finish")
+    rt.rents.request("b", "cancel")
+    assert rent_flows.rent_command(rt, "a", "finish") == "finished"
+    assert rent_flows.rent_command(rt, "b", "cancel") == "cancelled"
+    assert rent_flows.rent_command(rt, "b", "cancel") == "no_command"  # re-delivered: nothing left to do
+    assert types(rt, "a") == [ev.RENT_STARTED, ev.RENT_FINISHED]
+    assert types(rt, "b") == [ev.RENT_STARTED, ev.RENT_CANCELLED]
+    assert provider.rents[a].state == "FINISHED" and provider.rents[b].state == "CANCELLED"
+
+
+def test_cant_cancel_emits_nothing(rt: Runtime, provider: FakeRentProvider) -> None:
+    rid = rented(rt)
+    rt.rents.request("r1", "cancel")
+    provider.sms(rid, "arrived just now")       # the provider saw an SMS we did not yet
+    assert rent_flows.rent_command(rt, "r1", "cancel") == "refused:cant_cancel"
+    order = rt.rents.get("r1")
+    assert order.state is RentState.ACTIVE and order.command is None and order.command_error == "cant_cancel"
+    assert types(rt) == [ev.RENT_STARTED, ev.RENT_SMS]          # the last poll still delivered the SMS
+
+
+def test_prolong_active_same_id(rt: Runtime, provider: FakeRentProvider) -> None:
+    rid = rented(rt)
+    end = rt.rents.get("r1").end_at
+    rt.rents.request("r1", "prolong", hours=12)
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "prolonged"
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "no_command"   # re-delivered: not sent twice
+    assert provider.count("continue_rent_number") == 1
+    order = rt.rents.get("r1")
+    assert order.rent_id == rid and order.end_at == end + 12 * 3600
+
+
+def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rid = rented(rt)
+    clock.advance(4 * 3600 + 1)
+    flows.sweep(rt)
+    rt.rents.request("r1", "prolong", hours=4)
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "reordered"
+    order = rt.rents.get("r1")
+    assert order.state is RentState.ACTIVE and order.rent_id != rid and order.previous_rent_ids == (rid,)
+    assert rt.rents.order_for_rent(order.rent_id) == "r1"
+    assert types(rt) == [ev.RENT_STARTED, ev.RENT_FINISHED, ev.RENT_STARTED]
+
+
+def test_prolong_lost_mid_call_is_not_resent(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rented(rt)
+    rt.rents.request("r1", "prolong", hours=4)
+    assert rt.rents.mark_prolonging("r1", RentState.ACTIVE).ok   # a worker claimed it and died
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "in_flight"
+    clock.advance(rt.rents.timing.buying_stale + 1)
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "refused:prolong_unconfirmed"
+    assert provider.count("continue_rent_number") == 0
+
+
+def test_early_activation_webhook_replayed_by_place_order(rt: Runtime, provider: FakeRentProvider) -> None:
+    """Task 2 at the flow level: the webhook is drained while buying, applied right after the number is stored."""
+    from lifecycle.store import OrderRequest
+
+    rt.orders.submit(OrderRequest("tg", order_id="o1"))
+    rt.transitions.start_buying("o1")
+    next_aid = str(provider._next + 1)
+    rt.consumer.handle_batch([Entry("1-0", "activation", {"activationId": next_aid, "code": "777111"})])
+    assert flows.place_order(rt, "o1") in ("waiting", "code_received")
+    codes = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.CODE_RECEIVED]
+    assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["order_id"] == "o1"

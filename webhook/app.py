@@ -73,6 +73,8 @@ def _register_orders_api(app: Flask) -> None:
         log.info("webhook.orders_api not installed; /api/orders is not served")
         return
     app.register_blueprint(orders_api)
+    from webhook.rents_api import rents_api
+    app.register_blueprint(rents_api)
 
 
 def _redact_werkzeug_log() -> None:

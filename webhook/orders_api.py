@@ -52,8 +52,8 @@ def _authorized() -> bool:
     return hmac.compare_digest(a, b)
 
 
-@orders_api.before_request
-def _check_token() -> Response | None:
+def check_api_token() -> Response | None:
+    """``before_request`` hook shared by the order and rent APIs: 401 unless the bearer token matches."""
     if not _authorized():
         response = error_response(401, "unauthorized", "missing or invalid bearer token")
         response.headers["WWW-Authenticate"] = 'Bearer realm="otpflow"'
@@ -61,10 +61,14 @@ def _check_token() -> Response | None:
     return None
 
 
-@orders_api.errorhandler(redis.exceptions.RedisError)
-def _redis_down(exc: redis.exceptions.RedisError) -> Response:
-    log.warning("order API: Redis unavailable (%s)", type(exc).__name__)
+def redis_down(exc: redis.exceptions.RedisError) -> Response:
+    """503 when Redis is unavailable (shared with the rent API): nothing was stored, the caller retries."""
+    log.warning("API: Redis unavailable (%s)", type(exc).__name__)
     return unavailable()
+
+
+orders_api.before_request(check_api_token)
+orders_api.register_error_handler(redis.exceptions.RedisError, redis_down)
 
 
 def _service() -> OrderService:
@@ -72,7 +76,7 @@ def _service() -> OrderService:
     return OrderService(ctx.redis, ctx.settings)
 
 
-def _publish(name: str, kwargs: dict[str, Any]) -> None:
+def publish(name: str, kwargs: dict[str, Any]) -> None:
     """Publish by name. A failure is logged, not raised: the order is stored and its deadline makes the
     sweeper publish the work again, so the caller still gets its answer."""
     try:
@@ -100,7 +104,7 @@ def create_order() -> tuple[Response, int] | Response:
     except OrderError as exc:
         return error_response(400, "invalid_request", str(exc))
     if created:
-        _publish("otpflow.place_order", {"order_id": order.order_id})
+        publish("otpflow.place_order", {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200
 
 
@@ -128,5 +132,5 @@ def order_command(order_id: str, command: str) -> tuple[Response, int] | Respons
         return error_response(409, "conflict", f"{command} is not allowed in state "
                               f"{exc.state.value if exc.state else 'unknown'}",
                               extra={"state": exc.state.value if exc.state else None})
-    _publish("otpflow.command", {"order_id": order_id, "command": command})
+    publish("otpflow.command", {"order_id": order_id, "command": command})
     return jsonify({"order_id": order_id, "command": command, "state": accepted.state.value}), 202

@@ -1,0 +1,121 @@
+"""The rent API (Blueprint ``rents_api``): rent numbers, read a rent's state, send finish/cancel/prolong.
+
+Same bearer authentication, Redis-down answer and publishing as the order API (``webhook.orders_api``). A request
+only stores (one Lua step, idempotent on ``order_id``) and publishes ``otpflow.place_rent`` /
+``otpflow.rent_command``; provider calls happen in a worker, never inside the request. If the publish is lost,
+the rent's deadline makes the sweeper do the work.
+
+Cancel is answered 409 ``cant_cancel`` at once when the provider's rule already forbids it (an SMS arrived, or
+more than 20 minutes passed since the rent started); if the provider still refuses later (CANT_CANCEL), the
+command is dropped without an event and ``GET`` shows ``command_error``.
+"""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate
+
+from lifecycle.orders import valid_order_id
+from lifecycle.rent_records import RENT_COMMANDS, RentRequest
+from lifecycle.rents import MAX_HOURS, MIN_HOURS, RentCommandConflict, RentError, RentService, UnknownRent
+from webhook.context import current_context
+from webhook.errors import error_response
+from webhook.orders_api import check_api_token, publish, redis_down
+
+log = logging.getLogger("otpflow.rents_api")
+
+rents_api = Blueprint("rents_api", __name__)
+rents_api.before_request(check_api_token)
+rents_api.register_error_handler(redis.exceptions.RedisError, redis_down)
+
+_hours = validate.Range(min=MIN_HOURS, max=MAX_HOURS)
+
+
+class RentSchema(Schema):
+    """The POST /api/rents body; ``rent_time`` is in hours (4, 12, 24, then multiples of 24)."""
+
+    service = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    country = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100000))
+    operator = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    rent_time = fields.Integer(load_default=4, validate=_hours)
+    order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+
+
+class ProlongSchema(Schema):
+    hours = fields.Integer(required=True, validate=_hours)
+
+
+_schema, _prolong = RentSchema(), ProlongSchema()
+
+
+def _service() -> RentService:
+    ctx = current_context()
+    return RentService(ctx.redis, ctx.settings)
+
+
+def _body() -> dict | None:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else None
+
+
+@rents_api.post("/api/rents")
+def create_rent() -> tuple[Response, int] | Response:
+    body = _body()
+    if body is None:
+        return error_response(400, "invalid_json", "expected a JSON object")
+    try:
+        data = _schema.load(body)
+    except ValidationError as exc:
+        return error_response(400, "invalid_request", "validation failed", extra={"fields": exc.messages})
+    if data.get("order_id") and not valid_order_id(data["order_id"]):
+        return error_response(400, "invalid_request", "validation failed",
+                              extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
+    req = RentRequest(service=data["service"], country=data["country"], operator=data["operator"],
+                      hours=data["rent_time"], order_id=data["order_id"])
+    try:
+        order, created = _service().submit(req)
+    except RentError as exc:
+        return error_response(400, "invalid_request", str(exc))
+    if created:
+        publish("otpflow.place_rent", {"order_id": order.order_id})
+    return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), \
+        202 if created else 200
+
+
+@rents_api.get("/api/rents/<order_id>")
+def get_rent(order_id: str) -> tuple[Response, int] | Response:
+    order = _service().get(order_id) if valid_order_id(order_id) else None
+    if order is None:
+        return error_response(404, "not_found", "no such rent")
+    body = order.public()
+    body["history"] = [{"state": label, "at": at} for label, at in order.history]
+    return jsonify(body)
+
+
+@rents_api.post("/api/rents/<order_id>/<command>")
+def rent_command(order_id: str, command: str) -> tuple[Response, int] | Response:
+    if command not in RENT_COMMANDS:
+        return error_response(404, "not_found", "no such command")
+    if not valid_order_id(order_id):
+        return error_response(404, "not_found", "no such rent")
+    hours = None
+    if command == "prolong":
+        try:
+            hours = _prolong.load(_body() or {})["hours"]
+        except ValidationError as exc:
+            return error_response(400, "invalid_request", "validation failed", extra={"fields": exc.messages})
+    try:
+        accepted = _service().request(order_id, command, hours=hours)
+    except UnknownRent:
+        return error_response(404, "not_found", "no such rent")
+    except RentError as exc:
+        return error_response(400, "invalid_request", str(exc))
+    except RentCommandConflict as exc:
+        state = exc.state.value if exc.state else None
+        message = ("the provider no longer allows cancelling this rent (an SMS arrived, or 20 minutes passed)"
+                   if exc.reason == "cant_cancel" else f"{command} is not allowed now ({exc.reason})")
+        return error_response(409, "conflict", message, extra={"state": state, "reason": exc.reason})
+    publish("otpflow.rent_command", {"order_id": order_id, "command": command})
+    return jsonify({"order_id": order_id, "command": command, "state": accepted.state.value}), 202

@@ -30,6 +30,13 @@ def _demo(args: argparse.Namespace) -> int:
                     timeout=args.timeout)
 
 
+def _rent(args: argparse.Namespace) -> int:
+    from otpflow.commands import rent
+
+    return rent(service=args.service, country=args.country, operator=args.operator, hours=args.hours,
+                order_id=args.order_id)
+
+
 def _order(args: argparse.Namespace) -> int:
     from otpflow.commands import order
 
@@ -103,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the order's events until it ends")
     p.add_argument("--timeout", type=float, default=1500.0)
     p.set_defaults(func=_order)
+
+    p = sub.add_parser("rent", help="rent a number (same code path as POST /api/rents); follow with `events`")
+    p.add_argument("service", nargs="?", default="full")
+    p.add_argument("--country", default=None)
+    p.add_argument("--operator", default=None)
+    p.add_argument("--hours", type=int, default=4, help="rent_time in hours (default 4)")
+    p.add_argument("--order-id", default=None, help="idempotency key (default: a new uuid)")
+    p.set_defaults(func=_rent)
 
     p = sub.add_parser("status", help="show an order's state and history")
     p.add_argument("order_id")

@@ -120,6 +120,25 @@ def order(*, service: str, country: str | None, operator: str | None, max_price:
     return 1
 
 
+def rent(*, service: str, country: str | None, operator: str | None, hours: int, order_id: str | None) -> int:
+    """Store a rent order and publish ``otpflow.place_rent``: the same two steps as ``POST /api/rents``."""
+    from lifecycle.rent_records import RentRequest
+    from lifecycle.rents import RentError, RentService
+
+    settings = _settings()
+    try:
+        request = RentRequest(service=service, country=int(country) if country is not None else None,
+                              operator=operator, hours=int(hours), order_id=order_id)
+        placed, created = RentService(make_redis(settings), settings).submit(request)
+    except (RentError, ValueError) as exc:
+        print(f"otpflow rent: {exc}", file=sys.stderr)
+        return 2
+    if created:
+        _publisher(settings).send_task("otpflow.place_rent", kwargs={"order_id": placed.order_id})
+    _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
+    return 0
+
+
 def status(order_id: str) -> int:
     settings = _settings()
     found = _order_service(settings).get(order_id)

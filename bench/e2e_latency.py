@@ -1,0 +1,517 @@
+"""End-to-end latency: a provider webhook POST until its ``code.received`` entry is on the events stream.
+
+Through the real pipeline on loopback (``tests/support/pipeline.py``): gunicorn (``webhook/gunicorn_conf.py``,
+sync, 2 workers), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the Procfile's
+default; ``--worker-concurrency``), no beat, the sandbox as the provider (in a thread of this process) with
+``drop_webhooks`` on, so only this script's POSTs deliver codes, and a real Redis.
+
+Set-up (not timed): N orders through ``POST /api/orders``; their ``number.assigned`` events give the activation
+ids; each activation's SMS is registered in the sandbox through ``POST /control/sms`` (its webhook dropped), so
+the AUTO_FINISH ``setStatus 6`` after each code finds a real SMS, as in production.
+
+Timed, per activation: t0 -> raw HTTP POST of the activation webhook (a fresh connection: gunicorn's sync
+worker closes after each answer) -> blocking XREAD of the events stream until that activation's
+``code.received`` appears -> latency. Two modes:
+
+* sequential: one activation at a time, XREAD in the sending thread (pure latency, nothing queued);
+* concurrent: ``--threads`` senders, one reader thread doing blocking XREADs (latency under load + throughput).
+
+Baseline, measured the same way in the same run: the floor of the path without our pipeline. A bare Flask
+endpoint under the same gunicorn config, env, worker count and access log, that XADDs the body straight into a
+stream (``baseline_factory``); the same POST, the same XREAD until that entry is seen.
+
+Rounds are interleaved (baseline, then ours, per mode and round) so a busy neighbour on a 2-core machine hits
+both; percentiles are over all rounds' samples. Bounded: ``--sequential``/``--concurrent`` activations per round,
+``--rounds``, ``--max-seconds`` per phase, 10 s per activation. Targets (ours, sequential): p50 <= 10 ms,
+p99 <= 50 ms.
+
+``--provider-delay-ms D`` puts a delaying proxy between our processes and the sandbox (a real provider is tens
+to hundreds of ms away; the sandbox about one): AUTO_FINISH's ``setStatus 6`` runs inside the drain task, so
+this shows how a provider round trip reaches code latency. ``--no-auto-finish`` measures without it.
+
+Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 13, else an embedded redis-server (``--embedded``:
+always a private one; a Redis others run tests against is noisy). Keys go under a per-run ``KEY_PREFIX`` and
+events to a per-run ``EVENTS_STREAM``; both are deleted at the end.
+
+    .venv/bin/python bench/e2e_latency.py [--rounds 3] [--sequential 100] [--concurrent 100] [--threads 4]
+        [--no-auto-finish] [--provider-delay-ms 0] [--embedded]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
+                           http_post_bytes, machine_conditions, pick_redis, process_tree_cpu, raw_post, summarize,
+                           verdict)
+
+BASELINE_STREAM_ENV = "OTPFLOW_BENCH_BASELINE_STREAM"
+REDIS_DB = 13
+PER_ITEM_TIMEOUT = 10.0
+TARGET_P50_MS = 10.0
+TARGET_P99_MS = 50.0
+
+
+def baseline_factory() -> Any:
+    """The floor: Flask + one XADD of the raw body (gunicorn ``bench.e2e_latency:baseline_factory()``)."""
+    from flask import Flask, Response, request
+
+    app = Flask("e2e_baseline")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    stream = os.environ[BASELINE_STREAM_ENV]
+    accepted = b'{"status":"accepted"}\n'
+
+    @app.post("/webhooks/<token>")
+    def hook(token: str) -> Response:
+        client.xadd(stream, {"payload": request.get_data()})
+        return Response(accepted, status=200, mimetype="application/json")
+
+    @app.get("/readyz")
+    def ready() -> Response:
+        client.ping()
+        return Response(b"ok", status=200, mimetype="text/plain")
+
+    return app
+
+
+# ---------------------------------------------------------------------------------------------- measurement
+@dataclass
+class Target:
+    """Where to POST and which stream entry answers a given activation id."""
+
+    name: str
+    port: int
+    path: str
+    stream: str
+    key_of: Callable[[Mapping[str, str]], str | None]  # stream entry fields -> activation id it answers, or None
+    master_pid: int = 0
+
+
+@dataclass
+class Item:
+    activation_id: str
+    body: bytes
+
+
+@dataclass
+class Run:
+    """One mode x target x round."""
+
+    latencies: list[float] = field(default_factory=list)  # POST sent -> entry seen
+    http: list[float] = field(default_factory=list)       # POST sent -> answer read
+    errors: int = 0
+    lost: int = 0
+    wall: float = 0.0
+    server_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def ours_key(fields: Mapping[str, str]) -> str | None:
+    if fields.get("type") != "code.received":
+        return None
+    try:
+        data = json.loads(fields.get("data", ""))
+    except ValueError:
+        return None
+    aid = data.get("activation_id")
+    return None if aid is None else str(aid)
+
+
+def baseline_key(fields: Mapping[str, str]) -> str | None:
+    try:
+        return str(json.loads(fields["payload"])["activationId"])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def webhook_body(activation_id: str, n: int) -> bytes:
+    """An SMS-Activate activation webhook (~200 bytes); ``n`` makes code, text and so the fingerprint unique."""
+    code = f"{n % 1_000_000:06d}"
+    return json.dumps({"activationId": int(activation_id), "service": "tg",
+                       "text": f"Your Telegram code: {code}. Do not share it.", "code": code, "country": 0,
+                       "receivedAt": time.strftime("%Y-%m-%d %H:%M:%S")}, separators=(",", ":")).encode()
+
+
+def _tail_id(client: redis.Redis, stream: str) -> str:
+    last = client.xrevrange(stream, count=1)
+    return last[0][0] if last else "0-0"
+
+
+def run_sequential(target: Target, items: Sequence[Item], client: redis.Redis, max_seconds: float) -> Run:
+    """One activation at a time: POST, then XREAD (blocking) in this thread until its entry is seen."""
+    run = Run()
+    cursor = _tail_id(client, target.stream)
+    cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    for item in items:
+        if time.perf_counter() > deadline:
+            break
+        request = http_post_bytes(target.port, target.path, item.body)
+        t0 = time.perf_counter()
+        try:
+            status = raw_post(target.port, request)
+        except OSError:
+            status = 0
+        t_http = time.perf_counter()
+        if status != 200:
+            run.errors += 1
+            continue
+        found = False
+        give_up = t0 + PER_ITEM_TIMEOUT
+        while not found:
+            left_ms = int((give_up - time.perf_counter()) * 1000)
+            if left_ms <= 0:
+                break
+            rows = client.xread({target.stream: cursor}, block=left_ms, count=100)
+            now = time.perf_counter()
+            for _stream, entries in rows or []:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    if target.key_of(fields) == item.activation_id:
+                        found = True
+                        run.latencies.append(now - t0)
+                        run.http.append(t_http - t0)
+        if not found:
+            run.lost += 1
+    run.wall = time.perf_counter() - started
+    if target.master_pid:
+        run.server_cpu = process_tree_cpu(target.master_pid) - cpu0
+    return run
+
+
+def run_concurrent(target: Target, items: Sequence[Item], redis_url: str, threads: int, max_seconds: float) -> Run:
+    """``threads`` senders; one reader thread XREADs the stream and stamps each awaited entry as it arrives."""
+    run = Run()
+    reader_client = redis.Redis.from_url(redis_url, decode_responses=True)
+    cursor = [_tail_id(reader_client, target.stream)]
+    waiting: dict[str, tuple[threading.Event, list[float]]] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            rows = reader_client.xread({target.stream: cursor[0]}, block=100, count=1000)
+            now = time.perf_counter()
+            for _stream, entries in rows or []:
+                for entry_id, fields in entries:
+                    cursor[0] = entry_id
+                    key = target.key_of(fields)
+                    if key is None:
+                        continue
+                    with lock:
+                        slot = waiting.pop(key, None)
+                    if slot is not None:
+                        slot[1].append(now)
+                        slot[0].set()
+
+    queue = list(reversed(items))
+    deadline = time.perf_counter() + max_seconds
+
+    def sender() -> None:
+        local_lat: list[float] = []
+        local_http: list[float] = []
+        errors = lost = 0
+        while time.perf_counter() < deadline:
+            with lock:
+                if not queue:
+                    break
+                item = queue.pop()
+            done, stamp = threading.Event(), []
+            with lock:
+                waiting[item.activation_id] = (done, stamp)
+            request = http_post_bytes(target.port, target.path, item.body)
+            t0 = time.perf_counter()
+            try:
+                status = raw_post(target.port, request)
+            except OSError:
+                status = 0
+            t_http = time.perf_counter()
+            if status != 200:
+                errors += 1
+                with lock:
+                    waiting.pop(item.activation_id, None)
+                continue
+            if done.wait(PER_ITEM_TIMEOUT) and stamp:
+                local_lat.append(stamp[0] - t0)
+                local_http.append(t_http - t0)
+            else:
+                lost += 1
+        with lock:
+            run.latencies.extend(local_lat)
+            run.http.extend(local_http)
+            run.errors += errors
+            run.lost += lost
+
+    read_thread = threading.Thread(target=reader, name="xread", daemon=True)
+    read_thread.start()
+    pool = [threading.Thread(target=sender, name=f"sender-{i}", daemon=True) for i in range(threads)]
+    cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
+    started = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(max_seconds + PER_ITEM_TIMEOUT + 5)
+    run.wall = time.perf_counter() - started
+    if target.master_pid:
+        run.server_cpu = process_tree_cpu(target.master_pid) - cpu0
+    stop.set()
+    read_thread.join(5)
+    reader_client.close()
+    return run
+
+
+def merge(runs: Sequence[Run]) -> Run:
+    out = Run()
+    for r in runs:
+        out.latencies += r.latencies
+        out.http += r.http
+        out.errors += r.errors
+        out.lost += r.lost
+        out.wall += r.wall
+        out.server_cpu += r.server_cpu
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- set-up
+def place_orders(pipeline: Any, client: redis.Redis, stream: str, n: int, timeout: float) -> list[str]:
+    """N orders through the order API; wait for their ``number.assigned``; return their activation ids."""
+    wanted: set[str] = set()
+    for _ in range(n):
+        wanted.add(pipeline.order("tg"))
+    activations: dict[str, str] = {}
+    cursor = "0-0"
+    deadline = time.monotonic() + timeout
+    while len(activations) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {len(activations)}/{n} numbers assigned within {timeout:.0f}s\n{pipeline.logs()}")
+        pipeline._check_alive()
+        rows = client.xread({stream: cursor}, block=500, count=1000)
+        for _stream, entries in rows or []:
+            for entry_id, fields in entries:
+                cursor = entry_id
+                if fields.get("type") == "number.assigned":
+                    data = json.loads(fields["data"])
+                    if data.get("order_id") in wanted and data.get("activation_id"):
+                        activations[data["order_id"]] = str(data["activation_id"])
+    return list(activations.values())
+
+
+def register_sms(pipeline: Any, items: Sequence[Item]) -> None:
+    """Tell the sandbox each SMS arrived (its webhook is dropped) so AUTO_FINISH's setStatus 6 is a normal one."""
+    import requests
+
+    with requests.Session() as session:
+        for item in items:
+            body = json.loads(item.body)
+            response = session.post(f"{pipeline.sandbox_server.url}/control/sms", timeout=10,
+                                    json={"activation_id": item.activation_id, "code": body["code"],
+                                          "text": body["text"]})
+            response.raise_for_status()
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per mode")
+    parser.add_argument("--sequential", type=int, default=100, help="activations per round, sequential mode")
+    parser.add_argument("--concurrent", type=int, default=100, help="activations per round, concurrent mode")
+    parser.add_argument("--threads", type=int, default=4, help="sender threads in concurrent mode")
+    parser.add_argument("--warmup", type=int, default=20, help="activations per target before measuring")
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="celery worker --concurrency")
+    parser.add_argument("--log-level", default="INFO", choices=("INFO", "WARNING"),
+                        help="LOG_LEVEL of web and worker (INFO: the Procfile default)")
+    parser.add_argument("--no-auto-finish", action="store_true", help="AUTO_FINISH=false (no setStatus after codes)")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="time bound per phase")
+    parser.add_argument("--provider-delay-ms", type=float, default=0.0,
+                        help="web and worker reach the sandbox through a proxy adding this delay per call (a real "
+                             "provider's round trip)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="always use a private embedded redis-server (ignores OTPFLOW_BENCH_REDIS and :6379)")
+    args = parser.parse_args(argv)
+
+    from tests.support.pipeline import Pipeline
+    from tests.support.processes import ChildProcess, python_argv, wait_http_ok
+
+    redis_url, embedded = pick_redis(REDIS_DB, embedded=args.embedded)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    others = foreign_keys(client, ())
+    if others:
+        print(f"note: {describe_url(redis_url)} already holds {others} keys of others; a shared Redis is noisy "
+              f"(FLUSHDB, SCRIPT FLUSH, other workers on the 'otpflow' queue): --embedded runs a private one",
+              flush=True)
+    prefix = f"otpflow-e2e-{os.getpid()}"
+    events_stream = f"{prefix}:events"
+    baseline_stream = f"{prefix}:baseline"
+    queue_existed = client.exists("otpflow") == 1
+    per_round = args.sequential + args.concurrent
+    n_orders = args.warmup + args.rounds * per_round
+    log_dir = Path(tempfile.mkdtemp(prefix="otpflow-e2e-"))
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn_conf makes a fresh one per server
+    pipeline = Pipeline(redis_url=redis_url, log_dir=log_dir, worker_concurrency=args.worker_concurrency, extra_env={
+        "KEY_PREFIX": prefix, "EVENTS_STREAM": events_stream, "LOG_LEVEL": args.log_level,
+        "AUTO_FINISH": "false" if args.no_auto_finish else "true",
+        # production timings, not the tests' fast ones; there is no beat anyway, so no sweep interferes
+        "POLL_AFTER": "30", "POLL_INTERVAL": "15", "SWEEP_INTERVAL": "5", "ACTIVATION_TIMEOUT": "1200",
+        "EARLY_CANCEL_SECONDS": "120", "ORDER_RETRY_DELAY": "5", "PROVIDER_READ_TIMEOUT": "15",
+        "PROVIDER_CONNECT_TIMEOUT": "3.05",
+    })
+    baseline_proc: ChildProcess | None = None
+    proxy: DelayingProxy | None = None
+    code = 1
+    try:
+        pipeline.start_sandbox(drop_webhooks=True, stock=n_orders + 100)
+        if args.provider_delay_ms > 0:
+            proxy = DelayingProxy(pipeline.sandbox_server.url, args.provider_delay_ms / 1000.0)
+            pipeline.extra_env["PROVIDER_URL"] = f"{proxy.url}/stubs/handler_api.php"
+        pipeline.start(beat=False, worker=False)
+        from tests.support.processes import celery_worker
+
+        pipeline.processes["worker"] = celery_worker(pipeline.env, log_dir,
+                                                     concurrency=args.worker_concurrency).start()
+        base_port = _free_port()
+        base_env = dict(pipeline.env, PORT=str(base_port), **{BASELINE_STREAM_ENV: baseline_stream})
+        baseline_proc = ChildProcess("baseline", python_argv("-m", "gunicorn", "-c", "python:webhook.gunicorn_conf",
+                                                             "bench.e2e_latency:baseline_factory()"),
+                                     base_env, log_dir / "baseline.log").start()
+        wait_http_ok(f"http://127.0.0.1:{base_port}/readyz", timeout=30)
+
+        t_setup = time.perf_counter()
+        activations = place_orders(pipeline, client, events_stream, n_orders, timeout=120)
+        items = [Item(aid, webhook_body(aid, i)) for i, aid in enumerate(activations)]
+        register_sms(pipeline, items)
+        print(f"set-up: {n_orders} orders placed, numbers assigned and SMS registered in the sandbox in "
+              f"{time.perf_counter() - t_setup:.1f} s", flush=True)
+
+        path = f"/webhooks/{pipeline.webhook_token}"
+        ours = Target("ours", pipeline.web_port, path, events_stream, ours_key, pipeline.processes["web"].pid)
+        base = Target("baseline", base_port, path, baseline_stream, baseline_key, baseline_proc.pid)
+        fake = iter(range(9_000_000_000, 10_000_000_000))
+
+        def base_items(n: int) -> list[Item]:
+            out = []
+            for _ in range(n):
+                aid = str(next(fake))
+                out.append(Item(aid, webhook_body(aid, int(aid))))
+            return out
+
+        cursor = 0
+
+        def take(n: int) -> list[Item]:
+            nonlocal cursor
+            chunk = items[cursor:cursor + n]
+            cursor += n
+            return chunk
+
+        warm_base = run_sequential(base, base_items(args.warmup), client, args.max_seconds)
+        warm_ours = run_sequential(ours, take(args.warmup), client, args.max_seconds)
+        if warm_ours.lost or warm_ours.errors or warm_base.lost or warm_base.errors:
+            raise SystemExit(f"warm-up failed: ours lost {warm_ours.lost} errors {warm_ours.errors}, baseline lost "
+                             f"{warm_base.lost} errors {warm_base.errors}\n{pipeline.logs()}")
+
+        seq: dict[str, list[Run]] = {"baseline": [], "ours": []}
+        con: dict[str, list[Run]] = {"baseline": [], "ours": []}
+        for i in range(args.rounds):
+            b = run_sequential(base, base_items(args.sequential), client, args.max_seconds)
+            o = run_sequential(ours, take(args.sequential), client, args.max_seconds)
+            seq["baseline"].append(b)
+            seq["ours"].append(o)
+            sb, so = summarize(b.latencies), summarize(o.latencies)
+            print(f"round {i + 1} sequential: baseline p50 {sb.p50:5.2f} p99 {sb.p99:6.2f} ms | ours p50 "
+                  f"{so.p50:5.2f} p99 {so.p99:6.2f} ms | ratio p50 {format_ratio(so.p50, sb.p50)} | "
+                  f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
+            if args.concurrent:
+                b = run_concurrent(base, base_items(args.concurrent), redis_url, args.threads, args.max_seconds)
+                o = run_concurrent(ours, take(args.concurrent), redis_url, args.threads, args.max_seconds)
+                con["baseline"].append(b)
+                con["ours"].append(o)
+                sb, so = summarize(b.latencies), summarize(o.latencies)
+                print(f"round {i + 1} concurrent x{args.threads}: baseline {b.rate:6.0f}/s p50 {sb.p50:5.2f} p99 "
+                      f"{sb.p99:6.2f} ms | ours {o.rate:6.0f}/s p50 {so.p50:5.2f} p99 {so.p99:6.2f} ms | "
+                      f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
+        code = report(args, redis_url, client, seq, con)
+    finally:
+        if baseline_proc is not None:
+            baseline_proc.stop()
+        pipeline.stop()
+        if proxy is not None:
+            proxy.stop()
+        delete_matching(client, f"{prefix}:*")
+        if not queue_existed:
+            client.delete("otpflow")
+        client.close()
+        if embedded is not None:
+            embedded.stop()
+    print(f"logs: {log_dir}")
+    return code
+
+
+def _free_port() -> int:
+    from otpflow.embedded_redis import free_port
+
+    return free_port()
+
+
+def report(args: argparse.Namespace, redis_url: str, client: redis.Redis, seq: dict[str, list[Run]],
+           con: dict[str, list[Run]]) -> int:
+    sb, so = merge(seq["baseline"]), merge(seq["ours"])
+    s_b, s_o = summarize(sb.latencies), summarize(so.latencies)
+    h_b, h_o = summarize(sb.http), summarize(so.http)
+    print()
+    print(f"redis {describe_url(redis_url)} | gunicorn sync x2 | celery worker --concurrency {args.worker_concurrency}"
+          f" | LOG_LEVEL {args.log_level} | AUTO_FINISH {'off' if args.no_auto_finish else 'on'} | "
+          f"{args.rounds} rounds | provider: sandbox"
+          f"{f' + {args.provider_delay_ms:g} ms per call' if args.provider_delay_ms else ' on loopback'}")
+    print(f"machine: {machine_conditions(client)}")
+    print("sequential (one activation at a time), POST -> entry seen on the stream:")
+    print(f"  baseline  Flask + XADD      : {s_b.line()}   lost {sb.lost} errors {sb.errors}")
+    print(f"  ours      webhook -> event  : {s_o.line()}   lost {so.lost} errors {so.errors}")
+    print(f"  of which the HTTP answer    : baseline p50 {h_b.p50:5.2f} ms, ours p50 {h_o.p50:5.2f} p99 "
+          f"{h_o.p99:6.2f} ms (the rest is inbox -> drain task -> transition)")
+    print(f"  ratio ours/baseline          : p50 {format_ratio(s_o.p50, s_b.p50)}  p90 "
+          f"{format_ratio(s_o.p90, s_b.p90)}  p99 {format_ratio(s_o.p99, s_b.p99)}  max "
+          f"{format_ratio(s_o.max, s_b.max)}")
+    p50_rounds = [summarize(r.latencies).p50 for r in seq["ours"]]
+    print(f"  ours p50 per round           : {', '.join(f'{x:.2f}' for x in p50_rounds)} ms "
+          f"(spread {max(p50_rounds) - min(p50_rounds):.2f} ms)")
+    print(f"  targets                      : p50 {s_o.p50:.2f} ms <= {TARGET_P50_MS:.0f} ms "
+          f"{verdict(s_o.p50, TARGET_P50_MS, higher_is_better=False)}; p99 {s_o.p99:.2f} ms <= "
+          f"{TARGET_P99_MS:.0f} ms {verdict(s_o.p99, TARGET_P99_MS, higher_is_better=False)}")
+    if con["ours"]:
+        cb, co = merge(con["baseline"]), merge(con["ours"])
+        c_b, c_o = summarize(cb.latencies), summarize(co.latencies)
+        rate_b = statistics.median(r.rate for r in con["baseline"])
+        rate_o = statistics.median(r.rate for r in con["ours"])
+        print(f"concurrent ({args.threads} sender threads), POST -> entry seen:")
+        print(f"  baseline  Flask + XADD      : {c_b.line()}   {rate_b:6.0f}/s  lost {cb.lost} errors {cb.errors}")
+        print(f"  ours      webhook -> event  : {c_o.line()}   {rate_o:6.0f}/s  lost {co.lost} errors {co.errors}")
+        print(f"  ratio ours/baseline          : p50 {format_ratio(c_o.p50, c_b.p50)}  p99 "
+              f"{format_ratio(c_o.p99, c_b.p99)}  throughput {format_ratio(rate_o, rate_b, 3)} (median of rounds)")
+        cpu_b = cb.server_cpu / max(1, len(cb.latencies)) * 1e6
+        cpu_o = co.server_cpu / max(1, len(co.latencies)) * 1e6
+        print(f"  web server CPU per webhook   : baseline {cpu_b:.0f} us, ours {cpu_o:.0f} us "
+              f"(gunicorn master + workers; the celery worker not included)")
+    lost = so.lost + so.errors + sum(r.lost + r.errors for r in con["ours"])
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Smoke tests of the end-to-end benchmark scripts: they import, and their pure helpers compute the right figures."""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+
+import pytest
+
+from bench import _common
+from bench._common import format_ratio, percentile, ratio, summarize, verdict
+
+
+@pytest.mark.parametrize("module", ["bench._common", "bench.e2e_latency", "bench.events_throughput"])
+def test_bench_modules_import_without_side_effects(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert mod.__doc__
+
+
+def test_percentile_is_nearest_rank() -> None:
+    data = list(range(1, 101))  # 1..100
+    assert percentile(data, 0.5) == 50
+    assert percentile(data, 0.9) == 90
+    assert percentile(data, 0.99) == 99
+    assert percentile(data, 1.0) == 100
+    assert percentile(data, 0.0) == 1
+    assert percentile(list(reversed(data)), 0.5) == 50  # order of the input does not matter
+
+
+def test_percentile_small_and_empty_series() -> None:
+    assert percentile([7.0], 0.99) == 7.0
+    assert percentile([1.0, 2.0], 0.5) == 1.0
+    assert percentile([1.0, 2.0], 0.51) == 2.0
+    assert math.isnan(percentile([], 0.5))
+    with pytest.raises(ValueError):
+        percentile([1.0], 1.5)
+
+
+def test_percentile_never_interpolates() -> None:
+    data = [0.001, 0.002, 0.010, 0.500]
+    for q in (0.1, 0.5, 0.9, 0.99):
+        assert percentile(data, q) in data
+
+
+def test_summarize_reports_milliseconds() -> None:
+    s = summarize([i / 1000 for i in range(1, 101)])  # 1..100 ms given in seconds
+    assert s.n == 100
+    assert s.p50 == pytest.approx(50.0)
+    assert s.p90 == pytest.approx(90.0)
+    assert s.p99 == pytest.approx(99.0)
+    assert s.max == pytest.approx(100.0)
+    assert s.mean == pytest.approx(50.5)
+    assert "p99" in s.line()
+    empty = summarize([])
+    assert empty.n == 0 and math.isnan(empty.p50)
+
+
+def test_ratio_and_its_formatting() -> None:
+    assert ratio(3.0, 1.5) == 2.0
+    assert math.isnan(ratio(1.0, 0.0))
+    assert math.isnan(ratio(float("nan"), 1.0))
+    assert format_ratio(3.0, 1.5) == "2.00x"
+    assert format_ratio(1.0, 3.0, 3) == "0.333x"
+    assert format_ratio(1.0, 0.0) == "n/a"
+
+
+def test_verdict_against_targets() -> None:
+    assert verdict(0.6, 0.5, higher_is_better=True) == "met"
+    assert verdict(0.4, 0.5, higher_is_better=True) == "MISSED"
+    assert verdict(9.0, 10.0, higher_is_better=False) == "met"
+    assert verdict(10.0, 10.0, higher_is_better=False) == "met"
+    assert verdict(51.0, 50.0, higher_is_better=False) == "MISSED"
+    assert verdict(float("nan"), 1.0, higher_is_better=True) == "n/a"
+
+
+def test_raw_post_request_is_well_formed() -> None:
+    body = b'{"a":1}'
+    raw = _common.http_post_bytes(8000, "/webhooks/tok", body)
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /webhooks/tok HTTP/1.1\r\n")
+    assert b"Content-Length: 7" in head
+    assert rest == body
+
+
+def test_e2e_entry_matchers() -> None:
+    from bench.e2e_latency import baseline_key, ours_key, webhook_body
+
+    body = webhook_body("3936040355", 42)
+    payload = json.loads(body)
+    assert payload["activationId"] == 3936040355 and payload["code"] == "000042"
+    assert baseline_key({"payload": body.decode()}) == "3936040355"
+    assert baseline_key({"payload": "not json"}) is None
+    event = {"type": "code.received", "data": json.dumps({"activation_id": "3936040355", "order_id": "o"})}
+    assert ours_key(event) == "3936040355"
+    assert ours_key({"type": "activation.finished", "data": event["data"]}) is None
+    assert ours_key({"type": "code.received", "data": "{"}) is None
+
+
+def test_events_throughput_rates() -> None:
+    from bench.events_throughput import Timed
+
+    t = Timed(count=2000, seconds=2.0, cpu=0.5)
+    assert t.rate == 1000.0
+    assert t.cpu_us == pytest.approx(250.0)
+    assert Timed(count=0, seconds=0.0, cpu=0.0).rate == 0.0

@@ -5,6 +5,8 @@ socket with its parent. Tests install their own Runtime (fakeredis, a fake provi
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,7 +49,9 @@ class Runtime:
     provider: Any
     publish: Publisher
     clock: Callable[[], float] = time.time
-    consumer_name: str = field(default_factory=lambda: f"worker-{threading.get_ident()}")
+    #: unique per process and thread: pool children forked from one worker share thread ids, and two drains under
+    #: one consumer name would take over each other's unacknowledged entries
+    consumer_name: str = field(default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
 
     @cached_property
     def keys(self) -> Keys:

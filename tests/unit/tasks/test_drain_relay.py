@@ -35,17 +35,37 @@ def test_drain_webhook_then_poll_gives_one_code_event(rt: Runtime, provider: Fak
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)].count(ev.CODE_RECEIVED) == 1
 
 
-def test_drain_auto_finishes(rt: Runtime, provider: FakeProvider) -> None:
+def test_drain_hands_auto_finish_to_one_task_per_batch(rt: Runtime, provider: FakeProvider, published: Any) -> None:
     rt = Runtime(settings=replace(rt.settings, auto_finish=True), redis=rt.redis, provider=provider,
                  publish=rt.publish, clock=rt.clock, consumer_name="test")
+    aids = {}
+    for oid in ("o1", "o2", "o3"):
+        rt.orders.submit(OrderRequest("tg", order_id=oid))
+        flows.place_order(rt, oid)
+        aids[oid] = rt.store.get(oid).activation_id  # type: ignore[union-attr]
+        provider.deliver(aids[oid], "1")
+        rt.inbox.append("activation", payload(aids[oid], "1"), f"fp-{oid}")
+    flows.drain_inbox(rt)
+    # the drain does not wait on the provider: no setStatus yet, one finish task for the whole batch
+    assert provider.count("finish_activation") == 0
+    finish_calls = [kw for name, kw in published if name == flows.FINISH_CODED]
+    assert finish_calls == [{"order_ids": ["o1", "o2", "o3"]}]
+    outcomes = flows.finish_coded(rt, finish_calls[0]["order_ids"])
+    assert outcomes == {"finished": 3}
+    assert all(rt.store.get(o).state is State.FINISHED for o in aids)  # type: ignore[union-attr]
+    assert provider.count("finish_activation") == 3
+    assert flows.finish_coded(rt, ["o1", "o2", "o3"]) == {"dropped": 3}  # a re-delivered task finishes nothing twice
+    assert provider.count("finish_activation") == 3
+
+
+def test_drain_without_auto_finish_publishes_no_finish(rt: Runtime, provider: FakeProvider, published: Any) -> None:
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
     flows.place_order(rt, "o1")
     aid = rt.store.get("o1").activation_id  # type: ignore[union-attr]
-    provider.deliver(aid, "1")
     rt.inbox.append("activation", payload(aid, "1"), "fp")
     flows.drain_inbox(rt)
-    assert rt.store.get("o1").state is State.FINISHED  # type: ignore[union-attr]
-    assert provider.count("finish_activation") == 1
+    assert flows.FINISH_CODED not in published.names()
+    assert rt.store.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
 
 
 def test_sweep_publishes_drain_when_inbox_not_empty(rt: Runtime, published: Any) -> None:

@@ -239,10 +239,29 @@ class Inbox:
                 self.stream_key, self.group, consumer, min_idle_time=min_idle_ms, start_id=start,
                 count=count - len(claimed)))
             start, items = result[0], result[1]
+            if any(raw_id is None for raw_id, _fields in items):
+                # Redis 6.2 claims entries deleted while pending as nil rows, without their ids: find them in
+                # our pending list and acknowledge them, or they would stay there for ever
+                self._ack_deleted_pending(consumer)
+                items = [item for item in items if item[0] is not None]
             claimed.extend(items)
             if len(claimed) >= count or start in ("0-0", b"0-0"):
                 break
         return self._decode(claimed)
+
+    def _ack_deleted_pending(self, consumer: str, scan: int = 1000) -> None:
+        rows = self._call(lambda: self.redis.xpending_range(self.stream_key, self.group, min="-", max="+",
+                                                            count=scan, consumername=consumer))
+        ids = [row["message_id"] for row in rows]
+        if not ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(self.stream_key, min=entry_id, max=entry_id, count=1)
+        present = self._call(pipe.execute)
+        gone = [(i.decode() if isinstance(i, bytes) else str(i)) for i, found in zip(ids, present) if not found]
+        if gone:
+            self.ack(gone)
 
     def pending_count(self) -> int:
         """Webhooks stored but not yet acknowledged (new + in flight): acked entries are deleted, so this is XLEN."""

@@ -29,7 +29,7 @@ p99 <= 50 ms.
 to hundreds of ms away; the sandbox about one): AUTO_FINISH's ``setStatus 6`` runs inside the drain task, so
 this shows how a provider round trip reaches code latency. ``--no-auto-finish`` measures without it.
 
-Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 13, else an embedded redis-server (``--embedded``:
+Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 14, else an embedded redis-server (``--embedded``:
 always a private one; a Redis others run tests against is noisy). Keys go under a per-run ``KEY_PREFIX`` and
 events to a per-run ``EVENTS_STREAM``; both are deleted at the end.
 
@@ -61,7 +61,7 @@ from bench._common import (DelayingProxy, delete_matching, describe_url, foreign
                            verdict)
 
 BASELINE_STREAM_ENV = "OTPFLOW_BENCH_BASELINE_STREAM"
-REDIS_DB = 13
+REDIS_DB = 14  # tests use databases 9-13
 PER_ITEM_TIMEOUT = 10.0
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0

@@ -24,7 +24,7 @@ result (target >= 0.5).
 ``--provider-delay-ms D``: our worker reaches the sandbox through a proxy that answers D ms late (a real
 provider's round trip), to show what AUTO_FINISH's per-code ``setStatus 6`` inside the drain task costs.
 
-Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 12, else an embedded redis-server (``--embedded``:
+Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 14, else an embedded redis-server (``--embedded``:
 always a private one). Keys go under a per-run prefix and are deleted at the end.
 
     .venv/bin/python bench/events_throughput.py [--events 2000] [--rounds 3] [--auto-finish both|on|off]
@@ -54,7 +54,7 @@ import redis  # noqa: E402
 from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
                            machine_conditions, pick_redis, process_tree_cpu, ratio, verdict)
 
-REDIS_DB = 12
+REDIS_DB = 14  # tests use databases 9-13
 NOOP_QUEUE_ENV = "OTPFLOW_BENCH_NOOP_QUEUE"
 MARK_STREAM_ENV = "OTPFLOW_BENCH_MARK_STREAM"
 TARGET_RATIO = 0.5

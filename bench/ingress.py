@@ -38,9 +38,11 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from otpflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable  # noqa: E402
+from bench._common import pick_redis, process_tree_cpu  # noqa: E402
+from otpflow.embedded_redis import free_port  # noqa: E402
 
 TOKEN = "bench_" + "k3Jd93nD0aQ1xP7zR2vL"
+REDIS_DB = 15  # tests use databases 9-13
 BASELINE_KEY_ENV = "OTPFLOW_BENCH_BASELINE_KEY"
 
 
@@ -118,27 +120,12 @@ def _bodies() -> Iterator[bytes]:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """CPU time (user + system) of a gunicorn master and its workers, from /proc (0 where unavailable).
+    """CPU time (user + system) of a gunicorn master and its workers (0 where /proc is unavailable).
 
     Under a noisy neighbour, wall-clock throughput of two servers measured one after the other drifts; the CPU
     each server spends per request does not, so it is printed alongside.
     """
-    pids = [master_pid]
-    try:
-        with open(f"/proc/{master_pid}/task/{master_pid}/children") as handle:
-            pids += [int(p) for p in handle.read().split()]
-    except OSError:
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
+    return process_tree_cpu(master_pid)
 
 
 def load(name: str, port: int, requests: int, threads: int, max_seconds: float, master_pid: int = 0) -> Result:
@@ -215,16 +202,6 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-def pick_redis() -> tuple[str, EmbeddedRedis | None]:
-    url = os.environ.get("OTPFLOW_BENCH_REDIS", "").strip()
-    if url:
-        return url, None
-    if redis_reachable("redis://127.0.0.1:6379/15"):
-        return "redis://127.0.0.1:6379/15", None
-    server = EmbeddedRedis().start()
-    return server.url, server
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and target")
@@ -234,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="time bound per round and target")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (WEB_CONCURRENCY)")
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log on for both")
+    parser.add_argument("--embedded", action="store_true", help="always start a private redis-server")
     args = parser.parse_args(argv)
 
-    redis_url, embedded = pick_redis()
+    redis_url, embedded = pick_redis(REDIS_DB, embedded=args.embedded)
     prefix = f"otpflow-bench-{os.getpid()}"
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     queue_existed = client.exists("otpflow") == 1

@@ -3,17 +3,18 @@
 The sandbox runs in a *separate process*, so ``time.process_time`` around N calls measures only the client's own
 CPU (building the request, HTTP, parsing; on loopback also the kernel's TCP work charged to the sender), not the
 server's. Both clients make the same calls against the same server in the same run, alternating, median of
-rounds; the figures that matter are the ratios (ours / official). Two server modes, one table each:
+rounds; the figures that matter are the ratios (ours / official). Two server modes, one table each
+(``--server both``, the default, runs both):
 
-* ``werkzeug``: ``python -m sandbox --port N`` as shipped. Werkzeug's dev server answers every request with
-  ``Connection: close``, so keep-alive cannot help here; this is the worst case for us.
-* ``gunicorn``: the same sandbox app under ``gunicorn -k gthread`` (HTTP/1.1 keep-alive, like the nginx-fronted
-  real providers), which is where one ``requests.Session`` per client pays off.
+* ``shipped``: ``python -m sandbox --port N`` as shipped now: gunicorn, one gthread worker, HTTP/1.1
+  keep-alive (like the nginx-fronted real providers), which is where one ``requests.Session`` per client pays off.
+* ``werkzeug``: ``python -m sandbox --server werkzeug``, the old server. Werkzeug's dev server answers every
+  request with ``Connection: close``, so keep-alive cannot help there; the worst case for us, for comparison.
 
 The official client is pointed at the sandbox through its name-mangled ``_SMSActivateAPI__api_url`` attribute; it
 calls ``requests.get`` (a new Session and connection per call).
 
-Usage:  .venv/bin/python bench/client_cpu.py [--calls 1000] [--rounds 3] [--server both|werkzeug|gunicorn]
+Usage:  .venv/bin/python bench/client_cpu.py [--calls 1000] [--rounds 3] [--server shipped|werkzeug|both]
         [--actions getBalance,getStatus,getNumbersStatus,getStatusV2,getPrices]
 Target: ours ≤ 0.6 × the official client's CPU per call (keep-alive, no redundant work per call).
 """
@@ -45,27 +46,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sandbox_wsgi_app():  # type: ignore[no-untyped-def]
-    """WSGI entry for ``--server gunicorn`` (gunicorn imports this module in its worker)."""
-    from decimal import Decimal
-
-    from sandbox import SandboxConfig, create_app
-    return create_app(SandboxConfig(api_key=BENCH_KEY, balance=Decimal("100000")))
-
-
 def start_sandbox(port: int, server: str) -> subprocess.Popen[bytes]:
-    """The sandbox in its own process; returns once the handler answers.
-
-    ``werkzeug``: ``python -m sandbox`` as shipped. Werkzeug's server answers every request with
-    ``Connection: close``, so no client can keep a connection alive against it.
-    ``gunicorn``: the same app under gunicorn gthread (HTTP/1.1 keep-alive, as nginx-fronted providers do).
-    """
-    if server == "gunicorn":
-        cmd = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "4", "--keep-alive", "30",
-               "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "--pythonpath", str(ROOT),
-               "--log-level", "warning", "client_cpu:sandbox_wsgi_app()"]
-    else:
-        cmd = [sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", BENCH_KEY, "--balance", "100000"]
+    """``python -m sandbox`` in its own process (``--server werkzeug`` for the werkzeug mode); returns once the
+    handler answers."""
+    cmd = [sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", BENCH_KEY, "--balance", "100000"]
+    if server == "werkzeug":
+        cmd += ["--server", "werkzeug"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/stubs/handler_api.php"
     deadline = time.monotonic() + 20
@@ -104,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3, help="alternate ours/official this many times; median")
     parser.add_argument("--actions", default="getBalance,getStatus,getNumbersStatus,getStatusV2,getPrices")
-    parser.add_argument("--server", choices=("werkzeug", "gunicorn", "both"), default="both",
-                        help="werkzeug: python -m sandbox (answers Connection: close); gunicorn: the sandbox app "
-                             "with HTTP keep-alive; both (default): one table each")
+    parser.add_argument("--server", choices=("shipped", "werkzeug", "both"), default="both",
+                        help="shipped: python -m sandbox (gunicorn, HTTP keep-alive); werkzeug: python -m sandbox "
+                             "--server werkzeug (answers Connection: close); both (default): one table each")
     args = parser.parse_args(argv)
 
-    servers = ["werkzeug", "gunicorn"] if args.server == "both" else [args.server]
+    servers = ["shipped", "werkzeug"] if args.server == "both" else [args.server]
     for server in servers:
         run(server, args)
         print()

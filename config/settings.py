@@ -55,6 +55,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also rejects nan
+        raise ValueError(f"must be >= 0, got {raw!r}")
+    return value
+
+
 def _parse_networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     items = [part.strip() for part in raw.split(",") if part.strip()]
     return tuple(ipaddress.ip_network(item, strict=False) for item in items)
@@ -124,6 +131,7 @@ class Settings:
     worker_soft_shutdown_timeout: float = 20.0
     log_level: str = "INFO"
     log_format: str = "text"
+    metrics_flush_interval: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -252,6 +260,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "WORKER_SOFT_SHUTDOWN_TIMEOUT": ("worker_soft_shutdown_timeout", _parse_positive_float),
     "LOG_LEVEL": ("log_level", _log_level),
     "LOG_FORMAT": ("log_format", _log_format),
+    "METRICS_FLUSH_INTERVAL": ("metrics_flush_interval", _parse_non_negative_float),
 }
 
 

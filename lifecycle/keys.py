@@ -55,3 +55,13 @@ class Keys:
     def relay_group(self) -> str:
         """Consumer group the outbox relay reads the events stream with."""
         return self.settings.key("relay")
+
+    @property
+    def worker_task_runs(self) -> str:
+        """Hash: ``<task>|<outcome>`` -> tasks run, summed over every worker process (read by the web /metrics)."""
+        return self.settings.key("metrics", "task-runs")
+
+    @property
+    def worker_task_seconds(self) -> str:
+        """Hash: task name -> total run seconds, summed over every worker process (read by the web /metrics)."""
+        return self.settings.key("metrics", "task-seconds")

@@ -1,5 +1,6 @@
 """One task base class and one decorator hold every cross-cutting policy (Sentry's ``instrumented_task`` style):
-naming, ack/retry behaviour as data, logging with the task id, and metrics counters.
+naming, ack/retry behaviour as data, logging with the task id, and metrics counters (``tasks.metrics``: counted in
+memory, flushed to Redis for the web ``/metrics``, since a worker dyno cannot be scraped).
 
 Retries here are only for *our* infrastructure hiccups (a Redis blip); provider outcomes are handled by the
 domain (deadlines with backoff), never by re-running a purchase. Countdowns stay short (no long ETAs: the
@@ -14,15 +15,13 @@ from typing import Any, Callable, TypeVar
 
 import redis
 from celery import Task, shared_task
-from prometheus_client import Counter, Histogram
+from celery.exceptions import Retry
+
+from tasks.metrics import TASK_METRICS, flush_task_metrics, outcome_of
 
 log = logging.getLogger("otpflow.tasks")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-TASKS_TOTAL = Counter("otpflow_tasks_total", "Tasks run by otpflow workers", ["task", "outcome"])
-TASK_SECONDS = Histogram("otpflow_task_seconds", "Task run time", ["task"],
-                         buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 15, 30))
 
 
 @dataclass(frozen=True)
@@ -55,17 +54,19 @@ class OtpflowTask(Task):
         outcome = "ok"
         try:
             result = super().__call__(*args, **kwargs)
-            if isinstance(result, str):
-                outcome = result.split(":", 1)[0][:32]
+            outcome = outcome_of(result)
             return result
+        except Retry:
+            outcome = "retry"  # autoretry_for: an infrastructure hiccup, the task runs again
+            raise
         except Exception as exc:
             outcome = "error"
             log.warning("task %s[%s] raised %s", self.name, task_id, type(exc).__name__, extra=extra)
             raise
         finally:
             elapsed = time.perf_counter() - started
-            TASKS_TOTAL.labels(self.name, outcome).inc()
-            TASK_SECONDS.labels(self.name).observe(elapsed)
+            TASK_METRICS.record(self.name, outcome, elapsed)
+            flush_task_metrics()  # at most once per METRICS_FLUSH_INTERVAL; never raises
             log.debug("task %s[%s] %s in %.1f ms", self.name, task_id, outcome, elapsed * 1000, extra=extra)
 
 

@@ -1,4 +1,4 @@
-"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork."""
+"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork, a last metrics flush."""
 from __future__ import annotations
 
 import logging
@@ -42,3 +42,16 @@ def connect(app: Any, settings: Settings) -> None:
 
         reset_runtime(only_factory_built=True)
         install_redaction_on_existing_handlers()
+        # counts inherited from the parent are the parent's to flush; the child starts from zero
+        from tasks.metrics import TASK_METRICS
+
+        TASK_METRICS.reset()
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    @signals.worker_shutdown.connect(weak=False)
+    def _flush_metrics(**_: Any) -> None:
+        # a pool child exiting (worker_process_shutdown), or a pool-less worker (solo/threads: worker_shutdown)
+        # flushes what the throttle held back; a no-op without pending counts (the prefork parent)
+        from tasks.metrics import flush_task_metrics
+
+        flush_task_metrics(force=True)

@@ -1,0 +1,149 @@
+"""Task counters of one worker process, accumulated in memory and flushed to Redis now and then.
+
+On Heroku only the web dyno is reachable, so a worker cannot be scraped: each worker process adds its counts into
+a few Redis hashes (``Keys.worker_task_runs`` / ``Keys.worker_task_seconds``) and the web ``/metrics`` reads them at
+scrape time. Counting is in memory (a dict update per task); a flush is ONE pipelined round trip, at most once
+per ``METRICS_FLUSH_INTERVAL`` seconds per process (after a task) and once more at process shutdown. A flush that
+fails keeps its counts for the next one: metrics never fail a task.
+
+Labels are bounded: registered task names and short outcome tokens (``outcome_of``), never ids or secrets.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from typing import Any, Callable, Mapping
+
+import redis
+
+from lifecycle.keys import Keys
+
+log = logging.getLogger("otpflow.tasks.metrics")
+
+#: ``<task>|<outcome>`` fields of the runs hash; the web reader (webhook/metrics.py) splits on the last one
+FIELD_SEP = "|"
+_OUTCOME = re.compile(r"[a-z_]{1,32}")
+
+
+def outcome_of(result: Any) -> str:
+    """The outcome label of a task's return value: its leading token (``"backoff:NO_NUMBERS"`` -> ``backoff``).
+
+    Only letters and underscores pass, so an order id, an activation id or a code can never become a label
+    (anything else is ``other``); non-string results are ``ok``.
+    """
+    if not isinstance(result, str) or not result:
+        return "ok"
+    token = result.split(":", 1)[0].split(",", 1)[0].strip().lower()
+    return token if _OUTCOME.fullmatch(token) else "other"
+
+
+class TaskMetrics:
+    """Per-process counters of task runs (by task and outcome) and run seconds (by task), flushed to Redis.
+
+    Thread-safe: a flush takes the pending counts out under the lock, so each count goes into exactly one
+    successful flush (a failed flush puts its counts back).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._runs: Counter[tuple[str, str]] = Counter()
+        self._seconds: defaultdict[str, float] = defaultdict(float)
+        self._last_flush = clock()
+
+    def record(self, task: str, outcome: str, seconds: float) -> None:
+        """Count one run of ``task`` that ended with ``outcome`` after ``seconds``."""
+        with self._lock:
+            self._runs[(task, outcome)] += 1
+            self._seconds[task] += seconds
+
+    @property
+    def pending(self) -> bool:
+        """Counts not yet in Redis."""
+        return bool(self._runs or self._seconds)
+
+    def reset(self) -> None:
+        """Forget pending counts (a forked child: what it inherited is its parent's to flush)."""
+        with self._lock:
+            self._runs.clear()
+            self._seconds.clear()
+            self._last_flush = self._clock()
+
+    def due(self, interval: float) -> bool:
+        """Whether there is something to flush and ``interval`` seconds passed since the last flush (or try)."""
+        return self.pending and self._clock() - self._last_flush >= interval
+
+    def maybe_flush(self, client: redis.Redis, keys: Keys, interval: float) -> bool:
+        """Flush when ``due(interval)``; True when nothing is left pending."""
+        if not self.due(interval):
+            return not self.pending
+        return self.flush(client, keys)
+
+    def flush(self, client: redis.Redis, keys: Keys) -> bool:
+        """Add the pending counts to the Redis hashes in one MULTI/EXEC round trip; never raises.
+
+        On failure the counts are put back (and the next try waits a full interval), so a Redis outage only delays
+        them. MULTI/EXEC means a connection lost while sending applies nothing (a plain pipeline could apply half,
+        then count it twice on the retry); only a reply lost after EXEC can count a batch twice.
+        """
+        with self._lock:
+            runs, seconds = self._runs, self._seconds
+            self._runs, self._seconds = Counter(), defaultdict(float)
+            self._last_flush = self._clock()
+        if not runs and not seconds:
+            return True
+        run_items, second_items = list(runs.items()), list(seconds.items())
+        try:
+            pipe = client.pipeline(transaction=True)
+            for (task, outcome), count in run_items:
+                pipe.hincrby(keys.worker_task_runs, f"{task}{FIELD_SEP}{outcome}", count)
+            for task, total in second_items:
+                pipe.hincrbyfloat(keys.worker_task_seconds, task, total)
+            results = pipe.execute(raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - metrics must never fail a task
+            self._put_back(runs, seconds)
+            log.warning("task metrics flush failed (%s); counts kept for the next try", type(exc).__name__)
+            return False
+        # EXEC applies every command it can: keep (for the next try) only the increments Redis refused, e.g. WRONGTYPE
+        refused_runs = {label: count for (label, count), result in zip(run_items, results)
+                        if isinstance(result, Exception)}
+        refused_seconds = {task: total for (task, total), result in zip(second_items, results[len(run_items):])
+                           if isinstance(result, Exception)}
+        if refused_runs or refused_seconds:
+            self._put_back(refused_runs, refused_seconds)
+            log.warning("task metrics flush: Redis refused %d of %d increments; kept for the next try",
+                        len(refused_runs) + len(refused_seconds), len(results))
+            return False
+        return True
+
+    def _put_back(self, runs: Mapping[tuple[str, str], int], seconds: Mapping[str, float]) -> None:
+        with self._lock:
+            self._runs.update(runs)
+            for task, total in seconds.items():
+                self._seconds[task] += total
+
+
+#: the worker process's accumulator (``OtpflowTask`` records into it; ``worker.signals`` resets and flushes it)
+TASK_METRICS = TaskMetrics()
+
+
+def flush_task_metrics(*, force: bool = False) -> bool:
+    """Flush ``TASK_METRICS`` through the tasks runtime when due (or now with ``force``); never raises.
+
+    Builds no runtime (no Redis connection) when nothing is pending, e.g. in the prefork parent at shutdown.
+    """
+    if not TASK_METRICS.pending:
+        return True
+    try:
+        from tasks.runtime import get_runtime
+
+        rt = get_runtime()
+        if force:
+            return TASK_METRICS.flush(rt.redis, rt.keys)
+        return TASK_METRICS.maybe_flush(rt.redis, rt.keys, rt.settings.metrics_flush_interval)
+    except Exception as exc:  # noqa: BLE001 - no runtime configured, or a broken one: keep the counts
+        log.debug("task metrics not flushed (%s)", type(exc).__name__)
+        return False

@@ -33,6 +33,7 @@ def readyz() -> Response:
 
 @health.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format; queue gauges are read from Redis now (omitted, redis_up 0, when it is down)."""
+    """Prometheus text format; queue gauges and worker task counters are read from Redis now, in one round trip
+    (omitted, redis_up 0, when it is down)."""
     body, content_type = render(current_context())
     return Response(body, status=200, content_type=content_type)

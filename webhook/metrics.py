@@ -4,18 +4,26 @@ Counters and the latency histogram live in this process (or, under gunicorn with
 ``PROMETHEUS_MULTIPROC_DIR`` mmap files that every worker writes and any worker can aggregate at scrape time).
 Queue depths are read from Redis at scrape time instead: they are facts about Redis, not about one worker, and a
 gauge kept in-process would be wrong in every worker but the one that last touched it.
+
+Worker task counters come from Redis too: a worker dyno cannot be scraped, so each worker process adds its counts
+to two hashes now and then (``tasks/metrics.py``) and this process exposes their sums as counters. They outlive
+worker restarts (they live in Redis) and are read in the same round trip as the gauges.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lifecycle.keys import Keys
 from webhook.context import WebContext
+
+#: separates task and outcome in the runs hash's fields (written by tasks/metrics.py, which the web never imports)
+WORKER_FIELD_SEP = "|"
 
 OUTCOMES = ("accepted", "duplicate", "malformed", "unauthorized", "forbidden", "too_large", "unavailable")
 
@@ -36,17 +44,35 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
 
 
-def deadlines_key(ctx: WebContext) -> str:
-    """The lifecycle deadline sorted set (owned by lifecycle/keys.py)."""
+def worker_counters(runs: Mapping[str, str], seconds: Mapping[str, str]) -> Iterator[Metric]:
+    """The worker hashes as counters; malformed fields are skipped (a scrape never fails on them)."""
+    tasks = CounterMetricFamily("otpflow_worker_tasks", "Tasks run by otpflow workers (all processes, from Redis).",
+                                labels=["task", "outcome"])
+    for field, value in sorted(runs.items()):
+        task, sep, outcome = field.rpartition(WORKER_FIELD_SEP)
+        number = _number(value)
+        if sep and task and outcome and number is not None:
+            tasks.add_metric([task, outcome], number)
+    yield tasks
+    run_seconds = CounterMetricFamily("otpflow_worker_task_seconds",
+                                      "Seconds otpflow workers spent running tasks (all processes, from Redis).",
+                                      labels=["task"])
+    for task, value in sorted(seconds.items()):
+        number = _number(value)
+        if number is not None:
+            run_seconds.add_metric([task], number)
+    yield run_seconds
+
+
+def _number(value: str) -> float | None:
     try:
-        from lifecycle.keys import Keys
-    except ImportError:  # pragma: no cover - lifecycle package incomplete
-        return ctx.settings.key("deadlines")
-    return Keys(ctx.settings).deadlines
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
-class RedisGauges(Collector):
-    """Queue depths read from Redis at scrape time, in one pipelined round trip."""
+class RedisMetrics(Collector):
+    """Queue depths and worker counters read from Redis at scrape time, in one pipelined round trip."""
 
     def __init__(self, ctx: WebContext) -> None:
         self.ctx = ctx
@@ -55,12 +81,15 @@ class RedisGauges(Collector):
         inbox = self.ctx.inbox
         up = GaugeMetricFamily("otpflow_redis_up", "1 if Redis answered the metrics scrape.")
         try:
+            keys = Keys(self.ctx.settings)
             pipe = self.ctx.redis.pipeline(transaction=False)
             pipe.xlen(inbox.stream_key)
             pipe.xlen(inbox.dead_letter_key)
             pipe.xlen(inbox.unknown_key)
-            pipe.zcount(deadlines_key(self.ctx), "-inf", time.time())
-            pending, dead, unknown, due = pipe.execute()
+            pipe.zcount(keys.deadlines, "-inf", time.time())
+            pipe.hgetall(keys.worker_task_runs)
+            pipe.hgetall(keys.worker_task_seconds)
+            pending, dead, unknown, due, runs, seconds = pipe.execute()
         except Exception:  # noqa: BLE001 - a scrape must never fail because Redis is down
             up.add_metric([], 0)
             yield up
@@ -73,10 +102,17 @@ class RedisGauges(Collector):
                                 value=int(unknown))
         yield GaugeMetricFamily("otpflow_deadlines_due", "Lifecycle deadlines already due (sweeper backlog).",
                                 value=int(due))
+        yield from worker_counters(_text(runs), _text(seconds))
+
+
+def _text(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    """HGETALL answers as text, whether or not the client decodes responses."""
+    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in mapping.items()}
 
 
 def render(ctx: WebContext) -> tuple[bytes, str]:
-    """The text exposition for one scrape: process or multi-process counters plus the Redis gauges."""
+    """The text exposition for one scrape: process or multi-process counters plus what Redis holds."""
     registry = CollectorRegistry(auto_describe=False)
     directory = multiprocess_dir()
     if directory:
@@ -87,5 +123,5 @@ def render(ctx: WebContext) -> tuple[bytes, str]:
         registry.register(WEBHOOKS)
         registry.register(WEBHOOK_SECONDS)
         registry.register(DRAIN_PUBLISH_FAILURES)
-    registry.register(RedisGauges(ctx))
+    registry.register(RedisMetrics(ctx))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,4 +1,8 @@
-"""Serve a sandbox app over real HTTP in a background thread (werkzeug, threaded, HTTP/1.1 keep-alive)."""
+"""Serve a sandbox app over real HTTP in a background thread (werkzeug, threaded), for tests.
+
+Werkzeug answers every request with ``Connection: close``; the command-line sandbox runs under gunicorn instead
+(``sandbox/gunicorn_server.py``) to behave like a real, keep-alive provider.
+"""
 from __future__ import annotations
 
 import logging
@@ -17,7 +21,7 @@ def redact(text: str) -> str:
 
 
 class QuietHandler(WSGIRequestHandler):
-    """HTTP/1.1 (keep-alive) request handler without per-request logging."""
+    """HTTP/1.1 request handler without per-request logging (werkzeug still closes each connection)."""
 
     protocol_version = "HTTP/1.1"
 

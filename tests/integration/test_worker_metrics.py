@@ -20,7 +20,6 @@ from tests.support.pipeline import Pipeline
 pytestmark = pytest.mark.integration
 
 
-
 def scrape(pipeline: Pipeline) -> list[Sample]:
     text = requests.get(f"{pipeline.base_url}/metrics", timeout=10).text
     assert "otpflow_redis_up 1.0" in text

@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench._common import pick_redis, process_tree_cpu  # noqa: E402
+from bench._common import http_post_bytes, pick_redis, process_tree_cpu, raw_post  # noqa: E402
 from otpflow.embedded_redis import free_port  # noqa: E402
 
 TOKEN = "bench_" + "k3Jd93nD0aQ1xP7zR2vL"
@@ -86,26 +86,6 @@ class Result:
         return data[min(len(data) - 1, int(q * len(data)))] * 1000
 
 
-def _request(port: int, body: bytes) -> bytes:
-    head = (f"POST /webhooks/{TOKEN} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n")
-    return head.encode() + body
-
-
-def _post(port: int, payload: bytes) -> int:
-    """One raw HTTP request; the sync worker closes after the response, so read to EOF."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(payload)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    data = b"".join(chunks)
-    return int(data[9:12]) if data.startswith(b"HTTP/1.") else 0
-
-
 _counter = iter(range(10**12))
 _counter_lock = threading.Lock()
 
@@ -145,10 +125,10 @@ def load(name: str, port: int, requests: int, threads: int, max_seconds: float, 
                 if remaining[0] <= 0:
                     break
                 remaining[0] -= 1
-            payload = _request(port, next(bodies))
+            payload = http_post_bytes(port, f"/webhooks/{TOKEN}", next(bodies))
             started = time.perf_counter()
             try:
-                status = _post(port, payload)
+                status = raw_post(port, payload)
             except OSError:
                 status = 0
             local.append(time.perf_counter() - started)

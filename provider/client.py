@@ -69,8 +69,12 @@ def _timestamp(value: datetime | int | None) -> int | None:
 
 
 class ProviderClient:
-    """A handler_api client for one account on one provider. Not shared across threads (one requests.Session);
-    build one per process or thread. Usable as a context manager to close the connection pool."""
+    """A handler_api client for one account on one provider. Usable as a context manager to close its pool.
+
+    Safe to share between the threads of one process: a call keeps no state on the client (the transport sends
+    through the session's adapter, a thread-safe urllib3 pool of 10 connections, with no cookie jar or hooks),
+    which is how ``otpflow.finish_coded`` overlaps its provider calls. Build a new one after ``fork``.
+    """
 
     def __init__(
         self,

@@ -93,3 +93,15 @@ def test_run_once_places_a_demo_order_end_to_end(redis_server_url: str) -> None:
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert "event code.received" in result.stdout
     assert "event activation.finished" in result.stdout
+
+
+def test_rent_command_starts_a_rent(pipeline: Pipeline) -> None:
+    result = otpflow(pipeline.env, "rent", "full", "--country", "0", "--hours", "4", "--order-id", "cli-rent-1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["created"] is True
+    started = pipeline.wait_event("cli-rent-1", "rent.started")
+    assert started["rent_id"] and started["phone"]
+    again = otpflow(pipeline.env, "rent", "full", "--order-id", "cli-rent-1")
+    assert json.loads(again.stdout)["created"] is False
+    bad = otpflow(pipeline.env, "rent", "full", "--hours", "0")
+    assert bad.returncode == 2 and "otpflow rent:" in bad.stderr

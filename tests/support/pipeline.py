@@ -124,7 +124,8 @@ class Pipeline:
 
     # ---- the outside world's view ----------------------------------------------------------------------------
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+        tls = {"ssl_cert_reqs": None} if self.redis_url.startswith("rediss://") else {}
+        return redis.Redis.from_url(self.redis_url, decode_responses=True, **tls)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {}) | {"Authorization": f"Bearer {self.api_token}"}

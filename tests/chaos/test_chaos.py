@@ -209,3 +209,28 @@ def test_provider_500s_and_timeouts_then_recovery(pipeline: Pipeline) -> None:
         pipeline.wait_event(order_id, "activation.cancelled", timeout=60)
     open_ones = [a for a in sandbox_activations(pipeline) if a["state"] not in {"CANCELLED", "FINISHED"}]
     assert not open_ones, open_ones
+
+
+def test_sigkill_mid_rent_purchase_never_rents_twice(pipeline: Pipeline) -> None:
+    """A rent has no idempotency key at the provider: after a crash mid-getRentNumber the re-driven order must
+    adopt the rent the provider made (its getRentList shows one rent nobody claimed), never buy a second one."""
+    pipeline.start()
+    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+    response = pipeline.api("POST", "/api/rents", json={"service": "full", "country": 0, "rent_time": 4})
+    assert response.status_code == 202, response.text
+    order_id = response.json()["order_id"]
+    worker = pipeline.processes["worker"]
+    deadline = time.monotonic() + 20
+    while "otpflow.place_rent" not in worker.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    for child in pool_children(worker.pid):
+        child.send_signal(signal.SIGKILL)
+    pipeline.control("settings", {"fail_mode": None})
+    # the sweeper re-drives a purchase only once it is surely over: (connect + read timeout) x 4 + 30 s here
+    started = pipeline.wait_event(order_id, "rent.started", timeout=90)
+    rents = pipeline.sandbox_state()["rents"]
+    rents = list(rents.values()) if isinstance(rents, dict) else list(rents)
+    assert len(rents) == 1, rents
+    assert str(rents[0]["id"]) == started["rent_id"]
+    assert [k for k, _ in pipeline.events(order_id)].count("rent.started") == 1

@@ -65,3 +65,13 @@ class Keys:
     def worker_task_seconds(self) -> str:
         """Hash: task name -> total run seconds, summed over every worker process (read by the web /metrics)."""
         return self.settings.key("metrics", "task-seconds")
+
+    @property
+    def worker_provider_calls(self) -> str:
+        """Hash: ``<action>|<result>`` -> provider calls made by workers (result ``ok`` or the error class)."""
+        return self.settings.key("metrics", "provider-calls")
+
+    @property
+    def worker_provider_seconds(self) -> str:
+        """Hash: action -> total seconds workers waited on the provider for it."""
+        return self.settings.key("metrics", "provider-seconds")

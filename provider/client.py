@@ -23,7 +23,7 @@ from .dialects import Dialect, get_dialect
 from .errors import NotSupported
 from .parsing import parse_response
 from .redaction import Redactor
-from .transport import RawResponse, RetryPolicy, Transport
+from .transport import CallObserver, RawResponse, RetryPolicy, Transport
 
 __all__ = ["ProviderClient", "READ_ONLY_ACTIONS", "PURCHASE_ACTIONS"]
 
@@ -94,6 +94,7 @@ class ProviderClient:
         proxies: Mapping[str, str] | None = None,
         trust_env: bool = False,
         headers: Mapping[str, str] | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.dialect = get_dialect(dialect)
         self.base_url = base_url or self.dialect.base_url
@@ -104,7 +105,7 @@ class ProviderClient:
             connect_timeout=connect_timeout, read_timeout=read_timeout, session=session, headers=headers,
             proxies=proxies, trust_env=trust_env,
             retry=RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max),
-            sleep=sleep, redactor=self._redact,
+            sleep=sleep, redactor=self._redact, observer=observer,
         )
         self._parsers: dict[tuple[str, bool], Callable[[RawResponse], Any]] = {}
 

@@ -33,7 +33,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
 
-from .errors import ConfigurationError, ConnectTimeout, NetworkError, ReadTimeout, TransientError
+from .errors import ConfigurationError, ConnectTimeout, NetworkError, ProviderError, ReadTimeout, TransientError
 from .redaction import Redactor, install_urllib3_redaction
 
 __all__ = ["RawResponse", "RetryPolicy", "Transport", "encode_params"]
@@ -128,6 +128,10 @@ def _not_sent(exc: BaseException) -> bool:
     return False
 
 
+#: ``observer(action, result, seconds)`` after every attempt: ``result`` is ``ok`` or the error's class name
+CallObserver = Callable[[str, str, float], None]
+
+
 class Transport:
     """Sends one handler_api call and returns a :class:`RawResponse`; knows nothing about actions' meaning."""
 
@@ -147,8 +151,10 @@ class Transport:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         redactor: Redactor | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         install_urllib3_redaction()
+        self._observer = observer
         self.base_url = base_url
         self.method = method.upper()
         self.auth = auth
@@ -265,9 +271,11 @@ class Transport:
         attempts = 1 + (self.retry.max_retries if idempotent else 0)
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
-                return parse(self.send(action, params))
+                value = parse(self.send(action, params))
             except TransientError as exc:
+                self._observe(action, exc, started)
                 attempt += 1
                 if attempt >= attempts:
                     raise
@@ -275,6 +283,21 @@ class Transport:
                 _log.info("provider %s transient %s (attempt %d/%d), retrying in %.2fs", action,
                           exc.code or type(exc).__name__, attempt, attempts, delay)
                 self._sleep(delay)
+            except ProviderError as exc:
+                self._observe(action, exc, started)
+                raise
+            else:
+                self._observe(action, None, started)
+                return value
+
+    def _observe(self, action: str, error: ProviderError | None, started: float) -> None:
+        """Tell the observer how one attempt went: ``ok`` or the error's class name (a bounded set of labels)."""
+        if self._observer is None:
+            return
+        try:
+            self._observer(action, "ok" if error is None else type(error).__name__, time.monotonic() - started)
+        except Exception:  # noqa: BLE001 - metrics never break a provider call
+            _log.debug("provider call observer failed", exc_info=True)
 
     def close(self) -> None:
         """Close the pool if we created the session (an injected session belongs to its owner)."""

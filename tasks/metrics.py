@@ -1,7 +1,8 @@
 """Task counters of one worker process, accumulated in memory and flushed to Redis now and then.
 
 On Heroku only the web dyno is reachable, so a worker cannot be scraped: each worker process adds its counts into
-a few Redis hashes (``Keys.worker_task_runs`` / ``Keys.worker_task_seconds``) and the web ``/metrics`` reads them at
+a few Redis hashes (``Keys.worker_task_runs`` / ``worker_task_seconds`` / ``worker_provider_calls`` /
+``worker_provider_seconds``) and the web ``/metrics`` reads them at
 scrape time. Counting is in memory (a dict update per task); a flush is ONE pipelined round trip, at most once
 per ``METRICS_FLUSH_INTERVAL`` seconds per process (after a task) and once more at process shutdown. A flush that
 fails keeps its counts for the next one: metrics never fail a task.
@@ -15,6 +16,7 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import redis
@@ -41,7 +43,8 @@ def outcome_of(result: Any) -> str:
 
 
 class TaskMetrics:
-    """Per-process counters of task runs (by task and outcome) and run seconds (by task), flushed to Redis.
+    """Per-process counters flushed to Redis: task runs (by task and outcome) and run seconds (by task), provider
+    calls (by action and result) and the seconds spent waiting on them (by action).
 
     Thread-safe: a flush takes the pending counts out under the lock, so each count goes into exactly one
     successful flush (a failed flush puts its counts back).
@@ -52,6 +55,8 @@ class TaskMetrics:
         self._lock = threading.Lock()
         self._runs: Counter[tuple[str, str]] = Counter()
         self._seconds: defaultdict[str, float] = defaultdict(float)
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._call_seconds: defaultdict[str, float] = defaultdict(float)
         self._last_flush = clock()
 
     def record(self, task: str, outcome: str, seconds: float) -> None:
@@ -60,16 +65,24 @@ class TaskMetrics:
             self._runs[(task, outcome)] += 1
             self._seconds[task] += seconds
 
+    def record_call(self, action: str, result: str, seconds: float) -> None:
+        """Count one provider call attempt (the client's observer): ``result`` is ``ok`` or the error class."""
+        with self._lock:
+            self._calls[(action, result)] += 1
+            self._call_seconds[action] += seconds
+
     @property
     def pending(self) -> bool:
         """Counts not yet in Redis."""
-        return bool(self._runs or self._seconds)
+        return bool(self._runs or self._seconds or self._calls or self._call_seconds)
 
     def reset(self) -> None:
         """Forget pending counts (a forked child: what it inherited is its parent's to flush)."""
         with self._lock:
             self._runs.clear()
             self._seconds.clear()
+            self._calls.clear()
+            self._call_seconds.clear()
             self._last_flush = self._clock()
 
     def due(self, interval: float) -> bool:
@@ -90,40 +103,71 @@ class TaskMetrics:
         then count it twice on the retry); only a reply lost after EXEC can count a batch twice.
         """
         with self._lock:
-            runs, seconds = self._runs, self._seconds
+            taken = _Pending(self._runs, self._seconds, self._calls, self._call_seconds)
             self._runs, self._seconds = Counter(), defaultdict(float)
+            self._calls, self._call_seconds = Counter(), defaultdict(float)
             self._last_flush = self._clock()
-        if not runs and not seconds:
+        increments = taken.increments(keys)
+        if not increments:
             return True
-        run_items, second_items = list(runs.items()), list(seconds.items())
         try:
             pipe = client.pipeline(transaction=True)
-            for (task, outcome), count in run_items:
-                pipe.hincrby(keys.worker_task_runs, f"{task}{FIELD_SEP}{outcome}", count)
-            for task, total in second_items:
-                pipe.hincrbyfloat(keys.worker_task_seconds, task, total)
+            for inc in increments:
+                if isinstance(inc.amount, int):
+                    pipe.hincrby(inc.key, inc.field, inc.amount)
+                else:
+                    pipe.hincrbyfloat(inc.key, inc.field, inc.amount)
             results = pipe.execute(raise_on_error=False)
         except Exception as exc:  # noqa: BLE001 - metrics must never fail a task
-            self._put_back(runs, seconds)
+            self._put_back(increments)
             log.warning("task metrics flush failed (%s); counts kept for the next try", type(exc).__name__)
             return False
         # EXEC applies every command it can: keep (for the next try) only the increments Redis refused, e.g. WRONGTYPE
-        refused_runs = {label: count for (label, count), result in zip(run_items, results)
-                        if isinstance(result, Exception)}
-        refused_seconds = {task: total for (task, total), result in zip(second_items, results[len(run_items):])
-                           if isinstance(result, Exception)}
-        if refused_runs or refused_seconds:
-            self._put_back(refused_runs, refused_seconds)
+        refused = [inc for inc, result in zip(increments, results) if isinstance(result, Exception)]
+        if refused:
+            self._put_back(refused)
             log.warning("task metrics flush: Redis refused %d of %d increments; kept for the next try",
-                        len(refused_runs) + len(refused_seconds), len(results))
+                        len(refused), len(results))
             return False
         return True
 
-    def _put_back(self, runs: Mapping[tuple[str, str], int], seconds: Mapping[str, float]) -> None:
+    def _put_back(self, increments: list["_Increment"]) -> None:
         with self._lock:
-            self._runs.update(runs)
-            for task, total in seconds.items():
-                self._seconds[task] += total
+            for inc in increments:
+                inc.restore(self)
+
+
+@dataclass(frozen=True)
+class _Increment:
+    """One HINCRBY/HINCRBYFLOAT of a flush, and where its count came from (to put it back after a failure)."""
+
+    key: str
+    field: str
+    amount: int | float
+    counter: str
+    label: tuple[str, str] | str
+
+    def restore(self, metrics: TaskMetrics) -> None:
+        getattr(metrics, self.counter)[self.label] += self.amount
+
+
+@dataclass(frozen=True)
+class _Pending:
+    runs: Mapping[tuple[str, str], int]
+    seconds: Mapping[str, float]
+    calls: Mapping[tuple[str, str], int]
+    call_seconds: Mapping[str, float]
+
+    def increments(self, keys: Keys) -> list[_Increment]:
+        out = [_Increment(keys.worker_task_runs, f"{task}{FIELD_SEP}{outcome}", count, "_runs", (task, outcome))
+               for (task, outcome), count in self.runs.items()]
+        out += [_Increment(keys.worker_task_seconds, task, total, "_seconds", task)
+                for task, total in self.seconds.items()]
+        out += [_Increment(keys.worker_provider_calls, f"{action}{FIELD_SEP}{result}", count, "_calls",
+                           (action, result)) for (action, result), count in self.calls.items()]
+        out += [_Increment(keys.worker_provider_seconds, action, total, "_call_seconds", action)
+                for action, total in self.call_seconds.items()]
+        return out
 
 
 #: the worker process's accumulator (``OtpflowTask`` records into it; ``worker.signals`` resets and flushes it)

@@ -35,9 +35,12 @@ def build_provider(settings: Settings) -> Any:
     """The handler_api client from PROVIDER, PROVIDER_URL, PROVIDER_API_KEY and the timeouts."""
     from provider import ProviderClient
 
+    from tasks.metrics import TASK_METRICS
+
     return ProviderClient(api_key=settings.provider_api_key, dialect=settings.provider, base_url=settings.provider_url,
                           connect_timeout=settings.provider_connect_timeout,
-                          read_timeout=settings.provider_read_timeout)
+                          read_timeout=settings.provider_read_timeout,
+                          observer=TASK_METRICS.record_call)  # provider calls by action and result, on /metrics
 
 
 @dataclass

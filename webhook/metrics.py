@@ -64,6 +64,27 @@ def worker_counters(runs: Mapping[str, str], seconds: Mapping[str, str]) -> Iter
     yield run_seconds
 
 
+def provider_counters(calls: Mapping[str, str], seconds: Mapping[str, str]) -> Iterator[Metric]:
+    """Provider calls made by workers, by action and result (``ok`` or the error class), and time spent on them."""
+    made = CounterMetricFamily("otpflow_worker_provider_calls",
+                               "handler_api call attempts made by otpflow workers (all processes, from Redis).",
+                               labels=["action", "result"])
+    for field, value in sorted(calls.items()):
+        action, sep, result = field.rpartition(WORKER_FIELD_SEP)
+        number = _number(value)
+        if sep and action and result and number is not None:
+            made.add_metric([action, result], number)
+    yield made
+    waited = CounterMetricFamily("otpflow_worker_provider_seconds",
+                                 "Seconds otpflow workers waited on handler_api calls (all processes, from Redis).",
+                                 labels=["action"])
+    for action, value in sorted(seconds.items()):
+        number = _number(value)
+        if number is not None:
+            waited.add_metric([action], number)
+    yield waited
+
+
 def _number(value: str) -> float | None:
     try:
         return float(value)
@@ -89,7 +110,9 @@ class RedisMetrics(Collector):
             pipe.zcount(keys.deadlines, "-inf", time.time())
             pipe.hgetall(keys.worker_task_runs)
             pipe.hgetall(keys.worker_task_seconds)
-            pending, dead, unknown, due, runs, seconds = pipe.execute()
+            pipe.hgetall(keys.worker_provider_calls)
+            pipe.hgetall(keys.worker_provider_seconds)
+            pending, dead, unknown, due, runs, seconds, calls, call_seconds = pipe.execute()
         except Exception:  # noqa: BLE001 - a scrape must never fail because Redis is down
             up.add_metric([], 0)
             yield up
@@ -103,6 +126,7 @@ class RedisMetrics(Collector):
         yield GaugeMetricFamily("otpflow_deadlines_due", "Lifecycle deadlines already due (sweeper backlog).",
                                 value=int(due))
         yield from worker_counters(_text(runs), _text(seconds))
+        yield from provider_counters(_text(calls), _text(call_seconds))
 
 
 def _text(mapping: Mapping[Any, Any]) -> dict[str, str]:

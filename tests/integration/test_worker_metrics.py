@@ -59,6 +59,9 @@ def test_worker_task_counts_on_web_metrics_across_worker_restarts(redis_server_u
         seconds = [s.value for s in scrape(pipeline) if s.name == "otpflow_worker_task_seconds_total"
                    and s.labels == {"task": "otpflow.place_order"}]
         assert len(seconds) == 1 and seconds[0] > 0
+        purchases = [s.value for s in scrape(pipeline) if s.name == "otpflow_worker_provider_calls_total"
+                     and s.labels == {"action": "getNumberV2", "result": "ok"}]
+        assert purchases == [1.0]  # the client's observer counted the real HTTP call to the sandbox
 
         # a new worker adds to the same counters: they live in Redis, not in a process
         pipeline.start_worker("worker2")

@@ -388,3 +388,23 @@ def test_invalid_base_url_is_configuration_error():
     with pytest.raises(E.ConfigurationError) as info:
         client.get_balance()
     assert API_KEY not in _all_text(info.value)
+
+
+def test_observer_sees_every_attempt_with_a_bounded_result_label():
+    seen: list[tuple[str, str, float]] = []
+    client, _adapter = make_client([(503, ""), (200, "ACCESS_BALANCE:1.5"), (200, "NO_NUMBERS")],
+                                   observer=lambda action, result, seconds: seen.append((action, result, seconds)))
+    assert client.get_balance().amount == Decimal("1.5")
+    with pytest.raises(E.NoNumbers):
+        client.get_number("tg")
+    assert [(a, r) for a, r, _ in seen] == [("getBalance", "ServerError"), ("getBalance", "ok"),
+                                            ("getNumber", "NoNumbers")]
+    assert all(seconds >= 0 for _, _, seconds in seen)
+
+
+def test_a_failing_observer_never_breaks_a_call():
+    def broken(action: str, result: str, seconds: float) -> None:
+        raise RuntimeError("metrics are down")
+
+    client, _adapter = make_client([(200, "ACCESS_BALANCE:2")], observer=broken)
+    assert client.get_balance().amount == Decimal("2")

@@ -243,3 +243,19 @@ def test_task_run_is_counted_and_a_redis_failure_never_fails_the_task(
     assert runs(fake_redis) == {"otpflow.test_metrics_probe|backoff": "1", "otpflow.test_metrics_probe|other": "1",
                                 "otpflow.test_metrics_probe|error": "1", "otpflow.test_metrics_probe|ok": "1"}
     assert seconds(fake_redis)["otpflow.test_metrics_probe"] > 0
+
+
+def test_provider_calls_flush_with_the_task_counts_and_survive_a_failed_flush(
+        acc: TaskMetrics, client: Any, clock: Clock) -> None:
+    acc.record_call("getStatus", "ok", 0.25)
+    acc.record_call("getStatus", "ReadTimeout", 2.0)
+    clock.now += 5
+    client.fail = True
+    assert acc.maybe_flush(client, KEYS, interval=5) is False
+    assert acc.pending
+    client.fail = False
+    acc.record_call("getStatus", "ok", 0.25)
+    clock.now += 5
+    assert acc.maybe_flush(client, KEYS, interval=5) is True
+    assert client.client.hgetall(KEYS.worker_provider_calls) == {"getStatus|ok": "2", "getStatus|ReadTimeout": "1"}
+    assert float(client.client.hget(KEYS.worker_provider_seconds, "getStatus")) == 2.5

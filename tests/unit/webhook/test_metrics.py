@@ -84,7 +84,7 @@ def test_read_with_the_gauges_in_one_round_trip(harness: Harness) -> None:
 
     harness.redis.pipeline = pipeline  # type: ignore[method-assign]
     list(RedisMetrics(harness.ctx).collect())
-    assert calls == [6]  # 4 gauges + 2 worker hashes, one execute
+    assert calls == [8]  # 4 gauges + 2 task hashes + 2 provider-call hashes, one execute
 
 
 def test_key_prefix_moves_the_worker_hashes(make_harness: MakeHarness) -> None:
@@ -110,3 +110,19 @@ def test_reads_bytes_or_text_clients(make_harness: MakeHarness, decode: bool) ->
     h = make_harness(redis_client=client)
     client.hset(KEYS.worker_task_runs, "otpflow.sweep|ok", 2)
     assert samples(h, "otpflow_worker_tasks_total") == {(("outcome", "ok"), ("task", "otpflow.sweep")): 2.0}
+
+
+def test_provider_calls_recorded_by_the_client_observer_reach_metrics(harness: Harness) -> None:
+    process = TaskMetrics()
+    process.record_call("getStatus", "ok", 0.02)
+    process.record_call("getStatus", "ok", 0.03)
+    process.record_call("getNumberV2", "NoNumbers", 0.1)
+    assert process.flush(harness.redis, Keys(harness.ctx.settings))
+    rv = harness.client.get("/metrics")
+    assert rv.status_code == 200
+    assert samples(harness, "otpflow_worker_provider_calls_total") == {
+        (("action", "getNumberV2"), ("result", "NoNumbers")): 1.0,
+        (("action", "getStatus"), ("result", "ok")): 2.0,
+    }
+    seconds = samples(harness, "otpflow_worker_provider_seconds_total")
+    assert abs(seconds[(("action", "getStatus"),)] - 0.05) < 1e-9

@@ -31,9 +31,12 @@ _CODE_RE = re.compile(r"(?<!\d)(\d{4,8})(?!\d)")
 
 
 class InboxEntryLike(Protocol):
-    entry_id: str
-    kind: str
-    payload: Mapping[str, Any]
+    @property
+    def entry_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
 
 
 class InboxLike(Protocol):
@@ -165,7 +168,8 @@ class InboxConsumer:
 
     def _handle_rent(self, payload: Mapping[str, Any], report: DrainReport) -> None:
         rent_id = _str(payload.get("rentId") or payload.get("rent_id"))
-        sms = payload.get("sms") if isinstance(payload.get("sms"), Mapping) else {}
+        raw_sms = payload.get("sms")
+        sms: Mapping[str, Any] = raw_sms if isinstance(raw_sms, Mapping) else {}
         if not rent_id:
             report.unknown += 1
             self.inbox.record_unknown("rent", dict(payload))

@@ -26,14 +26,19 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar, cast
 
 import redis
 from redis.exceptions import NoScriptError, ResponseError
+from redis.typing import EncodableT, FieldT
 
 from config.settings import Settings
 
 T = TypeVar("T")
+
+#: XREADGROUP's reply as our clients get it (RESP2, decode_responses=True); redis-py also types the RESP3 dict form.
+#: ``[(stream, [(entry id, fields, or None for an entry deleted since), ...]), ...]``
+XReadRows = list[tuple[str, list[tuple[str, dict[str, str] | None]]]]
 
 ACTIVATION = "activation"
 RENT = "rent"
@@ -165,7 +170,7 @@ class Inbox:
     def dead_letter(self, reason: str, body: str, meta: Mapping[str, Any] | None = None) -> str:
         """Keep a rejected body for inspection, in a stream trimmed to about ``DEAD_LETTER_MAXLEN`` entries."""
         truncated = len(body) > DEAD_LETTER_BODY_MAX
-        fields = {
+        fields: dict[FieldT, EncodableT] = {
             "reason": reason[:1000],
             "body": body[:DEAD_LETTER_BODY_MAX],
             "truncated": "1" if truncated else "0",
@@ -177,7 +182,7 @@ class Inbox:
 
     def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> str:
         """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying)."""
-        fields = {"kind": kind, "payload": _dumps(payload), "at": f"{time.time():.3f}"}
+        fields: dict[FieldT, EncodableT] = {"kind": kind, "payload": _dumps(payload), "at": f"{time.time():.3f}"}
         return str(self._call(lambda: self.redis.xadd(
             self.unknown_key, fields, maxlen=self.settings.dead_letter_maxlen, approximate=True)))
 
@@ -200,8 +205,8 @@ class Inbox:
 
     def read_batch(self, consumer: str, count: int = 100) -> list[InboxEntry]:
         """Read up to ``count`` new entries for ``consumer`` (non-blocking); ack them after processing."""
-        rows = self._with_group(lambda: self.redis.xreadgroup(
-            self.group, consumer, {self.stream_key: ">"}, count=count))
+        rows = self._with_group(lambda: cast("XReadRows | None", self.redis.xreadgroup(
+            self.group, consumer, {self.stream_key: ">"}, count=count)))
         entries: list[tuple[str, Mapping[str, str] | None]] = []
         for _stream, items in rows or []:
             entries.extend(items)
@@ -209,8 +214,8 @@ class Inbox:
 
     def read_own_pending(self, consumer: str, count: int = 100) -> list[InboxEntry]:
         """Re-read entries this consumer name was given but never acknowledged (after its own restart)."""
-        rows = self._with_group(lambda: self.redis.xreadgroup(
-            self.group, consumer, {self.stream_key: "0"}, count=count))
+        rows = self._with_group(lambda: cast("XReadRows | None", self.redis.xreadgroup(
+            self.group, consumer, {self.stream_key: "0"}, count=count)))
         entries: list[tuple[str, Mapping[str, str] | None]] = []
         for _stream, items in rows or []:
             entries.extend(items)
@@ -277,7 +282,7 @@ class Inbox:
 
     # ---------------------------------------------------------------- internals
 
-    def _evalsha(self, args: tuple[object, ...]) -> Any:
+    def _evalsha(self, args: tuple[int, *tuple[str, ...]]) -> Any:
         """EVALSHA, loading the script once when the server does not know it (restart, flush, failover)."""
         try:
             return self.redis.evalsha(self._append_sha, *args)

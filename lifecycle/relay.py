@@ -7,7 +7,7 @@ other consumers read the same stream with their own groups, and the stream is tr
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 import redis
 
@@ -15,6 +15,9 @@ from config.settings import Settings
 
 from .events import Event, EventError, parse_event
 from .keys import Keys
+
+if TYPE_CHECKING:
+    from .inbox import XReadRows
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +52,14 @@ class OutboxRelay:
         self.ensure_group()
         stream, group = self.keys.events, self.keys.relay_group
         entries: list[tuple[str, dict[str, str]]] = []
-        mine = self.redis.xreadgroup(group, self.consumer, {stream: "0"}, count=count)
+        mine = cast("XReadRows | None", self.redis.xreadgroup(group, self.consumer, {stream: "0"}, count=count))
         for _name, items in mine or []:
             entries += [(i, f) for i, f in items if f]
         if not entries:
             claimed = self.redis.xautoclaim(stream, group, self.consumer, self.min_idle_ms, "0-0", count=count)
             entries += [(i, f) for i, f in (claimed[1] if claimed else []) if f]
         if not entries:
-            fresh = self.redis.xreadgroup(group, self.consumer, {stream: ">"}, count=count)
+            fresh = cast("XReadRows | None", self.redis.xreadgroup(group, self.consumer, {stream: ">"}, count=count))
             for _name, items in fresh or []:
                 entries += [(i, f) for i, f in items if f]
         done: list[str] = []

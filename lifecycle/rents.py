@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 import redis
 
@@ -74,7 +74,7 @@ class RentService:
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> RentOrder | None:
-        rec = self.redis.hgetall(self.keys.rent(order_id))
+        rec = cast(dict[str, str], self.redis.hgetall(self.keys.rent(order_id)))  # decode_responses=True
         return RentOrder.from_record(order_id, rec) if rec and R_STATE in rec else None
 
     def get_many(self, order_ids: Iterable[str]) -> dict[str, RentOrder | None]:
@@ -86,11 +86,13 @@ class RentService:
                 for oid, rec in zip(ids, pipe.execute() if ids else [])}
 
     def order_for_rent(self, rent_id: str) -> str | None:
-        return self.redis.get(self.keys.rent_index(str(rent_id)))
+        return cast("str | None", self.redis.get(self.keys.rent_index(str(rent_id))))
 
     def known_rent_ids(self, rent_ids: Iterable[str]) -> dict[str, str | None]:
         ids = [str(r) for r in rent_ids]
-        return dict(zip(ids, self.redis.mget([self.keys.rent_index(r) for r in ids]))) if ids else {}
+        if not ids:
+            return {}
+        return dict(zip(ids, cast("list[str | None]", self.redis.mget([self.keys.rent_index(r) for r in ids]))))
 
     # ------------------------------------------------------------------ submission and commands
     def submit(self, request: RentRequest) -> tuple[RentOrder, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
 import redis
 
@@ -198,7 +198,7 @@ class OrderStore:
         self.keys = keys
 
     def get(self, order_id: str) -> Order | None:
-        rec = self.redis.hgetall(self.keys.order(order_id))
+        rec = cast(dict[str, str], self.redis.hgetall(self.keys.order(order_id)))  # decode_responses=True
         return Order.from_record(order_id, rec) if rec and F_STATE in rec else None
 
     def get_many(self, order_ids: Sequence[str]) -> dict[str, Order | None]:
@@ -214,13 +214,13 @@ class OrderStore:
         return out
 
     def order_for_activation(self, activation_id: str) -> str | None:
-        return self.redis.get(self.keys.activation_index(str(activation_id)))
+        return cast("str | None", self.redis.get(self.keys.activation_index(str(activation_id))))
 
     def orders_for_activations(self, activation_ids: Iterable[str]) -> dict[str, str | None]:
         ids = [str(a) for a in activation_ids]
         if not ids:
             return {}
-        values = self.redis.mget([self.keys.activation_index(a) for a in ids])
+        values = cast("list[str | None]", self.redis.mget([self.keys.activation_index(a) for a in ids]))
         return dict(zip(ids, values))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from lifecycle import events as ev
 from lifecycle.policy import MAX_TRANSIENT_FAILS, RETRY_LATER_CODES, backoff
@@ -218,7 +218,7 @@ def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[An
 
 
 def _known_fingerprints(rt: Runtime, order: RentOrder) -> set[str]:
-    raw = rt.redis.hget(rt.rents.keys.rent(order.order_id), "codes") or ""
+    raw = cast("str | None", rt.redis.hget(rt.rents.keys.rent(order.order_id), "codes")) or ""
     return {c for c in raw.split("\n") if c}
 
 

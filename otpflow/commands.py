@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.redis_client import make_redis
 from config.settings import ConfigError, Settings
 from otpflow.event_feed import TERMINAL, feed, follow_order
+
+if TYPE_CHECKING:  # imported lazily at run time (they pull in Redis scripts and Celery)
+    from celery import Celery
+
+    from lifecycle.orders import OrderService
 
 
 def _settings(role: str | None = None) -> Settings:
@@ -75,13 +80,13 @@ def show_config(role: str | None) -> int:
     return 0
 
 
-def _order_service(settings: Settings):  # type: ignore[no-untyped-def]
+def _order_service(settings: Settings) -> OrderService:
     from lifecycle.orders import OrderService
 
     return OrderService(make_redis(settings), settings)
 
 
-def _publisher(settings: Settings):  # type: ignore[no-untyped-def]
+def _publisher(settings: Settings) -> Celery:
     from worker.celery_app import make_celery
 
     return make_celery(settings)

@@ -109,7 +109,7 @@ def parse_banned_until(argument: str | None) -> datetime | None:
         return None
 
 
-def _rebuild(cls: type, state: dict[str, Any]) -> "ProviderError":
+def _rebuild(cls: type[ProviderError], state: dict[str, Any]) -> "ProviderError":
     """Unpickle helper: Celery moves exceptions between processes, and keyword-only constructors break pickle."""
     obj = cls.__new__(cls)
     Exception.__init__(obj, state.get("_message", ""))

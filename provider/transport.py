@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar, cast
 from urllib.parse import urlencode
 
 import requests
@@ -223,9 +223,11 @@ class Transport:
             # The session's adapter directly: Session.send would add hook dispatch, cookie extraction and a
             # redirect generator per call, none of which a handler_api call uses (we never follow redirects).
             session = self.session
-            response = session.get_adapter(request.url).send(
-                request, stream=False, timeout=self.timeout, verify=session.verify, cert=session.cert,
-                proxies=self._proxies)
+            # The casts are for mypy only: _prepare always sets the url, and session.verify (typed Optional) is
+            # passed through unchanged, as before.
+            response = session.get_adapter(cast(str, request.url)).send(
+                request, stream=False, timeout=self.timeout, verify=cast("bool | str", session.verify),
+                cert=session.cert, proxies=self._proxies)
         except requests.exceptions.RequestException as exc:
             failure = self._wrap(exc, action)
         except OSError as exc:  # a custom adapter or a socket error that escaped requests

@@ -151,8 +151,8 @@ class Catalogue:
         if isinstance(value, bool):
             raise ValueError("stock must be an int or a mapping")
         if isinstance(value, int):
-            for offer in self.offers.values():
-                offer.stock = value
+            for each in self.offers.values():
+                each.stock = value
             return
         for country, per_service in value.items():
             for service, n in per_service.items():

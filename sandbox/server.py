@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from typing import cast
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler, make_server
 
 _KEY_RE = re.compile(r"(api_key=)[^&\s\"]*")
 
@@ -74,5 +75,5 @@ def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0, access_l
     """Start `app` on host:port (0 = ephemeral) in a daemon thread."""
     handler = RedactingHandler if access_log else QuietHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
-    server.daemon_threads = True
+    cast(ThreadedWSGIServer, server).daemon_threads = True  # threaded=True: make_server's declared type is the base
     return SandboxServer(server, app)

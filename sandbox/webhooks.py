@@ -7,6 +7,7 @@ delivery without sending it, so clients must reconcile by polling. Every deliver
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -71,7 +72,7 @@ class WebhookSender:
                 self._log.append(d)
                 ids.append(d.id)
                 if not drop:
-                    self._scheduler.call_later(0.0, lambda d=d: self._attempt(d))
+                    self._scheduler.call_later(0.0, functools.partial(self._attempt, d))
         return ids
 
     def deliveries(self) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ def instrumented_task(name: str, *, retry: RetryPolicy = DEFAULT_RETRY, **option
     """Register ``fn`` as a shared Celery task named ``name`` with the otpflow base class and retry policy."""
 
     def decorator(fn: F) -> F:
-        return shared_task(  # type: ignore[no-any-return]
+        return shared_task(
             name=name, bind=True, base=OtpflowTask, autoretry_for=retry.retry_on, max_retries=retry.max_retries,
             retry_backoff=retry.backoff, retry_backoff_max=retry.backoff_max, retry_jitter=retry.jitter,
             **options,

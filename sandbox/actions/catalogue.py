@@ -128,7 +128,7 @@ def get_prices(ctx: Ctx, extended: bool = False) -> Reply:
     body: dict[str, dict[str, Any]] = {}
     if country is False:
         return as_json(body)
-    for c, s, o in _activation_offers(ctx, country, service):  # type: ignore[arg-type]
+    for c, s, o in _activation_offers(ctx, country, service):
         entry: dict[str, Any] = {"cost": money_json(o.price), "count": o.stock, "physicalCount": o.stock}
         if extended and ctx.flag("freePrice"):
             entry["freePriceMap"] = {fmt_money(o.price): o.stock}

@@ -1,4 +1,4 @@
-# Sourced by scripts/run and scripts/test: make sure .venv exists and holds the current otpflow install.
+# Sourced by scripts/run, scripts/test and scripts/lint: make sure .venv exists and holds the current otpflow install.
 # Needs only Python 3.11+ on the machine; re-installs when pyproject.toml changes.
 set -euo pipefail
 find_python() {

@@ -44,45 +44,36 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
 
 
+def _counter(name: str, doc: str, labels: list[str], values: Mapping[str, str]) -> CounterMetricFamily:
+    """One counter family from a worker hash: a field is one label, or two joined by ``WORKER_FIELD_SEP``.
+
+    Malformed fields are skipped: a scrape never fails on them.
+    """
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for field, value in sorted(values.items()):
+        parts = list(field.rpartition(WORKER_FIELD_SEP)[::2]) if len(labels) == 2 else [field]
+        number = _number(value)
+        if all(parts) and number is not None and (len(labels) == 1 or WORKER_FIELD_SEP in field):
+            family.add_metric(parts, number)
+    return family
+
+
 def worker_counters(runs: Mapping[str, str], seconds: Mapping[str, str]) -> Iterator[Metric]:
-    """The worker hashes as counters; malformed fields are skipped (a scrape never fails on them)."""
-    tasks = CounterMetricFamily("otpflow_worker_tasks", "Tasks run by otpflow workers (all processes, from Redis).",
-                                labels=["task", "outcome"])
-    for field, value in sorted(runs.items()):
-        task, sep, outcome = field.rpartition(WORKER_FIELD_SEP)
-        number = _number(value)
-        if sep and task and outcome and number is not None:
-            tasks.add_metric([task, outcome], number)
-    yield tasks
-    run_seconds = CounterMetricFamily("otpflow_worker_task_seconds",
-                                      "Seconds otpflow workers spent running tasks (all processes, from Redis).",
-                                      labels=["task"])
-    for task, value in sorted(seconds.items()):
-        number = _number(value)
-        if number is not None:
-            run_seconds.add_metric([task], number)
-    yield run_seconds
+    """Task runs by task and outcome, and the seconds they took, summed over every worker process."""
+    yield _counter("otpflow_worker_tasks", "Tasks run by otpflow workers (all processes, from Redis).",
+                   ["task", "outcome"], runs)
+    yield _counter("otpflow_worker_task_seconds",
+                   "Seconds otpflow workers spent running tasks (all processes, from Redis).", ["task"], seconds)
 
 
 def provider_counters(calls: Mapping[str, str], seconds: Mapping[str, str]) -> Iterator[Metric]:
     """Provider calls made by workers, by action and result (``ok`` or the error class), and time spent on them."""
-    made = CounterMetricFamily("otpflow_worker_provider_calls",
-                               "handler_api call attempts made by otpflow workers (all processes, from Redis).",
-                               labels=["action", "result"])
-    for field, value in sorted(calls.items()):
-        action, sep, result = field.rpartition(WORKER_FIELD_SEP)
-        number = _number(value)
-        if sep and action and result and number is not None:
-            made.add_metric([action, result], number)
-    yield made
-    waited = CounterMetricFamily("otpflow_worker_provider_seconds",
-                                 "Seconds otpflow workers waited on handler_api calls (all processes, from Redis).",
-                                 labels=["action"])
-    for action, value in sorted(seconds.items()):
-        number = _number(value)
-        if number is not None:
-            waited.add_metric([action], number)
-    yield waited
+    yield _counter("otpflow_worker_provider_calls",
+                   "handler_api call attempts made by otpflow workers (all processes, from Redis).",
+                   ["action", "result"], calls)
+    yield _counter("otpflow_worker_provider_seconds",
+                   "Seconds otpflow workers waited on handler_api calls (all processes, from Redis).", ["action"],
+                   seconds)
 
 
 def _number(value: str) -> float | None:

@@ -84,16 +84,26 @@ def pool_children(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> None:
-    pipeline.start()
-    # The provider hangs on the purchase, so the task is inside getNumberV2 when its process dies.
+def hang_next_provider_call(pipeline: Pipeline) -> None:
+    """The provider processes the next call, then hangs for 30 s before answering (an ambiguous purchase)."""
     pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
-    order_id = pipeline.order("tg")
+
+
+def wait_until_running(pipeline: Pipeline, task: str) -> None:
+    """Until the worker has taken ``task`` and is (very likely) inside its provider call."""
     worker = pipeline.processes["worker"]
     deadline = time.monotonic() + 20
-    while "otpflow.place_order" not in worker.log() and time.monotonic() < deadline:
+    while task not in worker.log() and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
+
+
+def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> None:
+    pipeline.start()
+    hang_next_provider_call(pipeline)  # so the task is inside getNumberV2 when its process dies
+    order_id = pipeline.order("tg")
+    worker = pipeline.processes["worker"]
+    wait_until_running(pipeline, "otpflow.place_order")
     for child in pool_children(worker.pid):
         child.send_signal(signal.SIGKILL)
     pipeline.control("settings", {"fail_mode": None})
@@ -103,13 +113,10 @@ def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> N
 
 def test_sigkill_of_the_whole_worker_is_redelivered_after_the_visibility_timeout(pipeline: Pipeline) -> None:
     pipeline.start()
-    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+    hang_next_provider_call(pipeline)
     order_id = pipeline.order("wa")
     worker = pipeline.processes["worker"]
-    deadline = time.monotonic() + 20
-    while "otpflow.place_order" not in worker.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_until_running(pipeline, "otpflow.place_order")
     worker.signal_group(signal.SIGKILL)
     pipeline.processes.pop("worker").stop()
     pipeline.control("settings", {"fail_mode": None})
@@ -215,15 +222,12 @@ def test_sigkill_mid_rent_purchase_never_rents_twice(pipeline: Pipeline) -> None
     """A rent has no idempotency key at the provider: after a crash mid-getRentNumber the re-driven order must
     adopt the rent the provider made (its getRentList shows one rent nobody claimed), never buy a second one."""
     pipeline.start()
-    pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+    hang_next_provider_call(pipeline)
     response = pipeline.api("POST", "/api/rents", json={"service": "full", "country": 0, "rent_time": 4})
     assert response.status_code == 202, response.text
     order_id = response.json()["order_id"]
     worker = pipeline.processes["worker"]
-    deadline = time.monotonic() + 20
-    while "otpflow.place_rent" not in worker.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_until_running(pipeline, "otpflow.place_rent")
     for child in pool_children(worker.pid):
         child.send_signal(signal.SIGKILL)
     pipeline.control("settings", {"fail_mode": None})

@@ -57,6 +57,11 @@ class Keys:
         return self.settings.key("relay")
 
     @property
+    def sweep_runs(self) -> str:
+        """Counter: sweeps completed (a sign for tests and health checks that the sweeper's moment has passed)."""
+        return self.settings.key("sweep", "runs")
+
+    @property
     def worker_task_runs(self) -> str:
         """Hash: ``<task>|<outcome>`` -> tasks run, summed over every worker process (read by the web /metrics)."""
         return self.settings.key("metrics", "task-runs")

@@ -411,6 +411,7 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
 
     report.rents = sweep_rents(rt, report, lease=lease)
     report.drained = redrain(rt)
+    rt.redis.incr(rt.keys.sweep_runs)
     return report
 
 

@@ -17,6 +17,8 @@ from typing import Callable
 
 import requests
 
+from otpflow import procfile
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -87,27 +89,27 @@ class ChildProcess:
 
 
 def python_argv(*args: str) -> list[str]:
+    """This interpreter with ``args`` (for processes that are not Procfile roles: benchmarks' baselines)."""
     return [sys.executable, *args]
 
 
 def gunicorn(env: dict[str, str], log_dir: Path, *, workers: int = 2) -> ChildProcess:
-    env = dict(env, WEB_CONCURRENCY=str(workers))
-    return ChildProcess("web", python_argv("-m", "gunicorn", "-c", "python:webhook.gunicorn_conf", "webhook.wsgi:app"),
-                        env, log_dir / "web.log")
+    """The Procfile's ``web`` process (``otpflow.procfile``)."""
+    cmd = procfile.command("web", dict(env, WEB_CONCURRENCY=str(workers)))
+    return ChildProcess("web", list(cmd.argv), cmd.env, log_dir / "web.log")
 
 
 def celery_worker(env: dict[str, str], log_dir: Path, *, concurrency: int = 2, name: str = "worker") -> ChildProcess:
-    env = dict(env, REMAP_SIGTERM="SIGQUIT")
-    return ChildProcess(name, python_argv("-m", "celery", "-A", "worker.celery_app", "worker", "--without-mingle",
-                                          "--without-gossip", "--without-heartbeat", "--concurrency", str(concurrency),
-                                          "--hostname", f"{name}@%h", "--loglevel", "INFO"),
-                        env, log_dir / f"{name}.log")
+    """The Procfile's ``worker`` process, with a node name of its own so several can run side by side."""
+    cmd = procfile.command("worker", dict(env, WORKER_CONCURRENCY=str(concurrency)), "--hostname", f"{name}@%h")
+    return ChildProcess(name, list(cmd.argv), cmd.env, log_dir / f"{name}.log")
 
 
 def celery_beat(env: dict[str, str], log_dir: Path, *, name: str = "beat") -> ChildProcess:
+    """The Procfile's ``beat`` process, with a schedule file of its own (beats of different tests share none)."""
     schedule = tempfile.mktemp(prefix="otpflow-beat-", dir=str(log_dir))
-    return ChildProcess(name, python_argv("-m", "celery", "-A", "worker.celery_app", "beat", "--schedule", schedule,
-                                          "--loglevel", "INFO"), env, log_dir / f"{name}.log")
+    cmd = procfile.command("beat", env, "--schedule", schedule)
+    return ChildProcess(name, list(cmd.argv), cmd.env, log_dir / f"{name}.log")
 
 
 def wait_http_ok(url: str, timeout: float = 30.0, check: Callable[[], None] | None = None) -> None:

@@ -8,7 +8,7 @@ This package depends on nothing else of otpflow.
 from . import errors, models
 from .client import PURCHASE_ACTIONS, READ_ONLY_ACTIONS, ProviderClient
 from .dialects import DIALECTS, Dialect, UnknownDialect, dialect_names, get_dialect
-from .errors import BusinessError, FatalError, ProviderError, TransientError, UnexpectedAnswer
+from .errors import BusinessError, ErrorKind, FatalError, ProviderError, TransientError, UnexpectedAnswer
 from .models import (
     Activation, ActivationState, ActiveActivation, Balance, ParseCallState, RentState, StatusResult, StatusV2,
 )
@@ -17,7 +17,7 @@ from .parsing import parse_response
 __all__ = [
     "ProviderClient", "get_dialect", "Dialect", "DIALECTS", "UnknownDialect", "dialect_names", "parse_response",
     "READ_ONLY_ACTIONS", "PURCHASE_ACTIONS", "errors", "models",
-    "ProviderError", "TransientError", "BusinessError", "FatalError", "UnexpectedAnswer",
+    "ErrorKind", "ProviderError", "TransientError", "BusinessError", "FatalError", "UnexpectedAnswer",
     "Activation", "ActivationState", "ActiveActivation", "Balance", "StatusResult", "StatusV2", "RentState",
     "ParseCallState",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import requests
 
 from . import models as m
+from .backoff import Backoff, Jitter
 from .dialects import Dialect, get_dialect
 from .errors import NotSupported
 from .parsing import parse_response
@@ -104,7 +105,7 @@ class ProviderClient:
             method=method or self.dialect.method, auth=auth or self.dialect.auth,
             connect_timeout=connect_timeout, read_timeout=read_timeout, session=session, headers=headers,
             proxies=proxies, trust_env=trust_env,
-            retry=RetryPolicy(max_retries=max_retries, backoff_base=backoff_base, backoff_max=backoff_max),
+            retry=RetryPolicy(max_retries=max_retries, backoff=Backoff(backoff_base, backoff_max, Jitter.FULL)),
             sleep=sleep, redactor=self._redact, observer=observer,
         )
         self._parsers: dict[tuple[str, bool], Callable[[RawResponse], Any]] = {}

@@ -33,6 +33,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, NameResolutionError
 
+from .backoff import Backoff, Jitter
 from .errors import ConfigurationError, ConnectTimeout, NetworkError, ProviderError, ReadTimeout, TransientError
 from .redaction import Redactor, install_urllib3_redaction
 
@@ -54,18 +55,22 @@ class RawResponse:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter (AWS architecture blog): ``uniform(0, min(cap, base·2^n))``,
-    and never less than a server's Retry-After."""
+    """How many times an idempotent call is re-sent, and how long to wait before each re-send.
+
+    The wait is :class:`~provider.backoff.Backoff` (full jitter by default), but never less than a server's
+    Retry-After, which is itself capped at ``max(backoff.cap, 60)`` seconds so a hostile or broken header cannot
+    park a worker for hours.
+    """
 
     max_retries: int = 3
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
+    backoff: Backoff = Backoff(0.5, 8.0, Jitter.FULL)
 
-    def delay(self, attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
-        delay = (rng or random).uniform(0, ceiling)
+    def delay(self, attempt: int, retry_after: float | None = None, *,
+              rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before re-sending after failed attempt number ``attempt`` (0 for the first)."""
+        delay = self.backoff.delay(attempt, rng=rng)
         if retry_after is not None:
-            delay = max(delay, min(retry_after, max(self.backoff_max, 60.0)))
+            delay = max(delay, min(retry_after, max(self.backoff.cap, 60.0)))
         return delay
 
 

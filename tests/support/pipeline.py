@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import redis
 import requests
 
 from otpflow.embedded_redis import free_port
 from tests.support.processes import ChildProcess, celery_beat, celery_worker, gunicorn, wait_http_ok
+from tests.support.waiting import wait_until
 
 SANDBOX_KEY = "sandbox-test-key"
 
@@ -31,6 +31,8 @@ FAST_TIMINGS = {
     "ORDER_RETRY_DELAY": "1",
     "PROVIDER_READ_TIMEOUT": "2",
     "PROVIDER_CONNECT_TIMEOUT": "1",
+    # task counters reach Redis after every task, so tests can read them as signs (see Pipeline.task_runs)
+    "METRICS_FLUSH_INTERVAL": "0",
 }
 
 
@@ -163,21 +165,47 @@ class Pipeline:
         return out
 
     def wait_event(self, order_id: str, event_type: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for kind, data in self.events(order_id):
-                if kind == event_type:
-                    return data
-            self._check_alive()
-            time.sleep(0.05)
-        raise AssertionError(f"no {event_type} for {order_id} within {timeout}s; events: {self.events(order_id)}\n{self.logs()}")
+        """The data of the first ``event_type`` event of ``order_id`` (waiting for it)."""
+        def found() -> dict[str, Any] | None:
+            return next((data for kind, data in self.events(order_id) if kind == event_type), None)
 
-    def wait_types(self, order_id: str, types: Iterable[str], timeout: float = 30.0) -> list[str]:
-        wanted = list(types)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = [kind for kind, _ in self.events(order_id)]
-            if all(t in got for t in wanted):
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"wanted {wanted} for {order_id}; got {[k for k, _ in self.events(order_id)]}\n{self.logs()}")
+        return wait_until(found, timeout=timeout, check=self._check_alive,
+                          message=lambda: f"no {event_type} for {order_id}; events: {self.events(order_id)}\n"
+                                          f"{self.logs()}")
+
+    # ---- signs that a moment has passed (to assert afterwards that something did NOT happen) ------------------
+    def key(self, *parts: str) -> str:
+        """A Redis key of this deployment (``KEY_PREFIX``, default ``otpflow``)."""
+        return ":".join((self.extra_env.get("KEY_PREFIX", "otpflow"), *parts))
+
+    def sweeps(self) -> int:
+        """Sweeps completed so far (the sweeper counts itself at the end of every sweep)."""
+        return int(self.redis().get(self.key("sweep", "runs")) or 0)
+
+    def wait_sweeps(self, n: int = 2, timeout: float = 30.0) -> int:
+        """Until ``n`` more sweeps completed than had when called; returns the count.
+
+        The first of them may have been under way already, so two completed sweeps mean at least one whole sweep
+        ran after the call: every deadline due at the call was looked at."""
+        target = self.sweeps() + n
+        return wait_until(lambda: (count := self.sweeps()) >= target and count, timeout=timeout,
+                          check=self._check_alive, message=lambda: f"fewer than {n} sweeps\n{self.logs()}")
+
+    def wait_inbox_drained(self, timeout: float = 30.0) -> None:
+        """Until every stored webhook was drained: the inbox stream is empty (acknowledged entries are deleted)."""
+        wait_until(lambda: self.redis().xlen(self.key("inbox")) == 0, timeout=timeout, check=self._check_alive,
+                   message=lambda: f"inbox not drained: {self.redis().xrange(self.key('inbox'))}\n{self.logs()}")
+
+    def _counts(self, hash_name: str, name: str) -> dict[str, int]:
+        """``<name>|<label>`` fields of a worker metrics hash, by label (flushed after each task here)."""
+        fields = self.redis().hgetall(self.key("metrics", hash_name))
+        prefix = f"{name}|"
+        return {f[len(prefix):]: int(float(v)) for f, v in fields.items() if f.startswith(prefix)}
+
+    def task_runs(self, task: str) -> dict[str, int]:
+        """Runs of ``task`` (e.g. ``otpflow.place_order``) completed by every worker process, by outcome."""
+        return self._counts("task-runs", task)
+
+    def provider_calls(self, action: str) -> dict[str, int]:
+        """The workers' provider calls of ``action`` (e.g. ``setStatus``), by result (``ok`` or an error class)."""
+        return self._counts("provider-calls", action)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ from typing import Callable
 import requests
 
 from otpflow import procfile
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,14 +53,17 @@ class ChildProcess:
             return ""
 
     def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Until ``needle`` is in the log; RuntimeError at once if the process exits without logging it."""
+        def logged() -> bool:
             if needle in self.log():
-                return
+                return True
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode if self.proc else '?'}):\n{self.log()[-4000:]}")
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.name} did not log {needle!r} within {timeout}s:\n{self.log()[-4000:]}")
+                code = self.proc.returncode if self.proc else "?"
+                raise RuntimeError(f"{self.name} exited ({code}):\n{self.log()[-4000:]}")
+            return False
+
+        wait_until(logged, timeout=timeout,
+                   message=lambda: f"{self.name} did not log {needle!r}:\n{self.log()[-4000:]}")
 
     def signal_group(self, sig: int) -> None:
         if self.alive():
@@ -112,15 +115,14 @@ def celery_beat(env: dict[str, str], log_dir: Path, *, name: str = "beat") -> Ch
     return ChildProcess(name, list(cmd.argv), cmd.env, log_dir / f"{name}.log")
 
 
+def answers_200(url: str) -> bool:
+    """Whether ``url`` answers HTTP 200 now (a refused or timed-out connection is a no)."""
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def wait_http_ok(url: str, timeout: float = 30.0, check: Callable[[], None] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if check:
-            check()
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+    """Until ``url`` answers 200; ``check`` runs every round and may raise (e.g. the server exited)."""
+    wait_until(lambda: answers_200(url), timeout=timeout, check=check, message=f"{url} did not answer 200")

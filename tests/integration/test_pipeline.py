@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
 
 
 def _start_pipeline(url: str, log_dir: Path, **env: str) -> Pipeline:
@@ -95,11 +96,14 @@ def test_dropped_webhook_is_reconciled_by_polling(pipeline: Pipeline) -> None:
 
 
 def test_no_code_is_cancelled_only_after_the_early_cancel_window(pipeline: Pipeline) -> None:
+    denied_before = pipeline.provider_calls("setStatus").get("EarlyCancelDenied", 0)
     order_id = pipeline.order("vk")
     assigned = pipeline.wait_event(order_id, "number.assigned")
     # ACTIVATION_TIMEOUT is 4 s here, but the provider denies cancels for 120 s of its clock: the pipeline must keep
-    # the activation alive and try again, never give up on it.
-    time.sleep(7)
+    # the activation alive and try again, never give up on it. The sign that the timeout has passed and the sweeper
+    # tried: its cancel came back EARLY_CANCEL_DENIED (counted once the sweep that made the call completed).
+    wait_until(lambda: pipeline.provider_calls("setStatus").get("EarlyCancelDenied", 0) > denied_before,
+               message=lambda: f"no denied cancel: {pipeline.events(order_id)}\n{pipeline.logs()}")
     assert "activation.cancelled" not in [k for k, _ in pipeline.events(order_id)]
     pipeline.control("clock/advance", {"seconds": 125})
     cancelled = pipeline.wait_event(order_id, "activation.cancelled", timeout=30)
@@ -117,7 +121,12 @@ def test_duplicate_and_repeated_deliveries_give_one_event(pipeline: Pipeline) ->
                "code": "550055", "country": 0, "receivedAt": "2026-11-27 10:00:00"}
     for _ in range(8):  # the provider's eight retries, arriving after the activation was finished
         assert pipeline.post_webhook(payload).status_code == 200
-    time.sleep(2)
+    # every copy the sandbox sent has been answered, and everything stored was drained: nothing left to emit
+    def copies() -> list[dict]:
+        return [d for d in pipeline.sandbox_state()["webhooks"] if d["ref"] == assigned["activation_id"]]
+
+    wait_until(lambda: all(d["status"] != "pending" for d in copies()), message=lambda: str(copies()))
+    pipeline.wait_inbox_drained()
     kinds = [k for k, _ in pipeline.events(order_id)]
     assert kinds.count("code.received") == 1, kinds
     assert kinds.count("activation.finished") == 1, kinds
@@ -126,12 +135,16 @@ def test_duplicate_and_repeated_deliveries_give_one_event(pipeline: Pipeline) ->
 
 def test_same_order_id_buys_one_number(pipeline: Pipeline) -> None:
     before = pipeline.sandbox_state()
+    runs_before = sum(pipeline.task_runs("otpflow.place_order").values())
     order_id = "client-key-" + str(time.time_ns())
     first = pipeline.order("tg", order_id=order_id)
     second = pipeline.order("tg", order_id=order_id)
     assert first == second == order_id
     pipeline.wait_event(order_id, "number.assigned")
-    time.sleep(1)
+    # the purchase task has completed, and two sweeps later any other work published by the two POSTs has run
+    wait_until(lambda: sum(pipeline.task_runs("otpflow.place_order").values()) > runs_before,
+               message=lambda: f"place_order never completed\n{pipeline.logs()}")
+    pipeline.wait_sweeps(2)
     after = pipeline.sandbox_state()
     count = lambda state: len(state["activations"])  # noqa: E731
     assert count(after) - count(before) == 1
@@ -144,24 +157,22 @@ def test_retry_command_gives_a_second_code_then_finish(manual_pipeline: Pipeline
     assigned = pipe.wait_event(order_id, "number.assigned")
     deliver_sms(pipe, assigned["activation_id"], "111111")
     pipe.wait_event(order_id, "code.received")
-    time.sleep(1)
+    # AUTO_FINISH is off: once the webhook was drained and the sweeper has looked at every due deadline twice,
+    # nothing may have finished the activation
+    pipe.wait_inbox_drained()
+    pipe.wait_sweeps(2)
     assert "activation.finished" not in [k for k, _ in pipe.events(order_id)]
     retry = pipe.api("POST", f"/api/orders/{order_id}/retry")
     assert retry.status_code == 202, retry.text
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if sandbox_activation(pipe, assigned["activation_id"])["state"] == "WAIT_RETRY":
-            break
-        time.sleep(0.1)
+    wait_until(lambda: sandbox_activation(pipe, assigned["activation_id"])["state"] == "WAIT_RETRY", timeout=20,
+               message=lambda: f"the retry never reached the provider\n{pipe.logs()}")
     deliver_sms(pipe, assigned["activation_id"], "222222")
-    deadline = time.monotonic() + 20
-    codes: list[str] = []
-    while time.monotonic() < deadline:
-        codes = [d["code"] for k, d in pipe.events(order_id) if k == "code.received"]
-        if len(codes) == 2:
-            break
-        time.sleep(0.1)
-    assert codes == ["111111", "222222"]
+
+    def codes() -> list[str]:
+        return [d["code"] for k, d in pipe.events(order_id) if k == "code.received"]
+
+    wait_until(lambda: len(codes()) >= 2, timeout=20, message=lambda: f"codes: {codes()}\n{pipe.logs()}")
+    assert codes() == ["111111", "222222"]
     assert pipe.api("POST", f"/api/orders/{order_id}/finish").status_code == 202
     pipe.wait_event(order_id, "activation.finished")
     assert sandbox_activation(pipe, assigned["activation_id"])["state"] == "FINISHED"
@@ -185,7 +196,8 @@ def test_unknown_activation_webhook_is_accepted_and_recorded(pipeline: Pipeline)
 
 
 def test_rejections_have_the_documented_statuses(pipeline: Pipeline) -> None:
-    good = {"activationId": 1, "service": "tg", "text": "t", "code": "1", "country": 0, "receivedAt": "2026-11-27 10:00:00"}
+    good = {"activationId": 1, "service": "tg", "text": "t", "code": "1", "country": 0,
+            "receivedAt": "2026-11-27 10:00:00"}
     assert pipeline.post_webhook(good, token="wrong-token-wrong-token").status_code == 404
     bad = pipeline.post_webhook(b"{not json", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and "error" in bad.json()

@@ -2,17 +2,16 @@
 
 Every process (web, worker, beat, CLI) reads its configuration here and nowhere else, so a
 missing or malformed variable stops start-up with a message that names it, instead of
-surfacing later as a crash deep inside a task.
+surfacing later as a crash deep inside a task. Each setting is declared once, as a field of
+``Settings`` whose metadata names its variable, parser, roles and meaning; ``from_env`` reads
+them, and ``declarations()`` lists them for the README table and ``otpflow config``.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 from dataclasses import dataclass, field, fields
-from decimal import Decimal
-from typing import Callable, Iterable, Mapping, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Callable, Mapping
 
 ROLES = ("web", "worker", "beat", "cli")
 
@@ -88,111 +87,6 @@ def _parse_cert_reqs(raw: str) -> str:
     return value
 
 
-def _parse_optional_decimal(raw: str) -> Decimal | None:
-    return Decimal(raw) if raw.strip() else None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Validated configuration. Build it with :meth:`from_env`; never construct it from scattered ``os.environ`` reads."""
-
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_ssl_cert_reqs: str = "none"
-    port: int = 8000
-    provider: str = "sms-activate"
-    provider_url: str | None = None
-    provider_api_key: str = field(default="", repr=False)
-    provider_connect_timeout: float = 3.05
-    provider_read_timeout: float = 15.0
-    webhook_token: str = field(default="", repr=False)
-    api_token: str = field(default="", repr=False)
-    public_url: str | None = None
-    events_stream: str = "otpflow:events"
-    events_maxlen: int = 100_000
-    activation_timeout: float = 1200.0
-    poll_after: float = 30.0
-    poll_interval: float = 15.0
-    early_cancel_seconds: float = 120.0
-    sweep_interval: float = 5.0
-    sweep_batch: int = 500
-    auto_finish: bool = True
-    finish_timeout: float = 1200.0
-    order_max_attempts: int = 3
-    order_retry_delay: float = 30.0
-    downstream_task: str | None = None
-    downstream_queue: str | None = None
-    webhook_allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    trusted_proxies: int = 0
-    webhook_max_bytes: int = 65_536
-    dead_letter_maxlen: int = 10_000
-    webhook_dedupe_ttl: int = 3 * 3600
-    key_prefix: str = "otpflow"
-    broker_visibility_timeout: int = 300
-    worker_soft_shutdown_timeout: float = 20.0
-    log_level: str = "INFO"
-    log_format: str = "text"
-    metrics_flush_interval: float = 5.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read every setting from ``env`` (default: ``os.environ``); collect all problems before failing."""
-        source = os.environ if env is None else env
-        values: dict[str, object] = {}
-        problems: list[str] = []
-        for env_name, (attr, parser) in ENVIRONMENT.items():
-            raw = source.get(env_name)
-            if raw is None or (raw.strip() == "" and attr not in _EMPTY_ALLOWED):
-                continue
-            try:
-                values[attr] = parser(raw)
-            except (ValueError, ArithmeticError) as exc:
-                problems.append(f"{env_name}: {exc}")
-        if problems:
-            raise ConfigError(problems)
-        return cls(**values)  # type: ignore[arg-type]
-
-    def require(self, role: str) -> "Settings":
-        """Check what ``role`` (web, worker, beat, cli) cannot run without; raise ConfigError naming each gap."""
-        if role not in ROLES:
-            raise ValueError(f"unknown role {role!r}")
-        problems: list[str] = []
-        if role == "web":
-            problems += _require_secret("WEBHOOK_TOKEN", self.webhook_token)
-            problems += _require_secret("API_TOKEN", self.api_token)
-        if role == "worker" and not self.provider_api_key:
-            problems.append("PROVIDER_API_KEY: required by the worker (the provider's API key)")
-        if self.activation_timeout <= self.early_cancel_seconds:
-            problems.append("ACTIVATION_TIMEOUT: must be longer than EARLY_CANCEL_SECONDS")
-        if self.worker_soft_shutdown_timeout >= 30:
-            problems.append("WORKER_SOFT_SHUTDOWN_TIMEOUT: must be under 30 s (Heroku SIGKILLs 30 s after SIGTERM)")
-        if self.downstream_queue and not self.downstream_task:
-            problems.append("DOWNSTREAM_QUEUE: set DOWNSTREAM_TASK too (the task name to send events to)")
-        if problems:
-            raise ConfigError(problems)
-        return self
-
-    def key(self, *parts: str) -> str:
-        """Build a Redis key under the configured prefix, so several deployments can share one Redis."""
-        return ":".join((self.key_prefix, *parts))
-
-    def public_dict(self) -> dict[str, object]:
-        """Settings safe to print: secrets masked."""
-        secret = {"provider_api_key", "webhook_token", "api_token"}
-        out: dict[str, object] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = ("***" if value else "") if f.name in secret else value
-        return out
-
-
-def _require_secret(name: str, value: str) -> list[str]:
-    if not value:
-        return [f"{name}: required (a long random string; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"]
-    if len(value) < 16:
-        return [f"{name}: too short ({len(value)} characters); use at least 16 random characters"]
-    return []
-
-
 def _ident(raw: str) -> str:
     return raw.strip()
 
@@ -222,48 +116,255 @@ def _port(raw: str) -> int:
     return value
 
 
-_EMPTY_ALLOWED: set[str] = {"webhook_allowed_ips", "downstream_task", "downstream_queue", "public_url", "provider_url"}
-
-ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
-    "REDIS_URL": ("redis_url", _parse_redis_url),
-    "REDIS_SSL_CERT_REQS": ("redis_ssl_cert_reqs", _parse_cert_reqs),
-    "PORT": ("port", _port),
-    "PROVIDER": ("provider", _ident),
-    "PROVIDER_URL": ("provider_url", lambda raw: _parse_url(raw) if raw.strip() else None),
-    "PROVIDER_API_KEY": ("provider_api_key", _ident),
-    "PROVIDER_CONNECT_TIMEOUT": ("provider_connect_timeout", _parse_positive_float),
-    "PROVIDER_READ_TIMEOUT": ("provider_read_timeout", _parse_positive_float),
-    "WEBHOOK_TOKEN": ("webhook_token", _ident),
-    "API_TOKEN": ("api_token", _ident),
-    "PUBLIC_URL": ("public_url", lambda raw: _parse_url(raw) if raw.strip() else None),
-    "EVENTS_STREAM": ("events_stream", _ident),
-    "EVENTS_MAXLEN": ("events_maxlen", _parse_positive_int),
-    "ACTIVATION_TIMEOUT": ("activation_timeout", _parse_positive_float),
-    "POLL_AFTER": ("poll_after", _parse_positive_float),
-    "POLL_INTERVAL": ("poll_interval", _parse_positive_float),
-    "EARLY_CANCEL_SECONDS": ("early_cancel_seconds", _parse_positive_float),
-    "SWEEP_INTERVAL": ("sweep_interval", _parse_positive_float),
-    "SWEEP_BATCH": ("sweep_batch", _parse_positive_int),
-    "AUTO_FINISH": ("auto_finish", _parse_bool),
-    "FINISH_TIMEOUT": ("finish_timeout", _parse_positive_float),
-    "ORDER_MAX_ATTEMPTS": ("order_max_attempts", _parse_positive_int),
-    "ORDER_RETRY_DELAY": ("order_retry_delay", _parse_positive_float),
-    "DOWNSTREAM_TASK": ("downstream_task", _optional),
-    "DOWNSTREAM_QUEUE": ("downstream_queue", _optional),
-    "WEBHOOK_ALLOWED_IPS": ("webhook_allowed_ips", _parse_networks),
-    "TRUSTED_PROXIES": ("trusted_proxies", _parse_non_negative_int),
-    "WEBHOOK_MAX_BYTES": ("webhook_max_bytes", _parse_positive_int),
-    "DEAD_LETTER_MAXLEN": ("dead_letter_maxlen", _parse_positive_int),
-    "WEBHOOK_DEDUPE_TTL": ("webhook_dedupe_ttl", _parse_positive_int),
-    "KEY_PREFIX": ("key_prefix", _ident),
-    "BROKER_VISIBILITY_TIMEOUT": ("broker_visibility_timeout", _parse_positive_int),
-    "WORKER_SOFT_SHUTDOWN_TIMEOUT": ("worker_soft_shutdown_timeout", _parse_positive_float),
-    "LOG_LEVEL": ("log_level", _log_level),
-    "LOG_FORMAT": ("log_format", _log_format),
-    "METRICS_FLUSH_INTERVAL": ("metrics_flush_interval", _parse_non_negative_float),
-}
+_WEB: tuple[str, ...] = ("web",)
+_WORKER: tuple[str, ...] = ("worker",)
+_BEAT: tuple[str, ...] = ("beat",)
+_SETTING = "otpflow.setting"
 
 
-def describe_environment() -> Iterable[str]:
-    """The environment variable names this module reads (for the README table and `otpflow config`)."""
-    return ENVIRONMENT.keys()
+@dataclass(frozen=True)
+class Setting:
+    """How one setting is read from the environment and documented; carried by its field's ``metadata``."""
+
+    env: str
+    parse: Callable[[str], Any]
+    roles: tuple[str, ...]
+    doc: str
+    secret: bool = False
+    #: an empty value means something (e.g. "off") instead of "unset, use the default"
+    blank_is_value: bool = False
+    #: the default in words, where the value itself says nothing to a reader (``None`` -> "the profile's")
+    shown_default: str | None = None
+
+
+def setting(env: str, default: Any, *, parse: Callable[[str], Any], roles: tuple[str, ...], doc: str,
+            secret: bool = False, blank_is_value: bool = False, shown_default: str | None = None) -> Any:
+    """A ``Settings`` field with its declaration: the environment variable, parser, roles and one line of doc."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"{env}: roles must be among {ROLES}, got {roles!r}")
+    declared = Setting(env=env, parse=parse, roles=roles, doc=doc, secret=secret, blank_is_value=blank_is_value,
+                       shown_default=shown_default)
+    return field(default=default, repr=not secret, metadata={_SETTING: declared})
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One setting as declared: its ``Settings`` attribute, default and :class:`Setting`."""
+
+    attr: str
+    default: object
+    setting: Setting
+
+    @property
+    def env(self) -> str:
+        return self.setting.env
+
+    @property
+    def default_text(self) -> str:
+        """The default as the README writes it: a literal in backticks, a phrase, or "—" for none."""
+        if self.setting.shown_default is not None:
+            return self.setting.shown_default
+        value = self.default
+        if value is None or value == "" or value == ():
+            return "—"
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        else:
+            text = str(value)
+        return f"`{text}`"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Build it with :meth:`from_env`; never construct it from scattered ``os.environ`` reads.
+
+    Each field declares its environment variable (see :func:`setting`); :func:`declarations` lists them.
+    """
+
+    redis_url: str = setting(
+        "REDIS_URL", "redis://127.0.0.1:6379/0", parse=_parse_redis_url, roles=ROLES,
+        doc="Redis for the broker, state, deadlines, inbox and events (rediss:// for TLS)")
+    redis_ssl_cert_reqs: str = setting(
+        "REDIS_SSL_CERT_REQS", "none", parse=_parse_cert_reqs, roles=ROLES,
+        doc="certificate check for rediss://: none, optional or required")
+    port: int = setting(
+        "PORT", 8000, parse=_port, roles=("web", "cli"), doc="web port (the platform sets it)")
+    provider: str = setting(
+        "PROVIDER", "sms-activate", parse=_ident, roles=("worker", "cli"),
+        doc="dialect profile: sms-activate, herosms, grizzly, smshub, vaksms, generic")
+    provider_url: str | None = setting(
+        "PROVIDER_URL", None, parse=_parse_url, roles=("worker", "cli"), shown_default="the profile's",
+        doc="override of the handler_api URL (a mirror or the sandbox)")
+    provider_api_key: str = setting(
+        "PROVIDER_API_KEY", "", parse=_ident, roles=("worker", "cli"), secret=True,
+        doc="the provider's API key (required by the worker); never logged")
+    provider_connect_timeout: float = setting(
+        "PROVIDER_CONNECT_TIMEOUT", 3.05, parse=_parse_positive_float, roles=("worker", "cli"),
+        doc="seconds to connect to the provider")
+    provider_read_timeout: float = setting(
+        "PROVIDER_READ_TIMEOUT", 15.0, parse=_parse_positive_float, roles=("worker", "cli"),
+        doc="seconds to wait for the provider's answer")
+    webhook_token: str = setting(
+        "WEBHOOK_TOKEN", "", parse=_ident, roles=("web", "worker"), secret=True,
+        doc="secret path segment of POST /webhooks/<token> (required by the web, >= 16 characters)")
+    api_token: str = setting(
+        "API_TOKEN", "", parse=_ident, roles=("web", "cli"), secret=True,
+        doc="bearer token of the order and rent APIs (required by the web, >= 16 characters)")
+    public_url: str | None = setting(
+        "PUBLIC_URL", None, parse=_parse_url, roles=_WORKER,
+        doc="this app's external base URL; rents get PUBLIC_URL/webhooks/<token> as their webhook")
+    events_stream: str = setting(
+        "EVENTS_STREAM", "otpflow:events", parse=_ident, roles=("worker", "cli"),
+        doc="the downstream event stream")
+    events_maxlen: int = setting(
+        "EVENTS_MAXLEN", 100_000, parse=_parse_positive_int, roles=_WORKER,
+        doc="approximate length the event stream is trimmed to")
+    activation_timeout: float = setting(
+        "ACTIVATION_TIMEOUT", 1200.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="seconds to wait for a code before cancelling")
+    poll_after: float = setting(
+        "POLL_AFTER", 30.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="seconds without a webhook before reconciling with the provider")
+    poll_interval: float = setting(
+        "POLL_INTERVAL", 15.0, parse=_parse_positive_float, roles=_WORKER, doc="seconds between polls")
+    early_cancel_seconds: float = setting(
+        "EARLY_CANCEL_SECONDS", 120.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="the provider's no-cancel window after a purchase")
+    sweep_interval: float = setting(
+        "SWEEP_INTERVAL", 5.0, parse=_parse_positive_float, roles=_BEAT, doc="beat period of the deadline sweeper")
+    sweep_batch: int = setting(
+        "SWEEP_BATCH", 500, parse=_parse_positive_int, roles=_WORKER, doc="due deadline entries claimed per batch")
+    auto_finish: bool = setting(
+        "AUTO_FINISH", True, parse=_parse_bool, roles=_WORKER,
+        doc="finish (setStatus 6) as soon as a code arrives; false: wait for downstream's finish")
+    finish_timeout: float = setting(
+        "FINISH_TIMEOUT", 1200.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="with AUTO_FINISH=false, finish after this many seconds anyway")
+    order_max_attempts: int = setting(
+        "ORDER_MAX_ATTEMPTS", 3, parse=_parse_positive_int, roles=_WORKER, doc="purchase attempts on NO_NUMBERS")
+    order_retry_delay: float = setting(
+        "ORDER_RETRY_DELAY", 30.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="seconds between purchase attempts")
+    downstream_task: str | None = setting(
+        "DOWNSTREAM_TASK", None, parse=_optional, roles=_WORKER,
+        doc="also send each event as this Celery task (kwargs = the event)")
+    downstream_queue: str | None = setting(
+        "DOWNSTREAM_QUEUE", None, parse=_optional, roles=_WORKER,
+        doc="the queue DOWNSTREAM_TASK is sent to")
+    webhook_allowed_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        "WEBHOOK_ALLOWED_IPS", (), parse=_parse_networks, roles=_WEB, shown_default="any",
+        doc="comma list of addresses/networks allowed to post webhooks")
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES", 0, parse=_parse_non_negative_int, roles=_WEB,
+        doc="how many X-Forwarded-For hops to trust")
+    webhook_max_bytes: int = setting(
+        "WEBHOOK_MAX_BYTES", 65_536, parse=_parse_positive_int, roles=_WEB, doc="larger webhook bodies get 413")
+    dead_letter_maxlen: int = setting(
+        "DEAD_LETTER_MAXLEN", 10_000, parse=_parse_positive_int, roles=("web", "worker"),
+        doc="malformed and unknown webhooks kept for inspection")
+    webhook_dedupe_ttl: int = setting(
+        "WEBHOOK_DEDUPE_TTL", 3 * 3600, parse=_parse_positive_int, roles=_WEB,
+        doc="seconds a delivered SMS is remembered to drop the provider's repeats")
+    key_prefix: str = setting(
+        "KEY_PREFIX", "otpflow", parse=_ident, roles=ROLES,
+        doc="prefix of every Redis key, so deployments can share a Redis")
+    broker_visibility_timeout: int = setting(
+        "BROKER_VISIBILITY_TIMEOUT", 300, parse=_parse_positive_int, roles=_WORKER,
+        doc="seconds before a task of a lost worker is delivered again")
+    worker_soft_shutdown_timeout: float = setting(
+        "WORKER_SOFT_SHUTDOWN_TIMEOUT", 20.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="on SIGTERM, seconds running tasks may finish (under 30, Heroku's limit)")
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", parse=_log_level, roles=ROLES,
+        doc="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    log_format: str = setting(
+        "LOG_FORMAT", "text", parse=_log_format, roles=ROLES,
+        doc="text, or json: one object per line with the task id")
+    metrics_flush_interval: float = setting(
+        "METRICS_FLUSH_INTERVAL", 5.0, parse=_parse_non_negative_float, roles=_WORKER,
+        doc="seconds a worker process keeps its task counters before adding them to Redis (0: every task)")
+    web_concurrency: int = setting(
+        "WEB_CONCURRENCY", 2, parse=_parse_positive_int, roles=_WEB, doc="gunicorn sync workers")
+    gunicorn_accesslog: str | None = setting(
+        "GUNICORN_ACCESSLOG", "-", parse=_optional, roles=_WEB, blank_is_value=True,
+        doc="gunicorn access log target (- is stdout; empty: off)")
+    prometheus_multiproc_dir: str | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR", None, parse=_optional, roles=_WEB,
+        shown_default="a fresh temporary directory",
+        doc="where gunicorn workers share their webhook counters for /metrics (prometheus_client reads it too)")
+    worker_concurrency: int = setting(
+        "WORKER_CONCURRENCY", 2, parse=_parse_positive_int, roles=_WORKER, doc="Celery prefork children")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Read every declared setting from ``env`` (default: ``os.environ``); collect all problems before failing.
+
+        An empty variable counts as unset (its default applies) unless its declaration says blank is a value.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for declared in declarations():
+            raw = source.get(declared.env)
+            if raw is None or (raw.strip() == "" and not declared.setting.blank_is_value):
+                continue
+            try:
+                values[declared.attr] = declared.setting.parse(raw)
+            except (ValueError, ArithmeticError) as exc:
+                problems.append(f"{declared.env}: {exc}")
+        if problems:
+            raise ConfigError(problems)
+        return cls(**values)
+
+    def require(self, role: str) -> "Settings":
+        """Check what ``role`` (web, worker, beat, cli) cannot run without; raise ConfigError naming each gap."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        problems: list[str] = []
+        if role == "web":
+            problems += _require_secret("WEBHOOK_TOKEN", self.webhook_token)
+            problems += _require_secret("API_TOKEN", self.api_token)
+        if role == "worker" and not self.provider_api_key:
+            problems.append("PROVIDER_API_KEY: required by the worker (the provider's API key)")
+        if self.activation_timeout <= self.early_cancel_seconds:
+            problems.append("ACTIVATION_TIMEOUT: must be longer than EARLY_CANCEL_SECONDS")
+        if self.worker_soft_shutdown_timeout >= 30:
+            problems.append("WORKER_SOFT_SHUTDOWN_TIMEOUT: must be under 30 s (Heroku SIGKILLs 30 s after SIGTERM)")
+        if self.downstream_queue and not self.downstream_task:
+            problems.append("DOWNSTREAM_QUEUE: set DOWNSTREAM_TASK too (the task name to send events to)")
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def key(self, *parts: str) -> str:
+        """Build a Redis key under the configured prefix, so several deployments can share one Redis."""
+        return ":".join((self.key_prefix, *parts))
+
+    def public_dict(self) -> dict[str, object]:
+        """Settings safe to print: secrets masked."""
+        out: dict[str, object] = {}
+        for declared in declarations():
+            value = getattr(self, declared.attr)
+            out[declared.attr] = ("***" if value else "") if declared.setting.secret else value
+        return out
+
+
+def _require_secret(name: str, value: str) -> list[str]:
+    if not value:
+        return [f"{name}: required (a long random string; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"]
+    if len(value) < 16:
+        return [f"{name}: too short ({len(value)} characters); use at least 16 random characters"]
+    return []
+
+
+def declarations() -> tuple[Declaration, ...]:
+    """Every setting, in declaration order: its attribute, default and :class:`Setting` (README, ``otpflow config``)."""
+    return _DECLARATIONS
+
+
+_DECLARATIONS: tuple[Declaration, ...] = tuple(
+    Declaration(attr=f.name, default=f.default, setting=f.metadata[_SETTING]) for f in fields(Settings)
+)

@@ -1,4 +1,6 @@
-"""gunicorn settings for the web dyno: ``gunicorn -c webhook/gunicorn_conf.py webhook.wsgi:app``.
+"""gunicorn settings for the web dyno: ``gunicorn -c python:webhook.gunicorn_conf webhook.wsgi:app`` (the Procfile).
+
+Every value comes from ``config.settings.Settings`` (``WEB_CONCURRENCY``, ``GUNICORN_ACCESSLOG``, ``PORT``, ...).
 
 * sync workers (2 by default, ``WEB_CONCURRENCY``): the steadiest figures on 2 cores; a webhook is a few ms of
   CPU plus one Redis round trip, so threads buy nothing.
@@ -21,13 +23,13 @@ from config.settings import Settings
 _settings = Settings.from_env()
 
 bind = f"0.0.0.0:{_settings.port}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _settings.web_concurrency
 worker_class = "sync"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5  # ignored by sync workers (they close after each response); kept for other worker classes
 preload_app = False  # each worker builds its own app and Redis pool after the fork
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+accesslog = _settings.gunicorn_accesslog
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 logger_class = "webhook.gunicorn_logging.RedactingLogger"
@@ -38,24 +40,25 @@ control_socket_disable = True
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"  # heartbeat file off the (possibly slow) disk
 
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") and workers > 1:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="otpflow-prometheus-")
+_metrics_dir = _settings.prometheus_multiproc_dir
+if _metrics_dir is None and workers > 1:
+    _metrics_dir = tempfile.mkdtemp(prefix="otpflow-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir  # prometheus_client reads it in each worker
 
 
 def on_starting(server: Any) -> None:
     """Start from empty metric files: counters left by a previous run would be summed into this one."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-        for name in os.listdir(directory):
-            path = os.path.join(directory, name)
+    if _metrics_dir:
+        os.makedirs(_metrics_dir, exist_ok=True)
+        for name in os.listdir(_metrics_dir):
+            path = os.path.join(_metrics_dir, name)
             if os.path.isfile(path) and name.endswith(".db"):
                 os.unlink(path)
 
 
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the aggregate (its counters stay, as Prometheus expects)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if _metrics_dir:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
@@ -63,6 +66,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Remove the metrics directory this config created (never one the user configured)."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-    if os.path.basename(directory).startswith("otpflow-prometheus-"):
-        shutil.rmtree(directory, ignore_errors=True)
+    if _metrics_dir and os.path.basename(_metrics_dir).startswith("otpflow-prometheus-"):
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

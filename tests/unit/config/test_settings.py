@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from config.logging_setup import RedactingFilter, redact
-from config.settings import ENVIRONMENT, ConfigError, Settings
+from config.settings import ROLES, ConfigError, Settings, declarations
 
 
 def test_defaults_match_the_documented_contract() -> None:
@@ -61,11 +61,48 @@ def test_soft_shutdown_must_fit_herokus_30_seconds() -> None:
         Settings.from_env({"WORKER_SOFT_SHUTDOWN_TIMEOUT": "45"}).require("worker")
 
 
-def test_environment_table_covers_every_field() -> None:
-    attrs = {attr for attr, _ in ENVIRONMENT.values()}
+def test_every_field_is_declared_once() -> None:
     from dataclasses import fields
 
-    assert attrs == {f.name for f in fields(Settings)}
+    declared = declarations()
+    assert [d.attr for d in declared] == [f.name for f in fields(Settings)]
+    assert len({d.env for d in declared}) == len(declared)
+    for d in declared:
+        assert d.setting.doc and "\n" not in d.setting.doc, d.env
+        assert d.setting.roles and set(d.setting.roles) <= set(ROLES), d.env
+
+
+def test_secrets_are_declared_as_such_and_kept_out_of_repr() -> None:
+    secret = {d.attr for d in declarations() if d.setting.secret}
+    assert secret == {"provider_api_key", "webhook_token", "api_token"}
+    from dataclasses import fields
+
+    assert {f.name for f in fields(Settings) if not f.repr} == secret
+
+
+def test_process_settings_formerly_read_elsewhere() -> None:
+    s = Settings.from_env({})
+    assert (s.web_concurrency, s.gunicorn_accesslog, s.worker_concurrency) == (2, "-", 2)
+    assert s.prometheus_multiproc_dir is None
+    s = Settings.from_env({"WEB_CONCURRENCY": "4", "GUNICORN_ACCESSLOG": "", "WORKER_CONCURRENCY": "3",
+                           "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics"})
+    assert (s.web_concurrency, s.gunicorn_accesslog, s.worker_concurrency) == (4, None, 3)
+    assert s.prometheus_multiproc_dir == "/tmp/metrics"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"WEB_CONCURRENCY": "0", "WORKER_CONCURRENCY": "two"})
+    assert [p.split(":")[0] for p in info.value.problems] == ["WEB_CONCURRENCY", "WORKER_CONCURRENCY"]
+
+
+def test_blank_values_mean_the_default() -> None:
+    s = Settings.from_env({"REDIS_URL": " ", "PROVIDER_URL": "", "PUBLIC_URL": "", "WEBHOOK_ALLOWED_IPS": "",
+                           "DOWNSTREAM_TASK": "", "PORT": ""})
+    assert s == Settings()
+
+
+def test_keyword_construction_keeps_the_declared_defaults() -> None:
+    s = Settings(poll_after=1.5, webhook_token="w" * 20)
+    assert s.poll_after == 1.5 and s.redis_url == "redis://127.0.0.1:6379/0"
+    assert "w" * 20 not in repr(s)
 
 
 def test_redaction_of_keys_and_tokens() -> None:

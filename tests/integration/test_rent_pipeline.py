@@ -3,15 +3,15 @@ the rent webhooks to the URL we gave getRentNumber: ``PUBLIC_URL/webhooks/<token
 real ``celery worker`` and ``celery beat`` processes."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,18 @@ def rent_sms(pipeline: Pipeline, order_id: str) -> list[dict]:
 
 
 def wait_sms(pipeline: Pipeline, order_id: str, count: int, timeout: float = 30.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def enough() -> list[dict] | None:
         got = rent_sms(pipeline, order_id)
-        if len(got) >= count:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"wanted {count} rent.sms for {order_id}; got {pipeline.events(order_id)}\n{pipeline.logs()}")
+        return got if len(got) >= count else None
+
+    return wait_until(enough, timeout=timeout, check=pipeline.check_alive,
+                      message=lambda: f"wanted {count} rent.sms for {order_id}; got {pipeline.events(order_id)}\n"
+                                      f"{pipeline.logs()}")
+
+
+def rent_polls(pipeline: Pipeline) -> int:
+    """getRentStatus calls the workers made (one per poll of a rent with fewer than ten SMS)."""
+    return sum(pipeline.provider_calls("getRentStatus").values())
 
 
 def test_rent_sms_by_webhook_once_then_by_poll_then_finish(pipeline: Pipeline) -> None:
@@ -72,8 +77,16 @@ def test_rent_sms_by_webhook_once_then_by_poll_then_finish(pipeline: Pipeline) -
     assert got[1]["via"] == "poll" and got[1]["text"] == "Second 5511"
     pipeline.control("settings", {"drop_webhooks": False})
 
-    time.sleep(4)   # every duplicate webhook delivered and another poll later: still exactly two
-    deliveries = [d for d in pipeline.sandbox_state()["webhooks"] if d["kind"] == "rent" and d["ref"] == rent_id]
+    # every duplicate webhook delivered and drained, and another whole poll later: still exactly two
+    def deliveries() -> list[dict]:
+        return [d for d in pipeline.sandbox_state()["webhooks"] if d["kind"] == "rent" and d["ref"] == rent_id]
+
+    wait_until(lambda: all(d["status"] != "pending" for d in deliveries()), message=lambda: str(deliveries()))
+    pipeline.wait_inbox_drained()
+    polls = rent_polls(pipeline)
+    # the first poll counted may have been under way already; the second started after it
+    wait_until(lambda: rent_polls(pipeline) >= polls + 2, message=lambda: f"no poll\n{pipeline.logs()}")
+    deliveries = deliveries()
     assert all(d["url"] == pipeline.webhook_url for d in deliveries)     # getRentNumber got PUBLIC_URL's webhook
     assert [d["status"] for d in deliveries] == ["delivered"] * 3 + ["dropped"]
     assert len(rent_sms(pipeline, order_id)) == 2, pipeline.events(order_id)
@@ -103,9 +116,13 @@ def test_rent_cancel(pipeline: Pipeline) -> None:
 
 
 def test_rent_idempotent_order_id(pipeline: Pipeline) -> None:
+    runs_before = sum(pipeline.task_runs("otpflow.place_rent").values())
     order_id = rent(pipeline, order_id="rent-idem-1")
     again = pipeline.api("POST", "/api/rents", json={"service": "full", "order_id": "rent-idem-1"})
     assert again.status_code == 200 and again.json()["created"] is False
     pipeline.wait_event(order_id, "rent.started")
-    time.sleep(1.0)
+    # the purchase task has completed, and two sweeps later any other work published by the two POSTs has run
+    wait_until(lambda: sum(pipeline.task_runs("otpflow.place_rent").values()) > runs_before,
+               message=lambda: f"place_rent never completed\n{pipeline.logs()}")
+    pipeline.wait_sweeps(2)
     assert [k for k, _ in pipeline.events(order_id)].count("rent.started") == 1

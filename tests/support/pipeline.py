@@ -97,7 +97,7 @@ class Pipeline:
         if beat:
             self.processes["beat"] = celery_beat(env, self.log_dir).start()
         if web:
-            wait_http_ok(f"{self.base_url}/readyz", check=self._check_alive)
+            wait_http_ok(f"{self.base_url}/readyz", check=self.check_alive)
         if worker:
             self.processes["worker"].wait_for_log("ready.", timeout=60)
         return self
@@ -109,7 +109,8 @@ class Pipeline:
         proc.wait_for_log("ready.", timeout=60)
         return proc
 
-    def _check_alive(self) -> None:
+    def check_alive(self) -> None:
+        """Raise RuntimeError (with its log) if a started process has exited: a ``check`` for wait_until."""
         for proc in self.processes.values():
             if proc.proc is not None and proc.proc.poll() is not None:
                 raise RuntimeError(f"{proc.name} exited early:\n{proc.log()[-4000:]}")
@@ -169,7 +170,7 @@ class Pipeline:
         def found() -> dict[str, Any] | None:
             return next((data for kind, data in self.events(order_id) if kind == event_type), None)
 
-        return wait_until(found, timeout=timeout, check=self._check_alive,
+        return wait_until(found, timeout=timeout, check=self.check_alive,
                           message=lambda: f"no {event_type} for {order_id}; events: {self.events(order_id)}\n"
                                           f"{self.logs()}")
 
@@ -189,11 +190,11 @@ class Pipeline:
         ran after the call: every deadline due at the call was looked at."""
         target = self.sweeps() + n
         return wait_until(lambda: (count := self.sweeps()) >= target and count, timeout=timeout,
-                          check=self._check_alive, message=lambda: f"fewer than {n} sweeps\n{self.logs()}")
+                          check=self.check_alive, message=lambda: f"fewer than {n} sweeps\n{self.logs()}")
 
     def wait_inbox_drained(self, timeout: float = 30.0) -> None:
         """Until every stored webhook was drained: the inbox stream is empty (acknowledged entries are deleted)."""
-        wait_until(lambda: self.redis().xlen(self.key("inbox")) == 0, timeout=timeout, check=self._check_alive,
+        wait_until(lambda: self.redis().xlen(self.key("inbox")) == 0, timeout=timeout, check=self.check_alive,
                    message=lambda: f"inbox not drained: {self.redis().xrange(self.key('inbox'))}\n{self.logs()}")
 
     def _counts(self, hash_name: str, name: str) -> dict[str, int]:

@@ -6,7 +6,7 @@ shutdown signal, and what it shows before shows the throttle holds counts back.
 """
 from __future__ import annotations
 
-import time
+import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
+
+#: Celery's log line once a task returned (after the task's own after-run flush check)
+PLACE_ORDER_DONE = re.compile(r"Task otpflow\.place_order\[[^\]]+\] succeeded")
 
 
 def scrape(pipeline: Pipeline) -> list[Sample]:
@@ -33,14 +37,13 @@ def place_order_runs(pipeline: Pipeline) -> dict[str, float]:
 
 
 def wait_runs(pipeline: Pipeline, total: float, timeout: float = 30.0) -> dict[str, float]:
-    deadline = time.monotonic() + timeout
-    runs: dict[str, float] = {}
-    while time.monotonic() < deadline:
+    def enough() -> dict[str, float] | None:
         runs = place_order_runs(pipeline)
-        if sum(runs.values()) >= total:
-            return runs
-        time.sleep(0.1)
-    raise AssertionError(f"place_order runs {runs}, wanted {total}\n{pipeline.logs()}")
+        return runs if sum(runs.values()) >= total else None
+
+    return wait_until(enough, timeout=timeout, interval=0.1,
+                      message=lambda: f"place_order runs {place_order_runs(pipeline)}, wanted {total}\n"
+                                      f"{pipeline.logs()}")
 
 
 def test_worker_task_counts_on_web_metrics_across_worker_restarts(redis_server_url: str, tmp_path: Path) -> None:
@@ -51,7 +54,10 @@ def test_worker_task_counts_on_web_metrics_across_worker_restarts(redis_server_u
         pipeline.start()
         first = pipeline.order("tg")
         pipeline.wait_event(first, "number.assigned")
-        time.sleep(0.5)
+        # the task has returned (so its after-run flush check is done) and more tasks ran after it
+        wait_until(lambda: PLACE_ORDER_DONE.search(pipeline.processes["worker"].log()),
+                   message=lambda: pipeline.logs())
+        pipeline.wait_sweeps(2)
         assert place_order_runs(pipeline) == {}  # counted in the worker process, held back by the throttle
 
         pipeline.processes.pop("worker").stop()  # SIGTERM to the group, as the platform does

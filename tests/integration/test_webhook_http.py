@@ -16,7 +16,11 @@ import pytest
 import redis
 import requests
 
-pytestmark = pytest.mark.integration
+from tests.support.processes import answers_200
+from tests.support.waiting import wait_until
+
+# gunicorn over loopback HTTP; every test but the Redis-down one also talks to the real Redis
+pytestmark = [pytest.mark.http, pytest.mark.processes]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "whk_" + "Q7w8E9r0T1y2U3i4O5p6"
@@ -58,17 +62,18 @@ def start_gunicorn(tmp: Path, redis_url: str, **env_extra: str) -> Server:
         [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn_conf.py", "webhook.wsgi:app"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", process, log_path, access_path)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def running() -> None:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {log_path.read_text(errors='replace')[-2000:]}")
-        try:
-            if requests.get(f"{server.url}/healthz", timeout=0.5).status_code == 200:
-                return server
-        except requests.RequestException:
-            time.sleep(0.1)
-    stop(server)
-    raise RuntimeError("gunicorn did not become healthy in 20 s")
+
+    try:
+        wait_until(lambda: answers_200(f"{server.url}/healthz"), timeout=20, interval=0.1, check=running,
+                   message="gunicorn did not become healthy")
+    except AssertionError:
+        stop(server)
+        raise
+    return server
 
 
 def stop(server: Server) -> None:
@@ -107,6 +112,7 @@ def _inbox(db: redis.Redis) -> list[dict[str, object]]:
     return [json.loads(fields["payload"]) for _id, fields in db.xrange("otpflow:inbox")]
 
 
+@pytest.mark.redis
 def test_accepted_webhook_is_in_the_inbox_stream(server: Server, db: redis.Redis) -> None:
     rv = requests.post(server.webhook, data=json.dumps(BODY), headers={"Content-Type": "text/html"}, timeout=5)
     assert rv.status_code == 200 and rv.json() == {"status": "accepted"}
@@ -114,6 +120,7 @@ def test_accepted_webhook_is_in_the_inbox_stream(server: Server, db: redis.Redis
     assert 0 < db.ttl("otpflow:inbox:drain") <= 15
 
 
+@pytest.mark.redis
 def test_duplicate_delivery(server: Server, db: redis.Redis) -> None:
     assert requests.post(server.webhook, json=BODY, timeout=5).json() == {"status": "accepted"}
     rv = requests.post(server.webhook, json={**BODY, "activationId": "3936040355"}, timeout=5)
@@ -121,18 +128,21 @@ def test_duplicate_delivery(server: Server, db: redis.Redis) -> None:
     assert len(_inbox(db)) == 1
 
 
+@pytest.mark.redis
 def test_rent_webhook(server: Server, db: redis.Redis) -> None:
     body = {"rentId": 26251422, "sms": {"phoneFrom": "SPORTMASTER", "text": "2792", "date": "2025-06-17 16:01:10"}}
     assert requests.post(server.webhook, json=body, timeout=5).status_code == 200
     assert _inbox(db) == [{**body, "rentId": "26251422"}]
 
 
+@pytest.mark.redis
 def test_bad_token_is_404(server: Server, db: redis.Redis) -> None:
     rv = requests.post(f"{server.url}/webhooks/{TOKEN}x", json=BODY, timeout=5)
     assert rv.status_code == 404 and rv.json()["error"] == "not_found"
     assert _inbox(db) == []
 
 
+@pytest.mark.redis
 def test_oversized_body_is_413(server: Server, db: redis.Redis) -> None:
     big = json.dumps({**BODY, "text": "x" * 10_000})
     rv = requests.post(server.webhook, data=big, timeout=5)
@@ -143,6 +153,7 @@ def test_oversized_body_is_413(server: Server, db: redis.Redis) -> None:
     assert _inbox(db) == []
 
 
+@pytest.mark.redis
 def test_chunked_body_under_the_limit(server: Server, db: redis.Redis) -> None:
     raw = json.dumps(BODY).encode()
     rv = requests.post(server.webhook, data=iter([raw[:10], raw[10:]]), timeout=5)
@@ -150,6 +161,7 @@ def test_chunked_body_under_the_limit(server: Server, db: redis.Redis) -> None:
     assert len(_inbox(db)) == 1
 
 
+@pytest.mark.redis
 def test_malformed_body_is_400_and_dead_lettered(server: Server, db: redis.Redis) -> None:
     rv = requests.post(server.webhook, data=b'{"activationId": true}', timeout=5)
     assert rv.status_code == 400
@@ -159,6 +171,7 @@ def test_malformed_body_is_400_and_dead_lettered(server: Server, db: redis.Redis
     assert _inbox(db) == []
 
 
+@pytest.mark.redis
 def test_readyz_and_metrics_across_workers(server: Server, db: redis.Redis) -> None:
     assert requests.get(f"{server.url}/readyz", timeout=5).json() == {"status": "ready"}
     for i in range(6):  # new connection per request: both sync workers get some

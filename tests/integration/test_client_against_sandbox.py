@@ -1,7 +1,7 @@
-"""Our handler_api client against our emulator over real HTTP (loopback), for every action of protocol.md §2–§4
-and §11, in the three dialects the sandbox speaks. The sandbox is an independent peer: it imports nothing of
-``provider``; a mismatch here is either a client bug or an emulator bug, and the assertion message says which
-protocol.md rule is at stake."""
+"""Our handler_api client against our emulator over real HTTP (loopback), for every action docs/protocol.md lists
+("Transport and answers", "Buying a number", "Activation states", "Rents") and the partner product, in the three
+dialects the sandbox speaks. The sandbox is an independent peer: it imports nothing of ``provider``; a mismatch
+here is either a client bug or an emulator bug, and the assertion message says which rule is at stake."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -14,7 +14,7 @@ from provider import ProviderClient
 from provider import errors as E
 from provider import models as M
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.http
 
 sandbox = pytest.importorskip("sandbox")
 from sandbox import SandboxConfig, create_app  # noqa: E402
@@ -85,10 +85,11 @@ def test_balance_and_cashback(client: ProviderClient) -> None:
 
 def test_numbers_status_and_top_countries(client: ProviderClient, control: Control) -> None:
     counts = client.get_numbers_status(country=0)
-    assert counts.get("tg") > 0, "getNumbersStatus must list stock per service (§3.1)"
+    assert counts.get("tg") > 0, "getNumbersStatus must list stock per service"
     control.settings(numbers_status_style="seed")
     seed_style = client.get_numbers_status(country=0)
-    assert seed_style.get("tg") == counts.get("tg"), "suffixed and unsuffixed keys must mean the same (B21)"
+    # both key styles of getNumbersStatus: docs/protocol.md, Transport and answers
+    assert seed_style.get("tg") == counts.get("tg"), "suffixed and unsuffixed keys must mean the same"
     top = client.get_top_countries_by_service("tg")
     assert top and all(isinstance(t.price, Decimal) for t in top)
     top_free = client.get_top_countries_by_service("tg", free_price=True)
@@ -146,7 +147,8 @@ def test_v2_purchase_sms_retry_finish_history(client: ProviderClient, control: C
     control.sms(a.activation_id, "4712")
     assert client.get_status(a.activation_id).code == "4712"
     assert client.finish_activation(a.activation_id) == "ACCESS_ACTIVATION"
-    assert client.get_status(a.activation_id).state is M.ActivationState.CANCELLED  # [EN-DOC] "or completed"
+    # "cancelled or completed": docs/protocol.md, Activation states
+    assert client.get_status(a.activation_id).state is M.ActivationState.CANCELLED
     history = client.get_history()
     assert any(h.activation_id == a.activation_id for h in history)
 
@@ -257,7 +259,7 @@ def test_rent_cancel_and_errors(client: ProviderClient, control: Control) -> Non
     rent = client.get_rent_number("tg", rent_time=4, country=0)
     assert client.cancel_rent(rent.rent_id) is True
     assert client.get_rent_status(rent.rent_id).state is M.RentState.CANCELLED
-    with pytest.raises((E.NoIdRent, E.InvalidPhone)):   # "not your rent (wrong rent id)", §4.3
+    with pytest.raises((E.NoIdRent, E.InvalidPhone)):   # not our rent: docs/protocol.md, Rents
         client.get_rent_status("987654321")
     other = client.get_rent_number("tg", rent_time=4, country=0)
     control.advance(1300)

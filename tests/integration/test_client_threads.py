@@ -12,7 +12,7 @@ from provider.models import ActivationState
 from sandbox import SandboxConfig, create_app
 from sandbox.server import serve_in_thread
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.http
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from smsactivate.api import SMSActivateAPI
 from sandbox import SandboxConfig, create_app, engine_of
 from sandbox.server import SandboxServer, serve_in_thread
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.http
 
 KEY = "peer-key"
 

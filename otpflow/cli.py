@@ -2,12 +2,21 @@
 
 Each subcommand lives in its own module and is imported only when used, so ``otpflow --help`` stays fast and
 ``otpflow sandbox`` does not drag in Celery.
+
+argparse, not click: click would not remove the small adapters below, which import each subcommand lazily and call
+it with typed keywords (mypy checks them); click would only restate each parser as decorators on the same wrappers,
+and it is not a dependency of ours (only Celery's).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Callable, Sequence
+
+from config.settings import ROLES  # light: the standard library only
+
+#: ``config --check all``: the checks of every role at once, as the Procfile's ``release`` process runs them
+EVERY_ROLE = "all"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,7 +81,30 @@ def _provider(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from otpflow.commands import show_config
 
+    if args.check == EVERY_ROLE:
+        problem = _check_every_role()
+        if problem:
+            print(f"otpflow: {problem}", file=sys.stderr)
+            return 2
+        return show_config(None)
     return show_config(args.check)
+
+
+def _check_every_role() -> str | None:
+    """What ``config --check all`` (the Procfile's release step) reports: every role's problems, each once."""
+    from config.settings import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        return str(exc)
+    problems: list[str] = []
+    for role in ROLES:
+        try:
+            settings.require(role)
+        except ConfigError as exc:
+            problems += [problem for problem in exc.problems if problem not in problems]
+    return str(ConfigError(problems)) if problems else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_provider)
 
     p = sub.add_parser("config", help="print the effective settings (secrets masked) and check them for a role")
-    p.add_argument("--check", choices=("web", "worker", "beat", "cli"), default=None)
+    p.add_argument("--check", choices=(*ROLES, EVERY_ROLE), default=None,
+                   help="exit 2 naming each setting ROLE cannot run with; all: every role (the release step)")
     p.set_defaults(func=_config)
     return parser
 

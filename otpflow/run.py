@@ -1,9 +1,9 @@
 """``otpflow run``: the whole pipeline on one machine, with nothing installed but Python.
 
 It uses the configured Redis when it answers (else starts an embedded one), starts the provider sandbox when no
-``PROVIDER_API_KEY`` is set (auto-SMS on, webhooks pointed at our own endpoint), then runs web, worker, beat and a
-demo order under honcho, the same process model as the Procfile. honcho stops everything when one process stops,
-which is what ``--once`` relies on: the demo exits when its activation ends.
+``PROVIDER_API_KEY`` is set (auto-SMS on, webhooks pointed at our own endpoint), then runs the Procfile's
+long-running processes (web, worker, beat: ``otpflow.procfile``) and a demo order under honcho. honcho stops
+everything when one process stops, which is what ``--once`` relies on: the demo exits when its activation ends.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import tempfile
 from honcho.manager import Manager
 
 from config.settings import ConfigError, Settings
+from otpflow import procfile
 from otpflow.embedded_redis import EmbeddedRedisError, free_port, resolve_redis_url
 
 SANDBOX_API_KEY = "sandbox-key"
@@ -61,33 +62,42 @@ def run_local(*, port: int | None, demo: bool, once: bool, service: str, country
     except EmbeddedRedisError as exc:
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2
-    env, notes = build_environment(dict(os.environ), port=port, sandbox_port=sandbox_port)
+    try:
+        return _run_processes(env_base=dict(os.environ), redis_url=redis_url, embedded=embedded is not None,
+                              port=port, demo=demo, once=once, service=service, country=country,
+                              sandbox_port=sandbox_port)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run_processes(*, env_base: dict[str, str], redis_url: str, embedded: bool, port: int, demo: bool, once: bool,
+                   service: str, country: str, sandbox_port: int | None) -> int:
+    env, notes = build_environment(env_base, port=port, sandbox_port=sandbox_port)
     env["REDIS_URL"] = redis_url
     notes.insert(0, f"Redis: {'embedded redis-server on ' + redis_url if embedded else redis_url.split('@')[-1]}")
     for note in notes:
         print(f"otpflow run: {note}", flush=True)
 
     workdir = tempfile.mkdtemp(prefix="otpflow-run-")
+    # a schedule file of this run's own, so two local runs (or a run and the tests) never share one
+    local_options = {"beat": ("--schedule", os.path.join(workdir, "beat-schedule"))}
+    try:
+        commands = [procfile.command(role, env, *local_options.get(role, ())) for role in procfile.long_running()]
+    except procfile.ProcfileError as exc:
+        print(f"otpflow run: {exc}", file=sys.stderr)
+        return 2
     manager = Manager()
     if "OTPFLOW_SANDBOX_PORT" in env:
         webhook_url = f"http://127.0.0.1:{port}/webhooks/{env['WEBHOOK_TOKEN']}"
         manager.add_process("sandbox", _py("-m", "sandbox", "--port", env["OTPFLOW_SANDBOX_PORT"],
                                            "--api-key", SANDBOX_API_KEY, "--webhook-url", webhook_url,
                                            "--auto-sms-after", "3"), env=env)
-    manager.add_process("web", _py("-m", "gunicorn", "-c", "python:webhook.gunicorn_conf", "webhook.wsgi:app"), env=env)
-    worker_env = dict(env, REMAP_SIGTERM="SIGQUIT")
-    manager.add_process("worker", _py("-m", "celery", "-A", "worker.celery_app", "worker", "--without-mingle",
-                                      "--without-gossip", "--without-heartbeat", "--concurrency", "2",
-                                      "--loglevel", env.get("LOG_LEVEL", "INFO")), env=worker_env)
-    manager.add_process("beat", _py("-m", "celery", "-A", "worker.celery_app", "beat", "--schedule",
-                                    os.path.join(workdir, "beat-schedule"), "--loglevel", "WARNING"), env=env)
+    for cmd in commands:
+        manager.add_process(cmd.role, cmd.shell(), env=cmd.env)
     if demo:
         args = ["-m", "otpflow.cli", "demo", "--api", f"http://127.0.0.1:{port}", "--service", service,
                 "--country", country]
         manager.add_process("demo", _py(*args, *(["--once"] if once else [])), env=env)
-    try:
-        manager.loop()
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    manager.loop()
     return int(manager.returncode or 0)

@@ -1,12 +1,12 @@
-"""``ProviderClient``: one method per handler_api action (protocol.md §2–§4, §11), typed results, typed errors.
+"""``ProviderClient``: one method per handler_api action (docs/protocol.md), typed results, typed errors.
 
 Method names are the action in snake_case (``getNumberV2`` → ``get_number_v2``); parameters are Python names
 (``max_price``), translated to the wire names the dialect wants (``maxPrice``, ``multiForward`` or ``forward`` …).
-Each method documents nothing but what differs from protocol.md; the parsing rules live in :mod:`provider.parsing`.
+Each method documents only what docs/protocol.md does not say; the parsing rules live in :mod:`provider.parsing`.
 
-Retry policy (engineering.md §2 "Money"): read-only actions and ``getNumberV2`` *with* an ``orderId`` are
-retried on transient failures; every other purchase, ``setStatus``, ``setRentStatus`` and ``parseCall`` is sent
-exactly once.
+Retry policy: read-only actions and ``getNumberV2`` *with* an ``orderId`` are retried on transient failures;
+every other purchase, ``setStatus``, ``setRentStatus`` and ``parseCall`` is sent exactly once, because an
+ambiguous failure may hide an effect (docs/protocol.md, Transport and answers and Buying a number).
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class ProviderClient:
 
     def get_additional_service(self, *, activation_id: Ids, service: str) -> m.Activation:
         """Buy an adjacent service on a forwarding number. Keyword-only: the official clients disagree on the
-        argument order (errata D15)."""
+        argument order."""
         return self._do("getAdditionalService", {"service": service, "id": activation_id}, idempotent=False)
 
     def get_extra_activation(self, activation_id: Ids) -> m.Activation:
@@ -391,7 +391,8 @@ class ProviderClient:
 
     def get_continue_rent_price_number(self, rent_id: Ids, rent_time: int, currency: int | None = None,
                                        **extra: Any) -> m.RentPrice:
-        """Price of a prolongation (``rent_time`` always sent, errata B19). Deprecated by continueRentInfo."""
+        """Price of a prolongation (``rent_time`` always sent: no default is documented). Deprecated by
+        continueRentInfo."""
         return self._do("getContinueRentPriceNumber", {
             "id": rent_id, self.dialect.rent_time_param: rent_time, "currency": currency, **extra})
 

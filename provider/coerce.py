@@ -1,4 +1,5 @@
-"""Lenient value coercions for provider JSON (protocol.md §1.3): numbers-as-strings, ids as strings, odd dates.
+"""Lenient value coercions for provider JSON: numbers-as-strings, ids as strings, odd dates (docs/protocol.md,
+Data types).
 
 Every function returns None for a value it cannot read instead of raising: one odd field must not lose an
 answer that is otherwise usable (a bought number with an unreadable ``activationTime`` is still a bought number).

@@ -1,4 +1,4 @@
-"""Provider dialect profiles: a base URL plus the quirks of protocol.md §9, as data.
+"""Provider dialect profiles: a base URL plus the quirks of docs/dialects.md, as data.
 
 Switching provider is configuration (``PROVIDER=herosms``), not code: the client reads these flags instead of
 branching on provider names. The parser is tolerant of every dialect's shapes regardless of the profile (a
@@ -35,15 +35,15 @@ class Dialect:
     has_active_activations: bool = True
     #: the provider implements getListOfTopCountriesByService (HeroSMS: 404 BAD_ACTION)
     has_list_of_top_countries: bool = True
-    #: wire name of getMultiServiceNumber's forward list: "multiForward" ([JAVA-OFF], [AIO]) or "forward"
+    #: wire name of getMultiServiceNumber's forward list: "multiForward" (most clients) or "forward"
     multi_forward_param: str = "multiForward"
     #: wire name of the getIncomingCallStatus id
     incoming_call_id_param: str = "activationId"
-    #: wire name of the buyPartnerProduct id ("id" per [SEED]/[AIO]; "productId" in the [EN-DOC] URL)
+    #: wire name of the buyPartnerProduct id ("id"; some documentation writes "productId")
     partner_product_param: str = "id"
-    #: wire name of the rent duration ("rent_time"; [PY-OFF] sent "time", a bug)
+    #: wire name of the rent duration ("rent_time"; one official client sends "time", which looks like a bug)
     rent_time_param: str = "rent_time"
-    #: HTTP method for every action; POST sends a form body (as [PHP-OFF] does)
+    #: HTTP method for every action; POST sends a form body (the official PHP client's way)
     method: Literal["GET", "POST"] = "GET"
     #: where the key goes: "query" (api_key=), "form" (POST body), "header" (Authorization: ApiKey, HeroSMS)
     auth: Literal["query", "form", "header"] = "query"

@@ -32,7 +32,7 @@ attributes, so they survive pickling. A class that does not set ``kind`` takes i
 OUTAGE, BusinessError: OTHER, FatalError: BAD_REQUEST); ``label`` defaults to ``default_code.lower()``, else to
 the class name in snake_case.
 
-Codes come from protocol.md §1.2 and the per-action error lists of §3, §4 and §11. Aliases seen in the wild
+The codes, their envelopes and what otpflow does about each are in docs/protocol.md, Errors. Aliases seen in the wild
 (``NO_MEANS``, ``NO_NUMBER``, ``SQL_ERROR``) map to the canonical class; ``.code`` keeps the canonical code and
 ``.raw_code`` what the wire said.
 
@@ -74,7 +74,8 @@ class ErrorKind(str, enum.Enum):
     """What a provider answer tells about the world, whatever its wire code or dialect.
 
     Policy (retry later, back off, fail with a reason, recover, treat as closed) is decided on the kind; the
-    ``label`` of the error class is the stable reason that reaches events, order records and metrics.
+    ``label`` of the error class is the stable reason that reaches events, order records and metrics. The table
+    of codes, classes, kinds and what otpflow does is in docs/protocol.md, Errors.
     """
 
     #: the provider or the network failed (no answer, 5xx, database error); the request was fine
@@ -163,7 +164,7 @@ _BANNED_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T_]+(\d{1,2})[-:.](\d{
 
 
 def parse_banned_until(argument: str | None) -> datetime | None:
-    """Parse the ``BANNED:'YYYY-m-d H-i-s'`` argument (hyphens in the time, quotes optional; errata B14).
+    """Parse the ``BANNED:'YYYY-m-d H-i-s'`` argument (hyphens in the time, quotes optional).
 
     Lenient by design: an unreadable date gives None, never an exception, because the ban itself is the news.
     """
@@ -315,7 +316,7 @@ class RateLimited(TransientError):
 
 
 class SqlError(TransientError):
-    """``ERROR_SQL`` / ``SQL_ERROR``: the provider's database failed (protocol.md §1.2: transient)."""
+    """``ERROR_SQL`` / ``SQL_ERROR``: the provider's database failed; the same request may work later."""
 
     default_code = "ERROR_SQL"
 
@@ -470,7 +471,7 @@ class EarlyCancelDenied(BusinessError):
 
 
 class MaxHoursExceed(BusinessError):
-    """continueRentNumber: too many hours; ``max_hours`` is the ``info.max`` payload (errata B18)."""
+    """continueRentNumber: too many hours; ``max_hours`` is the ``info.max`` payload, the most allowed."""
 
     default_code = "MAX_HOURS_EXCEED"
     kind = ErrorKind.BAD_REQUEST
@@ -585,7 +586,7 @@ ERROR_CLASSES: dict[str, type[ProviderError]] = {
     )
 }
 
-#: wire spellings that mean a canonical code (protocol.md §1.2, §3.6 [BAS], [JAVA-OFF], [PY-OFF], [GRIZZLY])
+#: wire spellings that mean a canonical code (docs/protocol.md, Errors)
 ALIASES: dict[str, str] = {
     "NO_MEANS": "NO_BALANCE",
     "NO_NUMBER": "NO_NUMBERS",

@@ -1,9 +1,9 @@
 """Typed results of handler_api actions (frozen dataclasses).
 
-Rules that hold for every type (protocol.md §1.3): ids and phone numbers are ``str`` (ids exceed 2^31, phones
-may be masked), money is ``Decimal``, dates are ``datetime`` or None (an unreadable date is None, not a crash;
-``YYYY-MM-DD HH:MM:SS`` is naive because the provider's time zone is unstated, ISO ``…Z`` is aware UTC), and
-opaque provider enumerations stay strings. ``raw`` keeps the parsed body for fields we do not model.
+Rules that hold for every type (docs/protocol.md, Data types): ids and phone numbers are ``str`` (ids exceed
+2^31, phones may be masked), money is ``Decimal``, dates are ``datetime`` or None (an unreadable date is None, not
+a crash; ``YYYY-MM-DD HH:MM:SS`` is naive because the provider's time zone is unstated, ISO ``…Z`` is aware UTC),
+and opaque provider enumerations stay strings. ``raw`` keeps the parsed body for fields we do not model.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ __all__ = [
 
 
 class ActivationState(str, enum.Enum):
-    """What getStatus/getStatusV2 say about an activation (protocol.md §3.10, §5.1)."""
+    """What getStatus/getStatusV2 say about an activation (docs/protocol.md, Activation states)."""
 
     WAIT_CODE = "WAIT_CODE"
     WAIT_RETRY = "WAIT_RETRY"
     WAIT_RESEND = "WAIT_RESEND"
-    CANCELLED = "CANCELLED"  # also "finished" on SMS-Activate ([EN-DOC]: "canceled or completed")
+    CANCELLED = "CANCELLED"  # SMS-Activate documents STATUS_CANCEL as "cancelled or completed"
     CODE_RECEIVED = "CODE_RECEIVED"
 
 
 class RentState(str, enum.Enum):
-    """getRentStatus outcomes; the non-ACTIVE ones arrive as error envelopes on the wire (§4.3)."""
+    """getRentStatus outcomes; the non-ACTIVE ones arrive as error envelopes on the wire (docs/protocol.md, Rents)."""
 
     WAIT_CODE = "WAIT_CODE"
     ACTIVE = "ACTIVE"  # at least one SMS received
@@ -44,7 +44,7 @@ class RentState(str, enum.Enum):
 
 
 class ParseCallState(str, enum.Enum):
-    """parseCall outcomes (§3.22): ``{"result":"OK"}``, ``STATUS_CANCEL``, ``NO_CALL``."""
+    """parseCall outcomes: ``{"result":"OK"}``, ``STATUS_CANCEL``, ``NO_CALL``."""
 
     OK = "OK"
     CANCELLED = "CANCELLED"
@@ -125,7 +125,7 @@ class StatusV2:
 
 @dataclass(frozen=True)
 class ActiveActivation:
-    """One row of getActiveActivations. ``status`` is the provider's opaque activationStatus (§5.3)."""
+    """One row of getActiveActivations. ``status`` is the provider's activationStatus, undocumented, so opaque."""
 
     activation_id: str
     phone: str | None = None
@@ -145,7 +145,7 @@ class ActiveActivation:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One getHistory row; ``status`` is opaque (§5.3); ``cost`` is 0 for active activations."""
+    """One getHistory row; ``status`` is opaque (undocumented); ``cost`` is 0 for active activations."""
 
     activation_id: str
     date: datetime | None = None
@@ -182,7 +182,7 @@ class NumbersStatus:
 
 @dataclass(frozen=True)
 class TopCountry:
-    """getTopCountriesByService(Rank) entry. The ordinal key is neither price nor quality ([HERO-NOTES])."""
+    """getTopCountriesByService(Rank) entry. The ordinal key is neither a price nor a quality ranking."""
 
     country: str
     count: int | None = None
@@ -253,7 +253,7 @@ class PriceTable:
 
 @dataclass(frozen=True)
 class Country:
-    """getCountries entry; indexed by ``id``, not by the JSON key (smsverified.com keys differ, §3.17)."""
+    """getCountries entry; indexed by ``id``, not by the JSON key (some clones' keys differ from the ids)."""
 
     id: str
     eng: str | None = None

@@ -3,8 +3,8 @@
 No I/O here, so every rule is unit-testable with recorded bodies. The pipeline:
 
 1. :func:`read_answer` classifies the body by *sniffing* it (first non-blank char ``{``/``[`` → JSON; never the
-   Content-Type, protocol.md §1): ``plain`` (``TOKEN[:arg]``, split once, spaces and quotes stripped),
-   ``json``, ``error`` (the JSON envelopes ``{"status":"error","error"|"message":…}`` and HeroSMS
+   Content-Type: docs/protocol.md, Transport and answers): ``plain`` (``TOKEN[:arg]``, split once, spaces and
+   quotes stripped), ``json``, ``error`` (the JSON envelopes ``{"status":"error","error"|"message":…}`` and HeroSMS
    ``{"title","details","info"}``), ``empty`` or ``malformed``.
 2. The action's parser maps *states sent as errors* to results first (getRentStatus ``STATUS_WAIT_CODE``,
    parseCall ``NO_CALL``, getActiveActivations ``NO_ACTIVATIONS`` → ``[]`` …), then :func:`raise_for_error`
@@ -55,7 +55,7 @@ _LINE_COMMENT = re.compile(r"(?m)\s//[^\"\n]*$|^\s*//.*$")
 
 def _loads(text: str) -> Any:
     """json.loads with Decimal floats (exact prices), then one lenient retry: trailing commas and ``//`` comments
-    are the documented malformations (errata C3, C5, C6) and cost nothing to forgive."""
+    are the malformations of the provider's own documented examples and cost nothing to forgive."""
     try:
         return json.loads(text, parse_float=Decimal)
     except (ValueError, RecursionError):
@@ -77,7 +77,7 @@ def _split_code(raw: Any) -> tuple[str | None, str | None]:
 
 
 def _error_from_json(value: Any, http_status: int) -> tuple[str | None, str | None, dict[str, Any]] | None:
-    """Recognise the JSON error envelopes of protocol.md §1.1 (3, 4, 5); None for a non-error JSON value."""
+    """Recognise the JSON error envelopes (docs/protocol.md, Errors: 3, 4, 5); None for a non-error JSON value."""
     if not isinstance(value, dict):
         return None
     status = value.get("status")

@@ -87,7 +87,8 @@ def _encode_value(value: Any) -> str:
 
 
 def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Wire form of parameters: None dropped, booleans ``true``/``false``, lists comma-joined (protocol.md §1)."""
+    """Wire form of parameters: None dropped, booleans ``true``/``false``, lists comma-joined (docs/protocol.md,
+    Transport and answers)."""
     return [(k, _encode_value(v)) for k, v in params.items() if v is not None]
 
 
@@ -228,8 +229,8 @@ class Transport:
             # The session's adapter directly: Session.send would add hook dispatch, cookie extraction and a
             # redirect generator per call, none of which a handler_api call uses (we never follow redirects).
             session = self.session
-            # The casts are for mypy only: _prepare always sets the url, and session.verify (typed Optional) is
-            # passed through unchanged, as before.
+            # The casts only narrow types: _prepare always sets the url, and session.verify (typed Optional) is
+            # passed through as it is.
             response = session.get_adapter(cast(str, request.url)).send(
                 request, stream=False, timeout=self.timeout, verify=cast("bool | str", session.verify),
                 cert=session.cert, proxies=self._proxies)

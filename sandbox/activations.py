@@ -1,4 +1,4 @@
-"""Activation records and their state machine (protocol.md §5).
+"""Activation records and their state machine (docs/protocol.md, Activation states).
 
 Pure logic: functions here decide the answer and the effect (refund? return stock?) of an event; the engine
 applies effects to the ledger and the catalogue under its lock.
@@ -23,7 +23,7 @@ class State(str, enum.Enum):
 
 ACTIVE_STATES = frozenset({State.WAIT_CODE, State.CODE_RECEIVED, State.WAIT_RETRY})
 
-# getActiveActivations.activationStatus / getHistory.status: undocumented [U]; community reading ([MIWR]).
+# getActiveActivations.activationStatus / getHistory.status: undocumented; this is one third-party client's reading.
 NUMERIC_STATUS = {State.WAIT_CODE: "4", State.CODE_RECEIVED: "2", State.WAIT_RETRY: "3",
                   State.FINISHED: "6", State.CANCELLED: "8"}
 
@@ -131,7 +131,7 @@ def parse_status(raw: str | None) -> int:
 
 
 def set_status(act: Activation, status: int, now: float, rules: Rules) -> Outcome:
-    """The §5.2 map: what `setStatus <status>` does to `act` at `now`."""
+    """What `setStatus <status>` does to `act` at `now` (the answer map of docs/protocol.md, Activation states)."""
     s = act.state
     cancel = status in rules.cancel_codes
     if status not in (1, 3, 6) and not cancel:
@@ -139,7 +139,7 @@ def set_status(act: Activation, status: int, now: float, rules: Rules) -> Outcom
     if not act.active:
         raise ApiError("ACTIVATION_NOT_ACTIVE" if rules.cancel_window_error else "BAD_STATUS")
     if act.call is not None and status != 6:
-        # "the status of a call-verified activation cannot be changed once the call arrived" [SEED]; finishing
+        # the status of a call-verified activation cannot be changed once the call arrived; finishing
         # stays allowed so a client can close it (emulator decision).
         raise ApiError("BAD_STATUS")
     if status == 1:
@@ -152,7 +152,7 @@ def set_status(act: Activation, status: int, now: float, rules: Rules) -> Outcom
         return Outcome("ACCESS_RETRY_GET", State.WAIT_RETRY)
     if status == 6:
         if s == State.WAIT_CODE:
-            # "preparation: delete and mark as error" [SEED] = an effective cancel with refund.
+            # 6 before any code deletes the activation as failed: an effective cancel with refund.
             return Outcome("ACCESS_ACTIVATION", State.CANCELLED, refund=True, return_stock=True, end_reason="error")
         return Outcome("ACCESS_ACTIVATION", State.FINISHED, end_reason="finished")
     # cancel (8, or -1 where the dialect has it)
@@ -186,7 +186,7 @@ def receive_sms(act: Activation, sms: Sms) -> None:
 
 
 def status_text(act: Activation, after_finish: str) -> str:
-    """The getStatus answer (§3.10)."""
+    """The getStatus answer."""
     if act.state == State.WAIT_CODE:
         return "STATUS_WAIT_CODE"
     if act.state == State.CODE_RECEIVED:

@@ -39,7 +39,7 @@ class Clock:
 
 
 def fmt_dt(ts: float) -> str:
-    """`YYYY-MM-DD HH:MM:SS` in UTC, the format of most provider dates (their zone is unstated [U])."""
+    """`YYYY-MM-DD HH:MM:SS` in UTC, the format of most provider dates (providers do not state their zone)."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 

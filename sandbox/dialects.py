@@ -80,7 +80,7 @@ def dump_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/")
 
 
-# HeroSMS HTTP statuses per error code ([SMSPROV], [HERO-SPEC]); anything else is 400.
+# HeroSMS HTTP statuses per error code (docs/dialects.md, HeroSMS); anything else is 400.
 HERO_STATUS: dict[str, int] = {
     "NO_KEY": 401, "BAD_KEY": 401, "NO_BALANCE": 402, "NO_BALANCE_FORWARD": 402, "BANNED": 403,
     "CHANNELS_LIMIT": 403, "BAD_ACTION": 404, "NO_ACTIVATION": 404, "EARLY_CANCEL_DENIED": 409,

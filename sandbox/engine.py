@@ -342,7 +342,7 @@ class Engine:
             self.ledger.refund(sum((p.price for p in rent.history), Decimal("0")), f"rent:{rent.id}", now)
 
     def continue_rent(self, rent: Rent, hours: int) -> Rent:
-        """Prolong: same id while active, a re-order with a new id once finished (§4.6)."""
+        """Prolong: same id while active, a re-order with a new id once finished."""
         now = self.now()
         if rent.state in (RentState.CANCELLED, RentState.REVOKED):
             raise rent_error("RENT_DIE")
@@ -483,7 +483,7 @@ class Engine:
 
     # -- helpers for actions ---------------------------------------------------------------------------------
     def pick_operator(self, country: int, wanted: str | None) -> str:
-        """The first wanted operator that exists in the country, else the first suitable one (no error, [SEED])."""
+        """The first wanted operator that exists in the country, else the first suitable one (never an error)."""
         ops = self.catalogue.countries[country].operators
         if not ops:
             return "any"

@@ -1,4 +1,4 @@
-"""Rent records and their state machine (protocol.md §6)."""
+"""Rent records and their state machine (docs/protocol.md, Rents)."""
 from __future__ import annotations
 
 import enum
@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import rent_error
 
-MIN_HOURS = 2        # [EN-DOC] 2–1344 (the seed said 4–1344) [U]
+MIN_HOURS = 2        # newer documentation: 2–1344; older: 4–1344 (uncertain: docs/protocol.md, Rents)
 MAX_HOURS = 1344
 
 
@@ -82,7 +82,7 @@ def parse_hours(raw: str | None, default: int = 4) -> int:
 
 
 def status_error(rent: Rent) -> None:
-    """getRentStatus errors for a rent that is over (§4.3)."""
+    """getRentStatus errors for a rent that is over (its state, sent as an error envelope)."""
     if rent.state == RentState.FINISHED:
         raise rent_error("STATUS_FINISH")
     if rent.state == RentState.CANCELLED:

@@ -60,7 +60,7 @@ def _purchase(ctx: Ctx, *, order_id: str | None = None) -> Activation:
     if activation_type not in (0, 1, 2):
         activation_type = 0
     if activation_type == 0 and ctx.flag("verification"):
-        activation_type = 1     # legacy call verification ([PY-OFF])
+        activation_type = 1     # legacy call verification (older clients send verification=true)
     if ctx.flag("useCashBack"):
         engine.ledger.use_cashback = True     # sticky, as documented
     operator = engine.pick_operator(country, ctx.get("operator"))
@@ -167,7 +167,7 @@ def get_status_v2(ctx: Ctx) -> Reply:
 
 
 def get_full_sms(ctx: Ctx) -> Reply:
-    """Legacy `getFullSms` ([PY-OFF], [JAVA-OFF]): emulator extension."""
+    """Legacy `getFullSms`, still sent by the official clients: emulator extension."""
     act = ctx.engine.get_activation(ctx.get("id"))
     if act.state == State.CANCELLED:
         return plain("STATUS_CANCEL")

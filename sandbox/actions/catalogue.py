@@ -48,7 +48,7 @@ def get_numbers_status(ctx: Ctx) -> Reply:
                 body[f"{s}_1"] = o.stock
         else:
             body[s] = str(o.stock)
-    return as_json(body, html=True)   # SMS-Activate serves this JSON as text/html [POSTMAN]
+    return as_json(body, html=True)   # SMS-Activate serves this JSON as text/html
 
 
 def _top_countries(ctx: Ctx, discount: Decimal) -> Reply:

@@ -1,4 +1,7 @@
-"""Request context for action handlers: merged parameters with the aliases of protocol.md §10.6."""
+"""Request context for action handlers: merged query and form parameters, with their aliases.
+
+The aliases are those of docs/protocol.md, Transport and answers.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +49,7 @@ class Ctx:
             return default
 
     def country(self, error: str = "BAD_COUNTRY", default: int | None = None) -> int:
-        """The `country` parameter (account default when absent); unknown → `error` [U]."""
+        """The `country` parameter (account default when absent); unknown → `error` (the code is uncertain)."""
         raw = self.get("country")
         if raw is None:
             return self.settings.default_country if default is None else default

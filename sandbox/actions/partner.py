@@ -1,4 +1,4 @@
-"""Partner API (protocol.md §11): `buyPartnerProduct`."""
+"""Partner API: `buyPartnerProduct` (docs/protocol.md, Transport and answers)."""
 from __future__ import annotations
 
 import string
@@ -11,7 +11,7 @@ from .params import Ctx, Handler
 def buy_partner_product(ctx: Ctx) -> Reply:
     engine = ctx.engine
     if not ctx.settings.partner_verified:
-        raise ApiError("BAD_ACTION")          # "invalid action or reseller not verified" [SEED]
+        raise ApiError("BAD_ACTION")          # BAD_ACTION also means "reseller not verified"
     raw = ctx.get("id", "productId")
     if raw is None or not raw.isdigit() or int(raw) not in engine.catalogue.products:
         raise rent_error("BAD_DATA")

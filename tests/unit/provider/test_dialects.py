@@ -1,4 +1,4 @@
-"""Dialect profiles are data: names, quirks of protocol.md §9, and a clear error for an unknown name."""
+"""Dialect profiles are data: names, quirks of docs/dialects.md, and a clear error for an unknown name."""
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,6 @@
-"""Every error envelope of protocol.md §1.1 and every documented code → the right exception, code and argument.
+"""Every error envelope (docs/protocol.md, Errors) and every documented code → the right exception, code and argument.
 
-Bodies are written from protocol.md / seed-errata.md examples, including the real-but-sloppy variants (spaces,
+Bodies follow the documented examples, including the real-but-sloppy variants (spaces,
 quotes, HTTP 4xx with plain codes, HeroSMS titles, aliases).
 """
 from __future__ import annotations

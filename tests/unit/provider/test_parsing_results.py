@@ -1,5 +1,6 @@
-"""Every success shape of protocol.md §3, §4, §11 → the right typed result, with the §1.3 tolerance rules and the
-errata variants (unsuffixed counts, numbers as strings, phones as numbers, ISO dates, states sent as errors)."""
+"""Every success shape (docs/protocol.md) → the right typed result, with the tolerance rules of its Data types
+section and the variants real answers show (unsuffixed counts, numbers as strings, phones as numbers, ISO dates,
+states sent as errors)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from provider.parsing import parse_response, read_answer
 @pytest.mark.parametrize("body,amount", [
     ("ACCESS_BALANCE:17.154", Decimal("17.154")),
     ("ACCESS_BALANCE: 9999", Decimal("9999")),             # therepanic emulator spacing
-    ("ACCESS_BALANCE:'100.50'", Decimal("100.50")),        # the doc's quotes (errata B13)
+    ("ACCESS_BALANCE:'100.50'", Decimal("100.50")),        # the documentation's quotes
     ("\ufeffACCESS_BALANCE:0\r\n", Decimal("0")),
 ])
 def test_balance(body, amount):
@@ -26,7 +27,7 @@ def test_balance(body, amount):
 
 
 @pytest.mark.parametrize("body,activation_id,phone", [
-    ("ACCESS_NUMBER:3936040355:6285872391152", "3936040355", "6285872391152"),   # id > 2^31 ([POSTMAN])
+    ("ACCESS_NUMBER:3936040355:6285872391152", "3936040355", "6285872391152"),   # id > 2^31
     ("ACCESS_NUMBER: 1: 79990000000", "1", "79990000000"),                       # spaces (therepanic)
     ("ACCESS_NUMBER:'8601705018416664':'+79991112233'", "8601705018416664", "79991112233"),
 ])
@@ -44,7 +45,7 @@ def test_get_extra_and_additional_share_the_activation_type():
     assert additional.activation_id == "635468100" and additional.phone == "79990000001"
 
 
-def test_get_number_v2_json_seed_example():
+def test_get_number_v2_json_documented_example():
     body = ('{"activationId":635468024,"phoneNumber":"79584******","activationCost":12.50,"currency":840,'
             '"countryCode":"0","canGetAnotherSms":"1","activationTime":"2022-06-01 17:30:57",'
             '"activationOperator":"mtt"}')
@@ -113,7 +114,7 @@ def test_set_status_204():
     ("STATUS_WAIT_RESEND", M.ActivationState.WAIT_RESEND, None),
     ("STATUS_CANCEL", M.ActivationState.CANCELLED, None),
     ("STATUS_OK:123456", M.ActivationState.CODE_RECEIVED, "123456"),
-    ("STATUS_OK: '123456'", M.ActivationState.CODE_RECEIVED, "123456"),        # the doc's form (errata B12)
+    ("STATUS_OK: '123456'", M.ActivationState.CODE_RECEIVED, "123456"),        # the documentation's form
     ("STATUS_OK:G-123:456", M.ActivationState.CODE_RECEIVED, "G-123:456"),     # codes can contain ':'
     ('"STATUS_OK:777"', M.ActivationState.CODE_RECEIVED, "777"),
 ])
@@ -134,7 +135,7 @@ def test_get_status_v2_json():
     assert v2.code == "code"
 
 
-def test_get_status_v2_trailing_commas_from_the_seed_are_forgiven():
+def test_get_status_v2_trailing_commas_of_the_documented_example_are_forgiven():
     body = '{"verificationType":0,"sms":{"dateTime":"2022-06-01 17:30:57","code":"1","text":"t",},"call":null}'
     assert parse_response("getStatusV2", body).code == "1"
 
@@ -157,7 +158,7 @@ def test_get_status_v2_errors_still_raise():
         parse_response("getStatusV2", "NO_ACTIVATION")
 
 
-def test_active_activations_seed_shape():
+def test_active_activations_documented_shape():
     body = ('{"status":"success","activeActivations":[{"activationId":"635468021","serviceCode":"vk",'
             '"phoneNumber":"79********1","activationCost":12.50,"activationStatus":"4","smsCode":["CODE"],'
             '"smsText":"[Ваш код для регистрации CODE]","activationTime":"2022-06-01 16:59:16","discount":"0.00",'
@@ -193,7 +194,7 @@ def test_history():
                                    phone="79918529716", sms=("Your sms code",), cost=Decimal(100), status="4",
                                    currency=840)
     assert second.date is None and second.sms == () and second.cost == Decimal(0)
-    # the seed's string-encoded list
+    # the documented example's string-encoded list
     [row] = parse_response("getHistory", '[{"id":1,"sms":"[\\"a\\",\\"b\\"]"}]')
     assert row.sms == ("a", "b")
 
@@ -201,7 +202,7 @@ def test_history():
 @pytest.mark.parametrize("body,counts,forward", [
     ('{"vk_0":76,"ok_0":139,"wa_0":90,"av_1":211,"fb_0":107}',
      {"vk": 76, "ok": 139, "wa": 90, "fb": 107}, {"av": 211}),
-    ('{"wa":"828","tg":"498","go":"0"}', {"wa": 828, "tg": 498, "go": 0}, {}),          # errata B21
+    ('{"wa":"828","tg":"498","go":"0"}', {"wa": 828, "tg": 498, "go": 0}, {}),          # live: unsuffixed
     ('{"wa":90,"tg_1":"3","x":"n/a"}', {"wa": 90}, {"tg": 3}),
     ("{}", {}, {}),
 ])

@@ -7,6 +7,7 @@ refuses anything else, so a Procfile that only a shell could run fails here rath
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -78,8 +79,7 @@ def command(role: str, env: Mapping[str, str], *extra: str, path: Path = PROCFIL
     if not words:
         raise ProcfileError(f"{path.name} {role}: no command")
     argv = [expand(word, process_env) for word in words]
-    argv[0] = resolve_executable(argv[0])
-    return Command(role, (*argv, *extra), process_env)
+    return Command(role, (*resolve_executable(argv[0]), *argv[1:], *extra), process_env)
 
 
 def expand(word: str, env: Mapping[str, str]) -> str:
@@ -93,12 +93,20 @@ def expand(word: str, env: Mapping[str, str]) -> str:
     return _VARIABLE.sub(value, word)
 
 
-def resolve_executable(name: str) -> str:
-    """``celery``/``gunicorn``/``otpflow`` of the running interpreter's environment (its venv), else of ``PATH``."""
+def resolve_executable(name: str) -> list[str]:
+    """How this interpreter runs ``name``: ``python -m name`` when it is a runnable package (celery, gunicorn).
+
+    ``-m`` puts the working directory first on ``sys.path``, as the platform's ``python``-launched processes see
+    the app; otherwise the console script of this interpreter's environment (its venv), else ``PATH``'s.
+    """
     if os.sep in name:
-        return name
+        return [name]
+    spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if os.path.isfile(os.path.join(location, "__main__.py")):
+            return [sys.executable, "-m", name]
     for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
         candidate = os.path.join(directory, name)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which(name) or name
+            return [candidate]
+    return [shutil.which(name) or name]

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from sandbox import SandboxConfig, create_app, engine_of
 from sandbox.engine import Engine
+from tests.support.waiting import wait_until
 
 KEY = "test-key"
 
@@ -123,10 +124,9 @@ class Receiver:
     event: threading.Event = field(default_factory=threading.Event)
 
     def wait_for(self, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        import time
-        deadline = time.monotonic() + timeout
-        while len(self.received) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """Everything received, once at least ``n`` POSTs arrived."""
+        wait_until(lambda: len(self.received) >= n, timeout=timeout, interval=0.01,
+                   message=lambda: f"{len(self.received)} of {n} webhooks arrived: {self.received}")
         return self.received
 
 

@@ -1,4 +1,5 @@
-"""Activation state machine, ledger arithmetic and purchase answers (protocol.md §3, §5)."""
+"""Activation state machine, ledger arithmetic and purchase answers (docs/protocol.md: Buying a number, Activation
+states)."""
 from __future__ import annotations
 
 import json

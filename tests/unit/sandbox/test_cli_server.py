@@ -16,12 +16,15 @@ from typing import Callable, Iterator
 import pytest
 import requests
 
+from tests.support.waiting import wait_until
+
 from .conftest import Receiver
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "cli-server-key"
 
-pytestmark = pytest.mark.integration
+# `python -m sandbox` runs gunicorn (an arbiter and its worker) and serves on loopback
+pytestmark = [pytest.mark.http, pytest.mark.processes]
 
 
 class Sandbox:
@@ -128,10 +131,12 @@ def test_auto_sms_and_webhooks_work(start: Callable[..., Sandbox], receiver: Rec
     """The engine's scheduler threads run in the worker that serves requests (the app is built there)."""
     sb = start("--webhook-url", receiver.url, "--auto-sms-after", "0.1")
     act_id = sb.get(action="getNumber", service="tg").split(":")[1]
-    deadline, status = time.monotonic() + 5, ""
-    while time.monotonic() < deadline and not status.startswith("STATUS_OK:"):
+
+    def code() -> str | None:
         status = sb.get(action="getStatus", id=act_id)
-        time.sleep(0.05)
+        return status if status.startswith("STATUS_OK:") else None
+
+    status = wait_until(code, timeout=5, message="no auto-SMS code")
     assert status.startswith("STATUS_OK:") and len(status.split(":")[1]) == 6
     received = receiver.wait_for(1)
     assert len(received) == 1 and str(received[0]["body"]["activationId"]) == act_id
@@ -170,7 +175,9 @@ def test_stops_promptly_during_a_slow_request(start: Callable[..., Sandbox]) -> 
                   timeout=5).raise_for_status()
     conn = http.client.HTTPConnection(sb.host, sb.port, timeout=10)
     conn.request("GET", f"/stubs/handler_api.php?api_key={KEY}&action=getBalance")
-    time.sleep(0.3)   # the request is now sleeping in a handler thread
+    # once the sandbox has counted the request it has answered it internally and sleeps before sending the answer
+    wait_until(lambda: requests.get(f"{sb.url}/control/state", timeout=5).json()["requests"] >= 1, timeout=10,
+               message="the request never reached the sandbox")
     try:
         code, took, err = sb.stop()
     finally:

@@ -1,4 +1,4 @@
-"""Rent API (protocol.md §4, §6): envelopes, pages, finish/cancel rules, prolongation."""
+"""Rent API (docs/protocol.md, Rents): envelopes, pages, finish/cancel rules, prolongation."""
 from __future__ import annotations
 
 from decimal import Decimal

@@ -5,7 +5,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import requests
 from sandbox import SandboxConfig, create_app
 from sandbox.cli import build_parser
 from sandbox.server import redact, serve_in_thread
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -29,20 +29,22 @@ def test_cli_defaults() -> None:
                                                                             "sms-activate", None)
 
 
-@pytest.mark.integration
+@pytest.mark.http
 def test_access_log_redacts_key(caplog: pytest.LogCaptureFixture) -> None:
     srv = serve_in_thread(create_app(SandboxConfig(api_key="s3cret-key")), access_log=True)
     try:
         with caplog.at_level(logging.INFO, logger="sandbox.access"):
             r = requests.get(srv.handler_url, params={"api_key": "s3cret-key", "action": "getBalance"}, timeout=5)
             assert r.text == "ACCESS_BALANCE:100.00"
-            time.sleep(0.05)
+            # the server thread writes the access line after sending the answer
+            wait_until(lambda: "action=getBalance" in caplog.text, timeout=5, message="no access log line")
     finally:
         srv.stop()
     assert "api_key=***" in caplog.text and "s3cret-key" not in caplog.text
 
 
-@pytest.mark.integration
+@pytest.mark.http
+@pytest.mark.processes
 def test_python_dash_m_sandbox_serves(tmp_path: Path) -> None:
     import socket
     s = socket.socket()
@@ -61,12 +63,13 @@ def test_python_dash_m_sandbox_serves(tmp_path: Path) -> None:
         body = requests.get(url, params={"api_key": "cli-key", "action": "getNumber", "service": "tg"},
                             timeout=5).text
         act_id = body.split(":")[1]
-        deadline = time.monotonic() + 5
-        status = ""
-        while time.monotonic() < deadline and not status.startswith("STATUS_OK:"):
+
+        def code() -> str | None:
             status = requests.get(url, params={"api_key": "cli-key", "action": "getStatus", "id": act_id},
                                   timeout=5).text
-            time.sleep(0.05)
+            return status if status.startswith("STATUS_OK:") else None
+
+        status = wait_until(code, timeout=5, message="no auto-SMS code")
         assert status.startswith("STATUS_OK:") and len(status.split(":")[1]) == 6
     finally:
         proc.terminate()

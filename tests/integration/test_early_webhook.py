@@ -1,6 +1,6 @@
-"""Task 2 on a real Redis, at the domain level and deterministically: the provider's webhook for activation X is
-stored and drained while our order is still ``buying``; storing the number replays it at once (``via: webhook``),
-exactly once, instead of waiting POLL_AFTER for the poll."""
+"""An early webhook on a real Redis, at the domain level and deterministically: the provider's webhook for
+activation X is stored and drained while our order is still ``buying``; storing the number replays it at once
+(``via: webhook``), exactly once, instead of waiting POLL_AFTER for the poll."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from lifecycle.inbox import Inbox
 from lifecycle.orders import OrderService
 from lifecycle.store import OrderRequest
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.redis
 
 AID = "5100000000042"
 

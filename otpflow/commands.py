@@ -1,7 +1,7 @@
 """The operator subcommands of ``otpflow``: orders, status, commands, events, raw provider calls, config.
 
-Orders from the CLI go through the same code as ``POST /api/orders`` (``lifecycle.orders.OrderService`` then the
-``otpflow.place_order`` task), so the three entry points (HTTP, Celery task, CLI) cannot drift apart.
+Orders from the CLI go through the same code as ``POST /api/orders`` (``lifecycle.activation.OrderService`` then
+the ``otpflow.place_order`` task), so the three entry points (HTTP, Celery task, CLI) cannot drift apart.
 """
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from config.redis_client import make_redis
 from config.settings import ConfigError, Settings
+from flows.names import TaskName
 from otpflow.event_feed import TERMINAL, feed, follow_order
 
 if TYPE_CHECKING:  # imported lazily at run time (they pull in Redis scripts and Celery)
     from celery import Celery
 
-    from lifecycle.orders import OrderService
+    from lifecycle.activation import OrderService
 
 
 def _settings(role: str | None = None) -> Settings:
@@ -81,9 +82,9 @@ def show_config(role: str | None) -> int:
 
 
 def _order_service(settings: Settings) -> OrderService:
-    from lifecycle.orders import OrderService
+    from config.domain import order_service
 
-    return OrderService(make_redis(settings), settings)
+    return order_service(settings, make_redis(settings))
 
 
 def _publisher(settings: Settings) -> Celery:
@@ -97,8 +98,7 @@ def order(*, service: str, country: str | None, operator: str | None, max_price:
     """Store the order and publish ``otpflow.place_order``: the same two steps as ``POST /api/orders``."""
     from decimal import Decimal, InvalidOperation
 
-    from lifecycle.orders import OrderError
-    from lifecycle.store import OrderRequest
+    from lifecycle.activation import OrderError, OrderRequest
 
     settings = _settings()
     try:
@@ -110,7 +110,7 @@ def order(*, service: str, country: str | None, operator: str | None, max_price:
         print(f"otpflow order: {exc}", file=sys.stderr)
         return 2
     if created:
-        _publisher(settings).send_task("otpflow.place_order", kwargs={"order_id": placed.order_id})
+        _publisher(settings).send_task(TaskName.PLACE_ORDER.value, kwargs={"order_id": placed.order_id})
     _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
     if not wait:
         return 0
@@ -127,19 +127,19 @@ def order(*, service: str, country: str | None, operator: str | None, max_price:
 
 def rent(*, service: str, country: str | None, operator: str | None, hours: int, order_id: str | None) -> int:
     """Store a rent order and publish ``otpflow.place_rent``: the same two steps as ``POST /api/rents``."""
-    from lifecycle.rent_records import RentRequest
-    from lifecycle.rents import RentError, RentService
+    from config.domain import rent_service
+    from lifecycle.rent import RentError, RentRequest
 
     settings = _settings()
     try:
         request = RentRequest(service=service, country=int(country) if country is not None else None,
                               operator=operator, hours=int(hours), order_id=order_id)
-        placed, created = RentService(make_redis(settings), settings).submit(request)
+        placed, created = rent_service(settings, make_redis(settings)).submit(request)
     except (RentError, ValueError) as exc:
         print(f"otpflow rent: {exc}", file=sys.stderr)
         return 2
     if created:
-        _publisher(settings).send_task("otpflow.place_rent", kwargs={"order_id": placed.order_id})
+        _publisher(settings).send_task(TaskName.PLACE_RENT.value, kwargs={"order_id": placed.order_id})
     _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
     return 0
 
@@ -158,7 +158,7 @@ def status(order_id: str) -> int:
 
 def send_command(order_id: str, name: str) -> int:
     """finish, retry or cancel: recorded on the order, then carried out by ``otpflow.command`` in a worker."""
-    from lifecycle.orders import CommandConflict, UnknownOrder
+    from lifecycle.activation import CommandConflict, UnknownOrder
 
     settings = _settings()
     try:
@@ -169,6 +169,6 @@ def send_command(order_id: str, name: str) -> int:
     except CommandConflict as exc:
         print(f"otpflow command: {exc}", file=sys.stderr)
         return 1
-    _publisher(settings).send_task("otpflow.command", kwargs={"order_id": order_id, "command": name})
+    _publisher(settings).send_task(TaskName.COMMAND.value, kwargs={"order_id": order_id, "command": name})
     _print_json({"order_id": order_id, "command": name, "state": accepted.state.value})
     return 0

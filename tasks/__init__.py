@@ -1,11 +1,11 @@
-"""Celery tasks (thin: each calls the domain in ``lifecycle`` and the provider client).
+"""Celery tasks, wrappers of a few lines around ``flows``; every name is in :class:`flows.names.TaskName`.
 
-Importing this package registers every task as a shared task: ``otpflow.order``, ``otpflow.place_order``,
-``otpflow.command``, ``otpflow.drain_inbox``, ``otpflow.finish_coded``, ``otpflow.sweep``, ``otpflow.relay_events``,
-``otpflow.place_rent``, ``otpflow.rent_command``.
+Importing this package registers every task as a shared task (the worker app imports it).
 """
-from . import inbox, orders, relay, rents, sweep  # noqa: F401  (registration side effect)
+from flows.names import TaskName
 
-TASK_NAMES = ("otpflow.order", "otpflow.place_order", "otpflow.command", "otpflow.drain_inbox",
-              "otpflow.finish_coded", "otpflow.sweep", "otpflow.relay_events", "otpflow.place_rent",
-              "otpflow.rent_command")
+from . import inbox, orders, relay, rents, sweep
+
+TASK_NAMES = tuple(name.value for name in TaskName)
+
+__all__ = ["TASK_NAMES", "inbox", "orders", "relay", "rents", "sweep"]

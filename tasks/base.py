@@ -1,6 +1,6 @@
 """One task base class and one decorator hold every cross-cutting policy (Sentry's ``instrumented_task`` style):
-naming, ack/retry behaviour as data, logging with the task id, and metrics counters (``tasks.metrics``: counted in
-memory, flushed to Redis for the web ``/metrics``, since a worker dyno cannot be scraped).
+naming, ack/retry behaviour as data, logging with the task id, metrics counters, and what follows every task
+(kick the outbox relay, flush the counters), so the tasks themselves are wrappers of a few lines.
 
 Retries here are only for *our* infrastructure hiccups (a Redis blip); provider outcomes are handled by the
 domain (deadlines with backoff), never by re-running a purchase. Countdowns stay short (no long ETAs: the
@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import redis
 from celery import Task, shared_task
 from celery.exceptions import Retry
 
-from tasks.metrics import TASK_METRICS, flush_task_metrics, outcome_of
+from flows.names import TaskName
+from flows.outcomes import Outcome
+from flows.relay import kick_relay
+from provider.backoff import Backoff, Jitter
+from telemetry.worker_counters import TASK_METRICS
+
+from .runtime import current_runtime, get_runtime
 
 log = logging.getLogger("otpflow.tasks")
 
@@ -26,35 +32,44 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Which exceptions re-run a task, how often, and how long to wait (capped well under the visibility timeout)."""
+    """Which exceptions re-run a task, how often, and how long to wait (capped well under the visibility
+    timeout). Celery computes the waits; the numbers come from the project's one backoff type."""
 
     retry_on: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
     max_retries: int = 5
-    backoff: int = 2
-    backoff_max: int = 30
-    jitter: bool = True
+    backoff: Backoff = field(default=Backoff(base=2.0, cap=30.0, jitter=Jitter.FULL))
 
 
 DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(retry_on=(), max_retries=0)
 
 
+def outcome_label(result: Any) -> str:
+    """The metrics label of a task's return value: an :class:`Outcome`'s value, else ``ok``."""
+    return result.value if isinstance(result, Outcome) else Outcome.OK.value
+
+
 class OtpflowTask(Task):
-    """Base of every otpflow task: logs start/end with the task id, counts outcomes, times runs."""
+    """Base of every otpflow task: logs with the task id, counts outcomes and run time, then kicks the relay
+    and flushes the counters (at most every METRICS_FLUSH_INTERVAL; never raises)."""
 
     abstract = True
     ignore_result = True
     acks_late = True
     reject_on_worker_lost = True
+    #: publish the outbox relay after the run (when DOWNSTREAM_TASK is set); off for the relay task itself
+    kicks_relay = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         task_id = getattr(self.request, "id", None)
         extra = {"task_id": task_id, "task_name": self.name}
-        outcome = "ok"
+        outcome = Outcome.OK.value
         try:
             result = super().__call__(*args, **kwargs)
-            outcome = outcome_of(result)
+            outcome = outcome_label(result)
+            if self.kicks_relay:
+                kick_relay(get_runtime())
             return result
         except Retry:
             outcome = "retry"  # autoretry_for: an infrastructure hiccup, the task runs again
@@ -66,18 +81,38 @@ class OtpflowTask(Task):
         finally:
             elapsed = time.perf_counter() - started
             TASK_METRICS.record(self.name, outcome, elapsed)
-            flush_task_metrics()  # at most once per METRICS_FLUSH_INTERVAL; never raises
+            flush_task_metrics()
             log.debug("task %s[%s] %s in %.1f ms", self.name, task_id, outcome, elapsed * 1000, extra=extra)
 
 
-def instrumented_task(name: str, *, retry: RetryPolicy = DEFAULT_RETRY, **options: Any) -> Callable[[F], F]:
+def flush_task_metrics(*, force: bool = False) -> bool:
+    """Flush the process's counters through its runtime when due (or now with ``force``); never raises.
+
+    Builds no runtime (no Redis connection) when nothing is pending or none exists, e.g. in the prefork parent.
+    """
+    if not TASK_METRICS.pending:
+        return True
+    try:
+        rt = current_runtime() if force else get_runtime()
+        if rt is None:
+            return False
+        if force:
+            return TASK_METRICS.flush(rt.redis, rt.keys)
+        return TASK_METRICS.maybe_flush(rt.redis, rt.keys, rt.settings.metrics_flush_interval)
+    except Exception as exc:  # no runtime configured, or a broken one: keep the counts
+        log.debug("task metrics not flushed (%s)", type(exc).__name__)
+        return False
+
+
+def instrumented_task(name: TaskName, *, retry: RetryPolicy = DEFAULT_RETRY, kicks_relay: bool = True,
+                      **options: Any) -> Callable[[F], F]:
     """Register ``fn`` as a shared Celery task named ``name`` with the otpflow base class and retry policy."""
 
     def decorator(fn: F) -> F:
         return shared_task(
-            name=name, bind=True, base=OtpflowTask, autoretry_for=retry.retry_on, max_retries=retry.max_retries,
-            retry_backoff=retry.backoff, retry_backoff_max=retry.backoff_max, retry_jitter=retry.jitter,
-            **options,
+            name=name.value, bind=True, base=OtpflowTask, autoretry_for=retry.retry_on,
+            max_retries=retry.max_retries, retry_backoff=retry.backoff.base, retry_backoff_max=retry.backoff.cap,
+            retry_jitter=retry.backoff.jitter is Jitter.FULL, kicks_relay=kicks_relay, **options,
         )(fn)
 
     return decorator

@@ -1,25 +1,22 @@
-"""``otpflow.drain_inbox``: turn stored webhooks into transitions, in batches."""
+"""``otpflow.drain_inbox`` (stored webhooks into transitions) and ``otpflow.finish_coded`` (AUTO_FINISH)."""
 from __future__ import annotations
 
 from typing import Any
 
-from . import flows
+from flows import activation, inbox
+from flows.names import TaskName
+
 from .base import instrumented_task
 from .runtime import get_runtime
 
 
-@instrumented_task("otpflow.drain_inbox")
-def drain_inbox(self: Any) -> str:
-    rt = get_runtime()
-    report = flows.drain_inbox(rt)
-    flows.kick_relay(rt)
-    return f"drained:{len(report.processed)}"
+@instrumented_task(TaskName.DRAIN_INBOX)
+def drain_inbox(self: Any) -> int:
+    """Drain the webhook inbox in batches; returns how many entries were processed."""
+    return len(inbox.drain_inbox(get_runtime()).processed)
 
 
-@instrumented_task("otpflow.finish_coded")
-def finish_coded(self: Any, order_ids: list[str]) -> str:
+@instrumented_task(TaskName.FINISH_CODED)
+def finish_coded(self: Any, order_ids: list[str]) -> int:
     """AUTO_FINISH: setStatus 6 for the orders a drain batch gave a code (published once per batch)."""
-    rt = get_runtime()
-    outcomes = flows.finish_coded(rt, order_ids)
-    flows.kick_relay(rt)
-    return ",".join(f"{k}:{v}" for k, v in sorted(outcomes.items()))
+    return sum(activation.finish_coded(get_runtime(), order_ids).values())

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import flows
+from flows import relay
+from flows.names import TaskName
+
 from .base import instrumented_task
 from .runtime import get_runtime
 
 
-@instrumented_task("otpflow.relay_events")
-def relay_events(self: Any) -> str:
-    return f"relayed:{flows.relay_events(get_runtime())}"
+@instrumented_task(TaskName.RELAY_EVENTS, kicks_relay=False)
+def relay_events(self: Any) -> int:
+    return relay.relay_events(get_runtime())

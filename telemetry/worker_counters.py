@@ -1,4 +1,6 @@
-"""Task counters of one worker process, accumulated in memory and flushed to Redis now and then.
+"""Worker counters: the one owner of their Redis format, written by worker processes and read by the web /metrics.
+
+Task counters of one worker process are accumulated in memory and flushed to Redis now and then.
 
 On Heroku only the web dyno is reachable, so a worker cannot be scraped: each worker process adds its counts into
 a few Redis hashes (``Keys.worker_task_runs`` / ``worker_task_seconds`` / ``worker_provider_calls`` /
@@ -7,39 +9,65 @@ scrape time. Counting is in memory (a dict update per task); a flush is ONE pipe
 per ``METRICS_FLUSH_INTERVAL`` seconds per process (after a task) and once more at process shutdown. A flush that
 fails keeps its counts for the next one: metrics never fail a task.
 
-Labels are bounded: registered task names and short outcome tokens (``outcome_of``), never ids or secrets.
+Labels are bounded: registered task names and outcome values (``flows.outcomes.Outcome``), provider actions and
+error class names, never ids or secrets. :func:`split_field` and :func:`read_counters` are the reading side.
 """
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import redis
 
 from lifecycle.keys import Keys
 
-log = logging.getLogger("otpflow.tasks.metrics")
+log = logging.getLogger("otpflow.telemetry")
 
-#: ``<task>|<outcome>`` fields of the runs hash; the web reader (webhook/metrics.py) splits on the last one
+#: joins two labels in one hash field (``<task>|<outcome>``, ``<action>|<result>``)
 FIELD_SEP = "|"
-_OUTCOME = re.compile(r"[a-z_]{1,32}")
 
 
-def outcome_of(result: Any) -> str:
-    """The outcome label of a task's return value: its leading token (``"backoff:NO_NUMBERS"`` -> ``backoff``).
+def join_field(first: str, second: str) -> str:
+    return f"{first}{FIELD_SEP}{second}"
 
-    Only letters and underscores pass, so an order id, an activation id or a code can never become a label
-    (anything else is ``other``); non-string results are ``ok``.
-    """
-    if not isinstance(result, str) or not result:
-        return "ok"
-    token = result.split(":", 1)[0].split(",", 1)[0].strip().lower()
-    return token if _OUTCOME.fullmatch(token) else "other"
+
+def split_field(field: str) -> tuple[str, str] | None:
+    """The two labels of a two-label field (split on the last separator), or None when it is malformed."""
+    first, sep, second = field.rpartition(FIELD_SEP)
+    return (first, second) if sep and first and second else None
+
+
+@dataclass(frozen=True)
+class CounterHashes:
+    """The four worker hashes as read back from Redis, decoded to text."""
+
+    task_runs: dict[str, str]
+    task_seconds: dict[str, str]
+    provider_calls: dict[str, str]
+    provider_seconds: dict[str, str]
+
+
+def queue_reads(pipe: Any, keys: Keys) -> None:
+    """Queue the HGETALLs of the four worker hashes on ``pipe`` (the web reads them with its gauges)."""
+    for key in (keys.worker_task_runs, keys.worker_task_seconds, keys.worker_provider_calls,
+                keys.worker_provider_seconds):
+        pipe.hgetall(key)
+
+
+def read_counters(replies: Iterable[Mapping[Any, Any]]) -> CounterHashes:
+    """The four HGETALL replies queued by :func:`queue_reads`, in order."""
+    runs, seconds, calls, call_seconds = (_text(r) for r in replies)
+    return CounterHashes(runs, seconds, calls, call_seconds)
+
+
+def _text(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    """HGETALL answers as text, whether or not the client decodes responses."""
+    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
+            for k, v in mapping.items()}
 
 
 class TaskMetrics:
@@ -159,35 +187,16 @@ class _Pending:
     call_seconds: Mapping[str, float]
 
     def increments(self, keys: Keys) -> list[_Increment]:
-        out = [_Increment(keys.worker_task_runs, f"{task}{FIELD_SEP}{outcome}", count, "_runs", (task, outcome))
+        out = [_Increment(keys.worker_task_runs, join_field(task, outcome), count, "_runs", (task, outcome))
                for (task, outcome), count in self.runs.items()]
         out += [_Increment(keys.worker_task_seconds, task, total, "_seconds", task)
                 for task, total in self.seconds.items()]
-        out += [_Increment(keys.worker_provider_calls, f"{action}{FIELD_SEP}{result}", count, "_calls",
+        out += [_Increment(keys.worker_provider_calls, join_field(action, result), count, "_calls",
                            (action, result)) for (action, result), count in self.calls.items()]
         out += [_Increment(keys.worker_provider_seconds, action, total, "_call_seconds", action)
                 for action, total in self.call_seconds.items()]
         return out
 
 
-#: the worker process's accumulator (``OtpflowTask`` records into it; ``worker.signals`` resets and flushes it)
+#: the worker process's accumulator (the task base class records into it; ``worker.signals`` resets and flushes it)
 TASK_METRICS = TaskMetrics()
-
-
-def flush_task_metrics(*, force: bool = False) -> bool:
-    """Flush ``TASK_METRICS`` through the tasks runtime when due (or now with ``force``); never raises.
-
-    Builds no runtime (no Redis connection) when nothing is pending, e.g. in the prefork parent at shutdown.
-    """
-    if not TASK_METRICS.pending:
-        return True
-    try:
-        from tasks.runtime import get_runtime
-
-        rt = get_runtime()
-        if force:
-            return TASK_METRICS.flush(rt.redis, rt.keys)
-        return TASK_METRICS.maybe_flush(rt.redis, rt.keys, rt.settings.metrics_flush_interval)
-    except Exception as exc:  # noqa: BLE001 - no runtime configured, or a broken one: keep the counts
-        log.debug("task metrics not flushed (%s)", type(exc).__name__)
-        return False

@@ -1,4 +1,4 @@
-"""The web app factory: provider webhooks, the order API (when present), health and metrics.
+"""The web app factory: provider webhooks, the order and rent APIs, health and metrics.
 
 Everything a request needs (settings, one Redis pool, the Celery producer, the inbox) is built here once and
 stored as the app's :class:`~webhook.context.WebContext`, so tests inject fakes through the factory instead of
@@ -15,11 +15,12 @@ from flask import Flask
 from config.logging_setup import RedactingFilter, configure_logging
 from config.redis_client import make_web_redis
 from config.settings import ConfigError, Settings
-from lifecycle.inbox import Inbox
 from webhook.context import LazyCelery, WebContext, init_context
 from webhook.errors import register_error_handlers
 from webhook.health import health
 from webhook.ingress import INGRESS_KEY, IngressPolicy, webhooks
+from webhook.orders_api import orders_api
+from webhook.rents_api import rents_api
 
 log = logging.getLogger("otpflow.webhook")
 
@@ -38,13 +39,14 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     client = redis_client if redis_client is not None else make_web_redis(settings)
     celery = celery_app if celery_app is not None else LazyCelery(settings)
-    init_context(app, WebContext(settings=settings, redis=client, celery=celery, inbox=Inbox(client, settings)))
+    init_context(app, WebContext(settings=settings, redis=client, celery=celery))
     app.extensions[INGRESS_KEY] = IngressPolicy.from_settings(settings)
 
     register_error_handlers(app)
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
-    _register_orders_api(app)
+    app.register_blueprint(orders_api)
+    app.register_blueprint(rents_api)
     return app
 
 
@@ -59,22 +61,8 @@ def warm_up(app: Flask) -> None:
     if isinstance(celery, LazyCelery):
         try:
             celery.get()
-        except Exception as exc:  # noqa: BLE001 - the web process must serve webhooks without a producer
+        except Exception as exc:  # the web process must serve webhooks without a producer
             log.warning("Celery producer not available (%s); drains rely on the beat sweeper", type(exc).__name__)
-
-
-def _register_orders_api(app: Flask) -> None:
-    """Mount ``webhook/orders_api.py`` (the lifecycle engineer's blueprint) when it exists; other import errors raise."""
-    try:
-        from webhook.orders_api import orders_api
-    except ModuleNotFoundError as exc:
-        if exc.name != "webhook.orders_api":
-            raise
-        log.info("webhook.orders_api not installed; /api/orders is not served")
-        return
-    app.register_blueprint(orders_api)
-    from webhook.rents_api import rents_api
-    app.register_blueprint(rents_api)
 
 
 def _redact_werkzeug_log() -> None:

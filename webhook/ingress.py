@@ -15,6 +15,7 @@ from typing import IO, Any, Callable
 from flask import Blueprint, Response, current_app, request
 
 from config.settings import Settings
+from flows.names import TaskName
 from lifecycle.inbox import InboxUnavailable
 from webhook.context import WebContext, current_context
 from webhook.errors import error_response, not_found, unavailable
@@ -24,7 +25,6 @@ from webhook.security import IPNetwork, TokenChecker, address_allowed, client_ad
 
 log = logging.getLogger("otpflow.webhook")
 
-DRAIN_TASK = "otpflow.drain_inbox"
 # Bounded publish retries: a broker hiccup must not hold the provider past its timeout (HeroSMS: 3 s).
 DRAIN_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
 DEAD_LETTER_META_MAX = 200
@@ -147,8 +147,8 @@ def _publish_drain(ctx: WebContext, send: Callable[..., Any] | None = None) -> N
     instead of one per webhook.
     """
     try:
-        (send or ctx.celery.send_task)(DRAIN_TASK, retry=True, retry_policy=DRAIN_RETRY_POLICY)
-    except Exception as exc:  # noqa: BLE001 - any broker/import failure must not turn a stored webhook into a 5xx
+        (send or ctx.celery.send_task)(TaskName.DRAIN_INBOX.value, retry=True, retry_policy=DRAIN_RETRY_POLICY)
+    except Exception as exc:  # any broker/import failure must not turn a stored webhook into a 5xx
         DRAIN_PUBLISH_FAILURES.inc()
         log.warning("drain publish failed after the webhook was stored (%s); the sweeper will drain it",
                     type(exc).__name__)

@@ -6,24 +6,22 @@ Queue depths are read from Redis at scrape time instead: they are facts about Re
 gauge kept in-process would be wrong in every worker but the one that last touched it.
 
 Worker task counters come from Redis too: a worker dyno cannot be scraped, so each worker process adds its counts
-to two hashes now and then (``tasks/metrics.py``) and this process exposes their sums as counters. They outlive
-worker restarts (they live in Redis) and are read in the same round trip as the gauges.
+to a few hashes now and then (``telemetry/worker_counters.py``, which owns their format) and this process exposes
+their sums as counters. They outlive worker restarts (they live in Redis) and are read in the same round trip as
+the gauges.
 """
 from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from lifecycle.keys import Keys
+from telemetry.worker_counters import queue_reads, read_counters, split_field
 from webhook.context import WebContext
-
-#: separates task and outcome in the runs hash's fields (written by tasks/metrics.py, which the web never imports)
-WORKER_FIELD_SEP = "|"
 
 OUTCOMES = ("accepted", "duplicate", "malformed", "unauthorized", "forbidden", "too_large", "unavailable")
 
@@ -45,15 +43,18 @@ def multiprocess_dir() -> str | None:
 
 
 def _counter(name: str, doc: str, labels: list[str], values: Mapping[str, str]) -> CounterMetricFamily:
-    """One counter family from a worker hash: a field is one label, or two joined by ``WORKER_FIELD_SEP``.
+    """One counter family from a worker hash: a field is one label, or two (``split_field``).
 
     Malformed fields are skipped: a scrape never fails on them.
     """
     family = CounterMetricFamily(name, doc, labels=labels)
     for field, value in sorted(values.items()):
-        parts = list(field.rpartition(WORKER_FIELD_SEP)[::2]) if len(labels) == 2 else [field]
+        parts: list[str] | None = [field] if len(labels) == 1 and field else None
+        if len(labels) == 2:
+            pair = split_field(field)
+            parts = list(pair) if pair else None
         number = _number(value)
-        if all(parts) and number is not None and (len(labels) == 1 or WORKER_FIELD_SEP in field):
+        if parts and number is not None:
             family.add_metric(parts, number)
     return family
 
@@ -90,21 +91,18 @@ class RedisMetrics(Collector):
         self.ctx = ctx
 
     def collect(self) -> Iterator[Metric]:
-        inbox = self.ctx.inbox
+        keys = self.ctx.keys
         up = GaugeMetricFamily("otpflow_redis_up", "1 if Redis answered the metrics scrape.")
         try:
-            keys = Keys(self.ctx.settings)
             pipe = self.ctx.redis.pipeline(transaction=False)
-            pipe.xlen(inbox.stream_key)
-            pipe.xlen(inbox.dead_letter_key)
-            pipe.xlen(inbox.unknown_key)
+            pipe.xlen(keys.inbox)
+            pipe.xlen(keys.dead_letters)
+            pipe.xlen(keys.unknown_webhooks)
             pipe.zcount(keys.deadlines, "-inf", time.time())
-            pipe.hgetall(keys.worker_task_runs)
-            pipe.hgetall(keys.worker_task_seconds)
-            pipe.hgetall(keys.worker_provider_calls)
-            pipe.hgetall(keys.worker_provider_seconds)
-            pending, dead, unknown, due, runs, seconds, calls, call_seconds = pipe.execute()
-        except Exception:  # noqa: BLE001 - a scrape must never fail because Redis is down
+            queue_reads(pipe, keys)
+            pending, dead, unknown, due, *hashes = pipe.execute()
+            counters = read_counters(hashes)
+        except Exception:  # a scrape must never fail because Redis is down
             up.add_metric([], 0)
             yield up
             return
@@ -116,14 +114,8 @@ class RedisMetrics(Collector):
                                 value=int(unknown))
         yield GaugeMetricFamily("otpflow_deadlines_due", "Lifecycle deadlines already due (sweeper backlog).",
                                 value=int(due))
-        yield from worker_counters(_text(runs), _text(seconds))
-        yield from provider_counters(_text(calls), _text(call_seconds))
-
-
-def _text(mapping: Mapping[Any, Any]) -> dict[str, str]:
-    """HGETALL answers as text, whether or not the client decodes responses."""
-    return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
-            for k, v in mapping.items()}
+        yield from worker_counters(counters.task_runs, counters.task_seconds)
+        yield from provider_counters(counters.provider_calls, counters.provider_seconds)
 
 
 def render(ctx: WebContext) -> tuple[bytes, str]:

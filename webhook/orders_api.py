@@ -15,9 +15,9 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from lifecycle.orders import CommandConflict, OrderError, OrderService, UnknownOrder, valid_order_id
-from lifecycle.states import COMMANDS
-from lifecycle.store import OrderRequest
+from flows.names import TaskName
+from lifecycle.activation import (COMMANDS, CommandConflict, OrderError, OrderRequest, OrderService, UnknownOrder,
+                                  valid_order_id)
 from webhook.context import current_context
 from webhook.errors import error_response, unavailable
 
@@ -72,15 +72,14 @@ orders_api.register_error_handler(redis.exceptions.RedisError, redis_down)
 
 
 def _service() -> OrderService:
-    ctx = current_context()
-    return OrderService(ctx.redis, ctx.settings)
+    return current_context().orders
 
 
-def publish(name: str, kwargs: dict[str, Any]) -> None:
+def publish(name: TaskName, kwargs: dict[str, Any]) -> None:
     """Publish by name. A failure is logged, not raised: the order is stored and its deadline makes the
     sweeper publish the work again, so the caller still gets its answer."""
     try:
-        current_context().celery.send_task(name, kwargs=kwargs)
+        current_context().celery.send_task(name.value, kwargs=kwargs)
     except redis.exceptions.RedisError:
         raise
     except Exception as exc:  # kombu OperationalError and friends
@@ -104,7 +103,7 @@ def create_order() -> tuple[Response, int] | Response:
     except OrderError as exc:
         return error_response(400, "invalid_request", str(exc))
     if created:
-        publish("otpflow.place_order", {"order_id": order.order_id})
+        publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200
 
 
@@ -132,5 +131,5 @@ def order_command(order_id: str, command: str) -> tuple[Response, int] | Respons
         return error_response(409, "conflict", f"{command} is not allowed in state "
                               f"{exc.state.value if exc.state else 'unknown'}",
                               extra={"state": exc.state.value if exc.state else None})
-    publish("otpflow.command", {"order_id": order_id, "command": command})
-    return jsonify({"order_id": order_id, "command": command, "state": accepted.state.value}), 202
+    publish(TaskName.COMMAND, {"order_id": order_id, "command": accepted.command.value})
+    return jsonify({"order_id": order_id, "command": accepted.command.value, "state": accepted.state.value}), 202

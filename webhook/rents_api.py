@@ -17,9 +17,10 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
-from lifecycle.orders import valid_order_id
-from lifecycle.rent_records import RENT_COMMANDS, RentRequest
-from lifecycle.rents import MAX_HOURS, MIN_HOURS, RentCommandConflict, RentError, RentService, UnknownRent
+from flows.names import TaskName
+from lifecycle.activation import valid_order_id
+from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, RentCommandConflict, RentError,
+                            RentRequest, RentService, UnknownRent)
 from webhook.context import current_context
 from webhook.errors import error_response
 from webhook.orders_api import check_api_token, publish, redis_down
@@ -51,8 +52,7 @@ _schema, _prolong = RentSchema(), ProlongSchema()
 
 
 def _service() -> RentService:
-    ctx = current_context()
-    return RentService(ctx.redis, ctx.settings)
+    return current_context().rents
 
 
 def _body() -> dict | None:
@@ -79,7 +79,7 @@ def create_rent() -> tuple[Response, int] | Response:
     except RentError as exc:
         return error_response(400, "invalid_request", str(exc))
     if created:
-        publish("otpflow.place_rent", {"order_id": order.order_id})
+        publish(TaskName.PLACE_RENT, {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), \
         202 if created else 200
 
@@ -101,7 +101,7 @@ def rent_command(order_id: str, command: str) -> tuple[Response, int] | Response
     if not valid_order_id(order_id):
         return error_response(404, "not_found", "no such rent")
     hours = None
-    if command == "prolong":
+    if command == RentCommand.PROLONG:
         try:
             hours = _prolong.load(_body() or {})["hours"]
         except ValidationError as exc:
@@ -117,5 +117,5 @@ def rent_command(order_id: str, command: str) -> tuple[Response, int] | Response
         message = ("the provider no longer allows cancelling this rent (an SMS arrived, or 20 minutes passed)"
                    if exc.reason == "cant_cancel" else f"{command} is not allowed now ({exc.reason})")
         return error_response(409, "conflict", message, extra={"state": state, "reason": exc.reason})
-    publish("otpflow.rent_command", {"order_id": order_id, "command": command})
+    publish(TaskName.RENT_COMMAND, {"order_id": order_id, "command": accepted.command.value})
     return jsonify({"order_id": order_id, "command": command, "state": accepted.state.value}), 202

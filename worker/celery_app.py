@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 
 from config.settings import Settings
+from flows.names import TaskName
 
 #: the queue our own tasks go to (a worker started without -Q consumes it: it is the default queue)
 QUEUE = "otpflow"
@@ -28,7 +29,7 @@ def _ssl_options(settings: Settings) -> dict[str, Any] | None:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Every Celery setting we rely on, as data (tests assert on it)."""
-    routes: dict[str, dict[str, str]] = {"otpflow.*": {"queue": QUEUE}}
+    routes: dict[str, dict[str, str]] = {"otpflow.*": {"queue": QUEUE}}  # every TaskName is otpflow.*
     if settings.downstream_task:
         routes[settings.downstream_task] = {"queue": settings.downstream_queue or QUEUE}
     conf: dict[str, Any] = {
@@ -40,6 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.worker_concurrency,
         "task_default_queue": QUEUE,
         "task_routes": routes,
         "broker_connection_retry_on_startup": True,
@@ -59,9 +61,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": False,
         "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
+        # the in-memory scheduler: no schedule file, so several beats never share (or corrupt) one, and a beat
+        # restarted on an ephemeral dyno loses nothing (the schedule is one short interval)
+        "beat_scheduler": "celery.beat:Scheduler",
         "beat_schedule": {
             "otpflow-sweep": {
-                "task": "otpflow.sweep",
+                "task": TaskName.SWEEP.value,
                 "schedule": settings.sweep_interval,
                 # a sweep that could not run in time is useless later: drop it rather than pile them up
                 "options": {"expires": max(settings.sweep_interval * 2, 10.0)},
@@ -89,13 +94,16 @@ def make_celery(settings: Settings | None = None) -> Celery:
 def install_runtime(app: Celery, settings: Settings) -> None:
     """Tell the tasks how to build their per-process runtime (Redis, provider client, publisher)."""
     from config.redis_client import make_redis
-    from tasks.runtime import Runtime, build_provider, set_factory
+    from flows.runtime import Runtime, build_provider
+    from tasks.runtime import set_factory
+    from telemetry.worker_counters import TASK_METRICS
 
     def factory() -> Runtime:
         def publish(name: str, kwargs: Any) -> None:
             app.send_task(name, kwargs=dict(kwargs))
-        return Runtime(settings=settings, redis=make_redis(settings), provider=build_provider(settings),
-                       publish=publish)
+        # provider calls by action and result go into the worker counters, on /metrics
+        return Runtime(settings=settings, redis=make_redis(settings),
+                       provider=build_provider(settings, observer=TASK_METRICS.record_call), publish=publish)
 
     set_factory(factory)
 
@@ -106,7 +114,7 @@ def _build_module_app() -> Celery:
     celery_app = make_celery(settings)
     celery_app.set_current()
     celery_app.set_default()
-    import tasks  # noqa: F401  (registers the shared tasks)
+    import tasks  # registers the shared tasks
 
     from . import signals
 

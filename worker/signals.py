@@ -43,7 +43,7 @@ def connect(app: Any, settings: Settings) -> None:
         reset_runtime(only_factory_built=True)
         install_redaction_on_existing_handlers()
         # counts inherited from the parent are the parent's to flush; the child starts from zero
-        from tasks.metrics import TASK_METRICS
+        from telemetry.worker_counters import TASK_METRICS
 
         TASK_METRICS.reset()
 
@@ -52,6 +52,6 @@ def connect(app: Any, settings: Settings) -> None:
     def _flush_metrics(**_: Any) -> None:
         # a pool child exiting (worker_process_shutdown), or a pool-less worker (solo/threads: worker_shutdown)
         # flushes what the throttle held back; a no-op without pending counts (the prefork parent)
-        from tasks.metrics import flush_task_metrics
+        from tasks.base import flush_task_metrics
 
         flush_task_metrics(force=True)

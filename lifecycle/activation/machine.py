@@ -1,4 +1,4 @@
-"""Order/activation states and the transitions allowed between them, as data.
+"""The activation order's state machine, as data: states, allowed edges, downstream commands.
 
 The Lua compare-and-set only moves an order from one of the listed source states; everything that could move
 state backwards (a late webhook, a stale poll) is simply not an allowed edge, so it is rejected in Redis.
@@ -42,11 +42,19 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.FAILED: frozenset({State.PENDING, State.BUYING}),
 }
 
+class Command(enum.StrEnum):
+    """What downstream may ask of an order (the API's ``/finish``, ``/retry``, ``/cancel``)."""
+
+    FINISH = "finish"   # the code worked: setStatus 6
+    RETRY = "retry"     # the code did not work: setStatus 3, wait for another
+    CANCEL = "cancel"   # give the number back (refunded when no code came)
+
+
 #: downstream commands and the states they are accepted in (409 otherwise)
-COMMANDS: Final[dict[str, frozenset[State]]] = {
-    "finish": frozenset({State.CODE_RECEIVED, State.WAITING_RETRY}),
-    "retry": frozenset({State.CODE_RECEIVED}),
-    "cancel": frozenset({State.PENDING, State.BUYING, State.WAITING}),
+COMMANDS: Final[dict[Command, frozenset[State]]] = {
+    Command.FINISH: frozenset({State.CODE_RECEIVED, State.WAITING_RETRY}),
+    Command.RETRY: frozenset({State.CODE_RECEIVED}),
+    Command.CANCEL: frozenset({State.PENDING, State.BUYING, State.WAITING}),
 }
 
 

@@ -1,4 +1,4 @@
-"""OrderService: the entry point for callers (order API, CLI, the ``otpflow.order`` task).
+"""OrderService: where activation orders enter (order API, CLI, the ``otpflow.order`` task) and take commands.
 
 ``submit`` is idempotent on the caller's ``order_id``: one Lua step creates the record and its first deadline
 only if it does not exist, so a repeated POST or a re-delivered task gives back the same order.
@@ -8,16 +8,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import redis
-
-from config.settings import Settings
-
-from .keys import Keys
-from .policy import Timing
-from .scripts import script
-from .states import COMMANDS, State
-from .store import F_CREATED, F_STATE, F_UPDATED, Clock, HistoryEntry, Order, OrderRequest, OrderStore, system_clock, ts
-from .transitions import Result, Transitions
+from ..cas import F_UPDATED, CasStatus
+from ..clock import ts
+from ..scripts import script
+from .machine import Command, State
+from .record import F_CREATED, F_STATE, HistoryEntry, Order, OrderRequest
+from .store import ActivationStore, state_of
 
 MAX_ORDER_ID_LENGTH = 128
 
@@ -33,15 +29,16 @@ class UnknownOrder(LookupError):
 class CommandConflict(RuntimeError):
     """The order's state does not allow the command (HTTP 409)."""
 
-    def __init__(self, order_id: str, command: str, state: State | None) -> None:
+    def __init__(self, order_id: str, command: Command, state: State | None) -> None:
         self.order_id, self.command, self.state = order_id, command, state
-        super().__init__(f"{command} not allowed for order {order_id} in state {state.value if state else '?'}")
+        super().__init__(f"{command.value} not allowed for order {order_id} in state "
+                         f"{state.value if state else '?'}")
 
 
 @dataclass(frozen=True)
 class CommandAccepted:
     order_id: str
-    command: str
+    command: Command
     state: State
 
 
@@ -53,15 +50,11 @@ def valid_order_id(order_id: str) -> bool:
 class OrderService:
     """Create, read and command orders."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings, *, clock: Clock = system_clock) -> None:
-        self.redis = redis_client
-        self.settings = settings
-        self.keys = Keys(settings)
-        self.clock = clock
-        self.store = OrderStore(redis_client, self.keys)
-        self.transitions = Transitions(redis_client, settings, clock=clock)
-        self.timing = Timing(settings)
-        self._create = script(redis_client, "create")
+    def __init__(self, store: ActivationStore) -> None:
+        self.store = store
+        self.keys = store.keys
+        self.clock = store.clock
+        self._create = script(store.redis, "create")
 
     def submit(self, request: OrderRequest) -> tuple[Order, bool]:
         """Store the order once; returns (order, created). A repeat returns the existing order unchanged."""
@@ -77,7 +70,7 @@ class OrderService:
             flat += [k, v]
         created, _state = self._create(
             keys=[self.keys.order(order_id), self.keys.deadlines],
-            args=[order_id, ts(now + self.timing.pending_stale), f"{State.PENDING.value}@{int(now)}", *flat])
+            args=[order_id, ts(now + self.store.config.pending_stale), f"{State.PENDING.value}@{int(now)}", *flat])
         order = self.store.get(order_id)
         if order is None:  # expired between the two calls: vanishingly rare, report it plainly
             raise UnknownOrder(order_id)
@@ -92,28 +85,28 @@ class OrderService:
             raise UnknownOrder(order_id)
         return order.history
 
-    def request(self, order_id: str, command: str) -> CommandAccepted:
+    def request(self, order_id: str, command: Command | str) -> CommandAccepted:
         """Record a downstream command (finish, retry, cancel); the worker carries it out.
 
-        Raises UnknownOrder, or CommandConflict when the state does not allow it.
+        Raises UnknownOrder, or CommandConflict when the state does not allow it (ValueError: no such command).
         """
-        if command not in COMMANDS:
-            raise ValueError(f"unknown command {command!r}")
-        result: Result = self.transitions.request_command(order_id, command)
-        if result.status == "missing":
+        command = Command(command)
+        result = self.store.request_command(order_id, command)
+        state = state_of(result)
+        if result.status is CasStatus.MISSING:
             raise UnknownOrder(order_id)
-        if not result.ok or result.state is None:
-            raise CommandConflict(order_id, command, result.state)
-        return CommandAccepted(order_id, command, result.state)
+        if not result.ok or state is None:
+            raise CommandConflict(order_id, command, state)
+        return CommandAccepted(order_id, command, state)
 
     def finish(self, order_id: str) -> CommandAccepted:
-        return self.request(order_id, "finish")
+        return self.request(order_id, Command.FINISH)
 
     def retry(self, order_id: str) -> CommandAccepted:
-        return self.request(order_id, "retry")
+        return self.request(order_id, Command.RETRY)
 
     def cancel(self, order_id: str) -> CommandAccepted:
-        return self.request(order_id, "cancel")
+        return self.request(order_id, Command.CANCEL)
 
 
 __all__ = ["OrderService", "OrderRequest", "Order", "OrderError", "UnknownOrder", "CommandConflict",

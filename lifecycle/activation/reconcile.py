@@ -1,4 +1,4 @@
-"""Pure reconciliation decisions: given an order and what the provider says, which transition to make.
+"""Pure reconciliation: given an order and what the provider says about its activation, which transition to make.
 
 Inputs are plain values (the provider's state name, codes) so this module needs neither Redis nor the client.
 A provider answer can be stale (a poll issued before a webhook was processed); the decisions never move an
@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
-from .states import State
-from .store import Order
+from provider.models import ActivationState
+
+from .machine import State
+from .record import Order
 
 
-class Seen(str, enum.Enum):
+class Seen(enum.Enum):
     """What the provider reports, reduced to what matters to us."""
 
     WAITING = "waiting"       # WAIT_CODE, WAIT_RESEND, WAIT_RETRY (with the previous code), or listed with no new code
@@ -32,7 +34,7 @@ class Observation:
     text: str | None = None
 
 
-class Action(str, enum.Enum):
+class Action(enum.Enum):
     NOTHING = "nothing"       # re-arm the poll
     CODE = "code"             # record new code(s) (receive_code, via poll)
     CANCELLED = "cancelled"   # the provider closed an activation that never got a code
@@ -40,19 +42,19 @@ class Action(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class ReconcileDecision:
     action: Action
     codes: tuple[str, ...] = ()
     text: str | None = None
     reason: str | None = None
 
 
-def observe_status(state: Any, code: str | None = None, text: str | None = None) -> Observation:
-    """From getStatus/getStatusV2 (``state`` is the provider's ActivationState or its value)."""
-    name = str(getattr(state, "value", state) or "").upper()
-    if name == "CODE_RECEIVED" and code:
+def observe_status(state: ActivationState | str, code: str | None = None, text: str | None = None) -> Observation:
+    """From getStatus/getStatusV2 (the provider's ActivationState, or its value)."""
+    state = ActivationState(str(getattr(state, "value", state)).upper())
+    if state is ActivationState.CODE_RECEIVED and code:
         return Observation(Seen.CODE, (code,), text)
-    if name == "CANCELLED":
+    if state is ActivationState.CANCELLED:
         return Observation(Seen.CLOSED)
     return Observation(Seen.WAITING)
 
@@ -63,19 +65,19 @@ def observe_listed(codes: Iterable[str] | None, text: str | None = None) -> Obse
     return Observation(Seen.CODE, found, text) if found else Observation(Seen.WAITING)
 
 
-def decide(order: Order, obs: Observation) -> Decision:
+def decide(order: Order, obs: Observation) -> ReconcileDecision:
     """The reconciliation decision for ``order`` (read just before) given ``obs``."""
     if order.state not in (State.WAITING, State.WAITING_RETRY, State.CODE_RECEIVED):
-        return Decision(Action.NOTHING)
+        return ReconcileDecision(Action.NOTHING)
     if obs.seen is Seen.CODE:
         new = tuple(c for c in obs.codes if c not in order.codes)
         if order.state is State.WAITING_RETRY and obs.codes and not new:
-            return Decision(Action.NOTHING)   # WAIT_RETRY still shows the old code
+            return ReconcileDecision(Action.NOTHING)   # WAIT_RETRY still shows the old code
         if new:
-            return Decision(Action.CODE, new, obs.text)
-        return Decision(Action.NOTHING)
+            return ReconcileDecision(Action.CODE, new, obs.text)
+        return ReconcileDecision(Action.NOTHING)
     if obs.seen is Seen.CLOSED:
         if order.state is State.WAITING:
-            return Decision(Action.CANCELLED, reason="provider_closed")
-        return Decision(Action.FINISHED, reason="provider_closed")
-    return Decision(Action.NOTHING)
+            return ReconcileDecision(Action.CANCELLED, reason="provider_closed")
+        return ReconcileDecision(Action.FINISHED, reason="provider_closed")
+    return ReconcileDecision(Action.NOTHING)

@@ -1,4 +1,4 @@
-"""Order records: one small Redis hash per order, read into a typed :class:`Order`.
+"""Activation order records: one small Redis hash per order, read into a typed :class:`Order`.
 
 The hash stays a listpack (compact) because every field is short and there are fewer than ~25 of them; the
 history is one comma-joined field of the same hash rather than a separate list key, which saves a key's
@@ -6,17 +6,14 @@ overhead per order (engineering target: ≤ 1 KiB per waiting activation, deadli
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Mapping, Sequence, cast
+from typing import Any, Mapping
 
-import redis
-
-from .keys import Keys
-from .states import State
-
-Clock = Callable[[], float]
+from ..cas import F_UPDATED
+from ..clock import parse_float as _float
+from ..clock import parse_int as _int
+from .machine import Command, State
 
 #: record field names (kept short: they are stored once per order)
 F_STATE = "state"
@@ -30,7 +27,6 @@ F_AID = "aid"
 F_PHONE = "phone"
 F_COST = "cost"
 F_CREATED = "created"
-F_UPDATED = "updated"
 F_BUYING_AT = "buying_at"
 F_NUMBER_AT = "number_at"
 F_CODE_AT = "code_at"
@@ -43,25 +39,6 @@ F_FAILS = "fails"
 F_CMD = "cmd"
 F_REASON = "reason"
 F_HISTORY = "h"
-
-
-def ts(value: float) -> str:
-    """A unix time as stored (millisecond precision, no exponent)."""
-    return f"{value:.3f}"
-
-
-def _float(raw: str | None) -> float | None:
-    try:
-        return float(raw) if raw not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _int(raw: str | None) -> int:
-    try:
-        return int(raw) if raw else 0
-    except ValueError:
-        return 0
 
 
 @dataclass(frozen=True)
@@ -126,7 +103,7 @@ class Order:
     via: str | None = None
     attempts: int = 0
     fails: int = 0
-    command: str | None = None
+    command: Command | None = None
     reason: str | None = None
     history_raw: str = field(default="", repr=False)
 
@@ -161,7 +138,7 @@ class Order:
             via=rec.get(F_VIA) or None,
             attempts=_int(rec.get(F_ATTEMPTS)),
             fails=_int(rec.get(F_FAILS)),
-            command=rec.get(F_CMD) or None,
+            command=_command(rec.get(F_CMD)),
             reason=rec.get(F_REASON) or None,
             history_raw=rec.get(F_HISTORY, ""),
         )
@@ -185,44 +162,14 @@ class Order:
         out: dict[str, Any] = {
             "order_id": self.order_id, "state": self.state.value, "service": self.service, "country": self.country,
             "activation_id": self.activation_id, "phone": self.phone, "code": self.code, "codes": list(self.codes),
-            "via": self.via, "attempts": self.attempts, "reason": self.reason, "command": self.command,
+            "via": self.via, "attempts": self.attempts, "reason": self.reason,
+            "command": self.command.value if self.command else None,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
 
 
-class OrderStore:
-    """Reads of order records (writes go through :mod:`lifecycle.transitions`, so they stay atomic)."""
-
-    def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
-        self.redis = redis_client
-        self.keys = keys
-
-    def get(self, order_id: str) -> Order | None:
-        rec = cast(dict[str, str], self.redis.hgetall(self.keys.order(order_id)))  # decode_responses=True
-        return Order.from_record(order_id, rec) if rec and F_STATE in rec else None
-
-    def get_many(self, order_ids: Sequence[str]) -> dict[str, Order | None]:
-        """One pipelined round trip for a batch (what a sweep does)."""
-        if not order_ids:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for oid in order_ids:
-            pipe.hgetall(self.keys.order(oid))
-        out: dict[str, Order | None] = {}
-        for oid, rec in zip(order_ids, pipe.execute()):
-            out[oid] = Order.from_record(oid, rec) if rec and F_STATE in rec else None
-        return out
-
-    def order_for_activation(self, activation_id: str) -> str | None:
-        return cast("str | None", self.redis.get(self.keys.activation_index(str(activation_id))))
-
-    def orders_for_activations(self, activation_ids: Iterable[str]) -> dict[str, str | None]:
-        ids = [str(a) for a in activation_ids]
-        if not ids:
-            return {}
-        values = cast("list[str | None]", self.redis.mget([self.keys.activation_index(a) for a in ids]))
-        return dict(zip(ids, values))
-
-
-def system_clock() -> float:
-    return time.time()
+def _command(raw: str | None) -> Command | None:
+    try:
+        return Command(raw) if raw else None
+    except ValueError:
+        return None

@@ -1,8 +1,8 @@
 """Turn webhook inbox entries into transitions (used by the ``otpflow.drain_inbox`` task).
 
-Activation webhook -> ``receive_code(via=webhook)``; rent webhook -> ``rent.sms``; a webhook for an activation
+Activation webhook -> ``receive_code(via=webhook)``; rent webhook -> ``receive_sms``; a webhook for an activation
 or rent we do not know -> ``inbox.record_unknown`` (answered 200 long ago; kept for inspection) AND held for an
-hour (:mod:`lifecycle.held`): it may be early, its purchase answer not yet stored; the purchase flow replays it
+hour (:mod:`lifecycle.inbox.held`): it may be early, its purchase answer not yet stored; the purchase flow replays it
 with :meth:`InboxConsumer.replay_held` right after storing the number. Repeats of the same SMS are dropped by the
 code/fingerprint dedupe inside the transition, whatever the inbox's own dedupe let through.
 """
@@ -13,17 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-import redis
-
-from config.settings import Settings
-
-from . import events as ev
+from ..activation.store import ActivationStore
+from ..cas import CasStatus
+from ..outbox.events import Via
+from ..rent.store import RentStore
+from .fingerprint import WebhookKind
 from .held import HeldWebhooks
-from .keys import Keys
-from .rents import RentService
-from .states import State
-from .store import Clock, OrderStore, system_clock
-from .transitions import Transitions
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +29,13 @@ class InboxEntryLike(Protocol):
     @property
     def entry_id(self) -> str: ...
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> WebhookKind: ...
     @property
     def payload(self) -> Mapping[str, Any]: ...
 
 
 class InboxLike(Protocol):
-    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> Any: ...
+    def record_unknown(self, kind: WebhookKind, payload: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass
@@ -57,7 +52,8 @@ class DrainReport:
 
 
 def extract_code(code: Any, text: Any) -> str | None:
-    """The code as sent, else the first 4-8 digit run of the text (protocol.md §7.4: extract it yourself)."""
+    """The code as sent, else the first 4-8 digit run of the text (docs/protocol.md, Webhooks: a code may be
+    missing from the payload, so extract it yourself)."""
     if code not in (None, "") and str(code).strip():
         return str(code).strip()
     if isinstance(text, str):
@@ -77,19 +73,16 @@ def _str(value: Any) -> str | None:
 class InboxConsumer:
     """Applies inbox entries; acknowledging them is the caller's job (after this returns)."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings, inbox: InboxLike, *,
-                 clock: Clock = system_clock) -> None:
-        self.keys = Keys(settings)
-        self.store = OrderStore(redis_client, self.keys)
-        self.transitions = Transitions(redis_client, settings, clock=clock)
-        self.rents = RentService(redis_client, settings, clock=clock)
-        self.held = HeldWebhooks(redis_client, settings)
+    def __init__(self, activations: ActivationStore, rents: RentStore, held: HeldWebhooks, inbox: InboxLike) -> None:
+        self.activations = activations
+        self.rents = rents
+        self.held = held
         self.inbox = inbox
 
     def handle_batch(self, entries: Sequence[InboxEntryLike]) -> DrainReport:
         report = DrainReport()
-        acts = [e for e in entries if e.kind == "activation"]
-        index = self.store.orders_for_activations(
+        acts = [e for e in entries if e.kind == WebhookKind.ACTIVATION]
+        index = self.activations.orders_for_activations(
             a for a in (_str(e.payload.get("activationId") or e.payload.get("activation_id")) for e in acts) if a)
         for entry in entries:
             self._handle(entry, index, report)
@@ -98,23 +91,23 @@ class InboxConsumer:
 
     def _handle(self, entry: InboxEntryLike, index: Mapping[str, str | None], report: DrainReport) -> None:
         payload = entry.payload
-        if entry.kind == "rent":
+        if entry.kind == WebhookKind.RENT:
             self._handle_rent(payload, report)
             return
-        if entry.kind != "activation":
+        if entry.kind != WebhookKind.ACTIVATION:
             report.invalid += 1
             log.warning("inbox entry %s has unknown kind %r", entry.entry_id, entry.kind)
             return
         activation_id = _str(payload.get("activationId") or payload.get("activation_id"))
         order_id = index.get(activation_id) if activation_id else None
         if activation_id and order_id is None:
-            order_id = self.store.order_for_activation(activation_id)
+            order_id = self.activations.order_for_activation(activation_id)
         if activation_id and not order_id:
-            order_id = self._hold("activation", activation_id, payload, report)
+            order_id = self._hold(WebhookKind.ACTIVATION, activation_id, payload, report)
         if not activation_id or not order_id:
             if not activation_id:
                 report.unknown += 1
-                self.inbox.record_unknown("activation", dict(payload))
+                self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload))
             return
         text = _str(payload.get("text"))
         code = extract_code(payload.get("code"), text)
@@ -122,19 +115,19 @@ class InboxConsumer:
             # A call without a code, or an SMS without digits: nothing to emit; the poll will reconcile.
             report.invalid += 1
             return
-        result = self.transitions.receive_code(order_id, code=code, via=ev.VIA_WEBHOOK, text=text,
+        result = self.activations.receive_code(order_id, code=code, via=Via.WEBHOOK, text=text,
                                                activation_id=activation_id)
         if result.ok:
             report.coded.append(order_id)
-        elif result.status == "dup":
+        elif result.status is CasStatus.DUP:
             report.duplicates += 1
-        elif result.status == "missing":
+        elif result.status is CasStatus.MISSING:
             report.unknown += 1
-            self.inbox.record_unknown("activation", dict(payload))
+            self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload))
         else:
             report.stale += 1   # finished/cancelled already: a late webhook never moves state back
 
-    def _hold(self, kind: str, ref: str, payload: Mapping[str, Any], report: DrainReport) -> str | None:
+    def _hold(self, kind: WebhookKind, ref: str, payload: Mapping[str, Any], report: DrainReport) -> str | None:
         """Unknown id: record it for inspection and hold it for a replay; if the id got indexed meanwhile (the
         purchase answer was stored between our lookup and the hold), return its order to apply it now."""
         known = self.held.hold(kind, ref, payload)
@@ -145,25 +138,26 @@ class InboxConsumer:
         self.inbox.record_unknown(kind, dict(payload))
         return None
 
-    def replay_held(self, kind: str, ref: str) -> DrainReport:
+    def replay_held(self, kind: WebhookKind | str, ref: str) -> DrainReport:
         """Apply webhooks held for ``ref`` (called right after its purchase answer is stored and indexed).
 
         Each goes through the normal path (``via: webhook``); the code/fingerprint dedupe makes a second replay
         (a crash before the held list was trimmed) harmless."""
         report = DrainReport()
+        kind = WebhookKind(kind)
         held = self.held.peek(kind, ref)
         if not held:
             return report
-        index = self.store.orders_for_activations([ref]) if kind == "activation" else {}
+        index = self.activations.orders_for_activations([ref]) if kind is WebhookKind.ACTIVATION else {}
         for i, payload in enumerate(held):
             entry_id = f"held-{i}"
-            if kind == "rent":
+            if kind is WebhookKind.RENT:
                 self._handle_rent(payload, report)
             else:
                 self._handle(_Held(entry_id, kind, payload), index, report)
             report.processed.append(entry_id)
         self.held.drop(kind, ref, len(held))
-        log.info("replayed %d early %s webhook(s) for %s", len(held), kind, ref)
+        log.info("replayed %d early %s webhook(s) for %s", len(held), kind.value, ref)
         return report
 
     def _handle_rent(self, payload: Mapping[str, Any], report: DrainReport) -> None:
@@ -172,15 +166,15 @@ class InboxConsumer:
         sms: Mapping[str, Any] = raw_sms if isinstance(raw_sms, Mapping) else {}
         if not rent_id:
             report.unknown += 1
-            self.inbox.record_unknown("rent", dict(payload))
+            self.inbox.record_unknown(WebhookKind.RENT, dict(payload))
             return
-        order_id = self.rents.order_for_rent(rent_id) or self._hold("rent", rent_id, payload, report)
+        order_id = self.rents.order_for_rent(rent_id) or self._hold(WebhookKind.RENT, rent_id, payload, report)
         if not order_id:
             return
-        result = self.rents.sms(order_id, rent_id=rent_id, text=_str(sms.get("text")),
-                                phone_from=_str(sms.get("phoneFrom")), date=_str(sms.get("date")),
-                                via=ev.VIA_WEBHOOK)
-        if result.status == "dup":
+        result = self.rents.receive_sms(order_id, rent_id=rent_id, text=_str(sms.get("text")),
+                                        phone_from=_str(sms.get("phoneFrom")), date=_str(sms.get("date")),
+                                        via=Via.WEBHOOK)
+        if result.status is CasStatus.DUP:
             report.duplicates += 1
         elif not result.ok:
             report.stale += 1
@@ -189,8 +183,8 @@ class InboxConsumer:
 @dataclass(frozen=True)
 class _Held:
     entry_id: str
-    kind: str
+    kind: WebhookKind
     payload: Mapping[str, Any]
 
 
-__all__ = ["InboxConsumer", "DrainReport", "extract_code", "State"]
+__all__ = ["InboxConsumer", "DrainReport", "extract_code"]

@@ -15,10 +15,9 @@ from typing import Any, Mapping
 
 import redis
 
-from config.settings import Settings
-
-from .keys import Keys
-from .scripts import script
+from ..keys import Keys
+from ..scripts import script
+from .fingerprint import WebhookKind
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +30,27 @@ HELD_MAX = 16
 class HeldWebhooks:
     """Hold and take early webhooks, per (kind, id)."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
         self.redis = redis_client
-        self.keys = Keys(settings)
+        self.keys = keys
         self._hold = script(redis_client, "hold")
 
-    def _index_key(self, kind: str, ref: str) -> str:
-        return self.keys.rent_index(ref) if kind == "rent" else self.keys.activation_index(ref)
+    def _index_key(self, kind: WebhookKind, ref: str) -> str:
+        return self.keys.rent_index(ref) if kind is WebhookKind.RENT else self.keys.activation_index(ref)
 
-    def hold(self, kind: str, ref: str, payload: Mapping[str, Any]) -> str | None:
+    def hold(self, kind: WebhookKind | str, ref: str, payload: Mapping[str, Any]) -> str | None:
         """Hold ``payload`` unless ``ref`` got indexed meanwhile; returns that order id in the latter case."""
+        kind = WebhookKind(kind)
         raw = json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False, default=str)
-        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind, ref)],
+        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind.value, ref)],
                            args=[raw, HELD_MAX, HELD_TTL])
         return str(known) if known else None
 
-    def peek(self, kind: str, ref: str) -> list[dict[str, Any]]:
+    def peek(self, kind: WebhookKind | str, ref: str) -> list[dict[str, Any]]:
         """The held payloads, oldest first (left in place until :meth:`drop`, so a crash loses none)."""
+        kind = WebhookKind(kind)
         out: list[dict[str, Any]] = []
-        for raw in self.redis.lrange(self.keys.held(kind, ref), 0, -1):
+        for raw in self.redis.lrange(self.keys.held(kind.value, ref), 0, -1):
             try:
                 value = json.loads(raw)
             except ValueError:
@@ -59,7 +60,7 @@ class HeldWebhooks:
                 out.append(value)
         return out
 
-    def drop(self, kind: str, ref: str, count: int) -> None:
+    def drop(self, kind: WebhookKind | str, ref: str, count: int) -> None:
         """Remove the first ``count`` held payloads (the ones just replayed; later arrivals stay)."""
         if count > 0:
-            self.redis.ltrim(self.keys.held(kind, ref), count, -1)
+            self.redis.ltrim(self.keys.held(WebhookKind(kind).value, ref), count, -1)

@@ -5,14 +5,9 @@ request, and providers retry (SMS-Activate up to 8 times in 2 h, HeroSMS waits o
 writes each webhook durably in ONE Redis round trip (a Lua script: drop a repeat, XADD, set the drain flag NX)
 and publishes a ``otpflow.drain_inbox`` task only when no drain is already scheduled.
 
-Keys (all under ``settings.key(...)``):
-
-* ``<p>:inbox``            the stream; entry fields ``kind`` (activation|rent), ``payload`` (JSON), ``fp``.
-  Never trimmed by length: an entry leaves it only when the drain acknowledges it (XACK + XDEL).
-* ``<p>:inbox:seen:<fp>``  dedupe marker per fingerprint, ``WEBHOOK_DEDUPE_TTL`` seconds.
-* ``<p>:inbox:drain``      the drain flag (SET NX EX 15): present = a drain is scheduled or running.
-* ``<p>:inbox:dead``       dead letters (malformed bodies, undecodable entries), bounded by ``DEAD_LETTER_MAXLEN``.
-* ``<p>:inbox:unknown``    webhooks for activations/rents we do not know, bounded the same way.
+Keys (``lifecycle.keys.Keys``): the stream (entry fields ``kind``, ``payload`` JSON, ``fp``; never trimmed by
+length: an entry leaves it only when the drain acknowledges it), a dedupe marker per fingerprint, the drain flag
+(present = a drain is scheduled or running), dead letters and unknown-webhook records (both bounded).
 
 Consumers read through the consumer group ``drain`` (created idempotently with MKSTREAM).
 
@@ -21,34 +16,34 @@ Pure redis-py: no Flask or Celery imports here.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar, cast
 
 import redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
-from config.settings import Settings
+from ..keys import Keys
+from ..scripts import script
+from ..streams import XReadRows
+from .fingerprint import KINDS, WebhookKind
 
 T = TypeVar("T")
 
-#: XREADGROUP's reply as our clients get it (RESP2, decode_responses=True); redis-py also types the RESP3 dict form.
-#: ``[(stream, [(entry id, fields, or None for an entry deleted since), ...]), ...]``
-XReadRows = list[tuple[str, list[tuple[str, dict[str, str] | None]]]]
-
-ACTIVATION = "activation"
-RENT = "rent"
-KINDS = (ACTIVATION, RENT)
-
-DRAIN_FLAG_TTL = 15
 GROUP = "drain"
 DEAD_LETTER_BODY_MAX = 16_384
 
-_LUA_DIR = Path(__file__).with_name("lua")
+
+@dataclass(frozen=True)
+class InboxConfig:
+    """How long a delivered webhook is remembered (WEBHOOK_DEDUPE_TTL) and how many rejects are kept
+    (DEAD_LETTER_MAXLEN); the drain flag's lifetime bounds how long a lost drain publish delays a drain."""
+
+    dedupe_ttl: int = 3 * 3600
+    dead_letter_maxlen: int = 10_000
+    drain_flag_ttl: int = 15
 
 
 class InboxError(Exception):
@@ -76,54 +71,9 @@ class InboxEntry:
     """One stored webhook, as the drain task sees it."""
 
     entry_id: str
-    kind: str
+    kind: WebhookKind
     payload: dict[str, Any]
     fingerprint: str = ""
-
-
-def _text(value: object) -> str:
-    """Normalise one fingerprint component: ids may arrive as numbers or strings, and nulls as missing keys."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _digest(kind: str, parts: Iterable[object]) -> str:
-    """sha1 over a JSON list: unambiguous (no separator collisions) and stable across processes."""
-    encoded = json.dumps([kind, *(_text(p) for p in parts)], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha1(encoded.encode("utf-8")).hexdigest()
-
-
-def activation_fingerprint(payload: Mapping[str, Any]) -> str:
-    """Fingerprint of an activation webhook: (activationId, HeroSMS id, code, text, receivedAt).
-
-    A provider's repeat delivery carries the same values, so it maps to the same fingerprint. HeroSMS ``id`` is
-    included rather than used alone because its meaning is undocumented (per SMS or per activation): alone, it
-    could fold a second SMS of one activation into the first.
-    """
-    return _digest(
-        ACTIVATION,
-        (payload.get("activationId"), payload.get("id"), payload.get("code"), payload.get("text"),
-         payload.get("receivedAt")),
-    )
-
-
-def rent_fingerprint(payload: Mapping[str, Any]) -> str:
-    """Fingerprint of a rent webhook: (rentId, sms.date, sms.text, sms.phoneFrom)."""
-    sms = payload.get("sms")
-    sms = sms if isinstance(sms, Mapping) else {}
-    return _digest(RENT, (payload.get("rentId"), sms.get("date"), sms.get("text"), sms.get("phoneFrom")))
-
-
-def fingerprint(kind: str, payload: Mapping[str, Any]) -> str:
-    """Fingerprint for either kind."""
-    if kind == ACTIVATION:
-        return activation_fingerprint(payload)
-    if kind == RENT:
-        return rent_fingerprint(payload)
-    raise ValueError(f"unknown webhook kind {kind!r}")
 
 
 def _dumps(payload: Mapping[str, Any]) -> str:
@@ -133,33 +83,30 @@ def _dumps(payload: Mapping[str, Any]) -> str:
 class Inbox:
     """Producer and consumer API over the inbox stream. Thread-safe as far as the redis client is."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, *, drain_flag_ttl: int = DRAIN_FLAG_TTL,
+    def __init__(self, client: redis.Redis, keys: Keys, config: InboxConfig = InboxConfig(), *,
                  group: str = GROUP) -> None:
         self.redis = client
-        self.settings = settings
+        self.keys = keys
+        self.config = config
         self.group = group
-        self.drain_flag_ttl = drain_flag_ttl
-        self.stream_key = settings.key("inbox")
-        self.seen_prefix = settings.key("inbox", "seen")
-        self.drain_flag_key = settings.key("inbox", "drain")
-        self.dead_letter_key = settings.key("inbox", "dead")
-        self.unknown_key = settings.key("inbox", "unknown")
-        self._append_source = (_LUA_DIR / "inbox_append.lua").read_text(encoding="utf-8")
-        self._append_sha = hashlib.sha1(self._append_source.encode("utf-8")).hexdigest()
-        self._ttl_args = (str(int(settings.webhook_dedupe_ttl)), str(int(drain_flag_ttl)))
+        self.stream_key = keys.inbox
+        self.drain_flag_key = keys.inbox_drain_flag
+        self.dead_letter_key = keys.dead_letters
+        self.unknown_key = keys.unknown_webhooks
+        self._append = script(client, "inbox_append")
+        self._ttl_args = (str(int(config.dedupe_ttl)), str(int(config.drain_flag_ttl)))
         self._group_ready = False
 
     # ---------------------------------------------------------------- producer side (web process)
 
-    def append(self, kind: str, payload: Mapping[str, Any], fingerprint: str) -> AppendResult:
+    def append(self, kind: WebhookKind | str, payload: Mapping[str, Any], fingerprint: str) -> AppendResult:
         """Store one webhook durably, in one round trip; say whether it was a repeat and whether to publish a drain."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown webhook kind {kind!r}")
+        kind = WebhookKind(kind)
         if not fingerprint:
             raise ValueError("fingerprint must not be empty")
-        seen_key = f"{self.seen_prefix}:{fingerprint}"
-        args = (3, seen_key, self.stream_key, self.drain_flag_key, *self._ttl_args, kind, _dumps(payload), fingerprint)
-        raw = self._call(lambda: self._evalsha(args))
+        keys = [self.keys.inbox_seen(fingerprint), self.stream_key, self.drain_flag_key]
+        args = [*self._ttl_args, kind.value, _dumps(payload), fingerprint]
+        raw = self._call(lambda: self._append(keys=keys, args=args))
         status = raw.decode() if isinstance(raw, bytes) else str(raw)
         if status == "d":
             return AppendResult(duplicate=True, entry_id=None, schedule_drain=False)
@@ -178,13 +125,14 @@ class Inbox:
             "at": f"{time.time():.3f}",
         }
         return str(self._call(lambda: self.redis.xadd(
-            self.dead_letter_key, fields, maxlen=self.settings.dead_letter_maxlen, approximate=True)))
+            self.dead_letter_key, fields, maxlen=self.config.dead_letter_maxlen, approximate=True)))
 
-    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> str:
+    def record_unknown(self, kind: WebhookKind | str, payload: Mapping[str, Any]) -> str:
         """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying)."""
-        fields: dict[FieldT, EncodableT] = {"kind": kind, "payload": _dumps(payload), "at": f"{time.time():.3f}"}
+        fields: dict[FieldT, EncodableT] = {"kind": WebhookKind(kind).value, "payload": _dumps(payload),
+                                            "at": f"{time.time():.3f}"}
         return str(self._call(lambda: self.redis.xadd(
-            self.unknown_key, fields, maxlen=self.settings.dead_letter_maxlen, approximate=True)))
+            self.unknown_key, fields, maxlen=self.config.dead_letter_maxlen, approximate=True)))
 
     # ---------------------------------------------------------------- consumer side (drain task)
 
@@ -282,14 +230,6 @@ class Inbox:
 
     # ---------------------------------------------------------------- internals
 
-    def _evalsha(self, args: tuple[int, *tuple[str, ...]]) -> Any:
-        """EVALSHA, loading the script once when the server does not know it (restart, flush, failover)."""
-        try:
-            return self.redis.evalsha(self._append_sha, *args)
-        except NoScriptError:
-            self.redis.script_load(self._append_source)
-            return self.redis.evalsha(self._append_sha, *args)
-
     def _decode(self, items: Iterable[tuple[Any, Mapping[Any, Any] | None]]) -> list[InboxEntry]:
         """Turn raw stream rows into entries; rows that cannot be decoded go to dead letters and are acked."""
         out: list[InboxEntry] = []
@@ -310,7 +250,8 @@ class Inbox:
                 self.dead_letter("undecodable inbox entry", _dumps(data), {"entry_id": entry_id, "error": str(exc)})
                 gone.append(entry_id)
                 continue
-            out.append(InboxEntry(entry_id=entry_id, kind=kind, payload=payload, fingerprint=data.get("fp", "")))
+            out.append(InboxEntry(entry_id=entry_id, kind=WebhookKind(kind), payload=payload,
+                                  fingerprint=data.get("fp", "")))
         if gone:
             self.ack(gone)
         return out

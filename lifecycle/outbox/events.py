@@ -1,4 +1,4 @@
-"""The downstream event contract (engineering.md §3): stream entries with two fields, ``type`` and ``data``.
+"""The downstream event contract (README, "Downstream event contract"): stream entries with ``type`` and ``data``.
 
 ``event_id`` is derived from what the event is about (order, type, and the code for ``code.received``), so a
 transition re-run by a re-delivered task, or computed twice by two racing paths, names the same event; the Lua
@@ -6,27 +6,54 @@ compare-and-set writes it at most once, and consumers can drop a repeat by id.
 """
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Mapping
 
-NUMBER_ASSIGNED: Final = "number.assigned"
-CODE_RECEIVED: Final = "code.received"
-ACTIVATION_FINISHED: Final = "activation.finished"
-ACTIVATION_CANCELLED: Final = "activation.cancelled"
-ORDER_FAILED: Final = "order.failed"
-RENT_STARTED: Final = "rent.started"
-RENT_SMS: Final = "rent.sms"
-RENT_FINISHED: Final = "rent.finished"
-RENT_CANCELLED: Final = "rent.cancelled"
 
-TYPES: Final = frozenset({NUMBER_ASSIGNED, CODE_RECEIVED, ACTIVATION_FINISHED, ACTIVATION_CANCELLED, ORDER_FAILED,
-                          RENT_STARTED, RENT_SMS, RENT_FINISHED, RENT_CANCELLED})
+class EventType(enum.StrEnum):
+    """The ``type`` of a downstream event (a public contract: values never change)."""
 
-VIA_WEBHOOK: Final = "webhook"
-VIA_POLL: Final = "poll"
+    NUMBER_ASSIGNED = "number.assigned"
+    CODE_RECEIVED = "code.received"
+    ACTIVATION_FINISHED = "activation.finished"
+    ACTIVATION_CANCELLED = "activation.cancelled"
+    ORDER_FAILED = "order.failed"
+    RENT_STARTED = "rent.started"
+    RENT_SMS = "rent.sms"
+    RENT_FINISHED = "rent.finished"
+    RENT_CANCELLED = "rent.cancelled"
+
+
+class Via(enum.StrEnum):
+    """How a code or SMS reached us: the provider's webhook, or our own poll of the provider."""
+
+    WEBHOOK = "webhook"
+    POLL = "poll"
+
+
+NUMBER_ASSIGNED: Final = EventType.NUMBER_ASSIGNED
+CODE_RECEIVED: Final = EventType.CODE_RECEIVED
+ACTIVATION_FINISHED: Final = EventType.ACTIVATION_FINISHED
+ACTIVATION_CANCELLED: Final = EventType.ACTIVATION_CANCELLED
+ORDER_FAILED: Final = EventType.ORDER_FAILED
+RENT_STARTED: Final = EventType.RENT_STARTED
+RENT_SMS: Final = EventType.RENT_SMS
+RENT_FINISHED: Final = EventType.RENT_FINISHED
+RENT_CANCELLED: Final = EventType.RENT_CANCELLED
+TYPES: Final = frozenset(EventType)
+VIA_WEBHOOK: Final = Via.WEBHOOK
+VIA_POLL: Final = Via.POLL
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    """How the events stream is bounded: trimmed to about ``maxlen`` entries (EVENTS_MAXLEN), never by consumers."""
+
+    maxlen: int = 100_000
 
 
 class EventError(ValueError):
@@ -49,21 +76,24 @@ class EventSpec:
     """An event to be written by the transition script. Fields from the order record (activation id, phone,
     service, country) are filled in inside Redis, so the writer need not read the record first."""
 
-    type: str
+    type: EventType
     data: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
 
 
-def make_event(event_type: str, order_id: str, now: float, *, discriminator: str = "", **fields: Any) -> EventSpec:
+def make_event(event_type: EventType, order_id: str, now: float, *, discriminator: str = "",
+               **fields: Any) -> EventSpec:
     """Build the event for an order; ``fields`` are type-specific (code, text, via, reason, …); None is dropped."""
-    if event_type not in TYPES:
-        raise EventError(f"unknown event type {event_type!r}")
-    data: dict[str, Any] = {"event_id": event_id(order_id, event_type, discriminator), "type": event_type,
+    try:
+        kind = EventType(event_type)
+    except ValueError:
+        raise EventError(f"unknown event type {event_type!r}") from None
+    data: dict[str, Any] = {"event_id": event_id(order_id, kind.value, discriminator), "type": kind.value,
                             "order_id": order_id, "at": iso(now)}
-    data.update({k: v for k, v in fields.items() if v is not None})
-    return EventSpec(event_type, data)
+    data.update({k: (v.value if isinstance(v, enum.Enum) else v) for k, v in fields.items() if v is not None})
+    return EventSpec(kind, data)
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,13 @@ other consumers read the same stream with their own groups, and the stream is tr
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, cast
+from typing import Callable, cast
 
 import redis
 
-from config.settings import Settings
-
+from ..keys import Keys
+from ..streams import XReadRows
 from .events import Event, EventError, parse_event
-from .keys import Keys
-
-if TYPE_CHECKING:
-    from .inbox import XReadRows
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +23,10 @@ Publish = Callable[[Event], None]
 class OutboxRelay:
     """One relay consumer; several may run (the group shares the work; XAUTOCLAIM takes over dead ones)."""
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings, publish: Publish, *,
+    def __init__(self, redis_client: redis.Redis, keys: Keys, publish: Publish, *,
                  consumer: str = "relay", min_idle_ms: int = 60_000) -> None:
         self.redis = redis_client
-        self.keys = Keys(settings)
+        self.keys = keys
         self.publish = publish
         self.consumer = consumer
         self.min_idle_ms = min_idle_ms

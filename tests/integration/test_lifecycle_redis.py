@@ -14,11 +14,11 @@ import redis
 import requests
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.states import State
-from lifecycle.store import OrderRequest
-from tasks import flows
-from tasks.runtime import Runtime
+from lifecycle.outbox import events as ev
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import OrderRequest
+from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
+from flows.runtime import Runtime
 from tests.unit.lifecycle.conftest import FakeClock, stream_events
 
 pytestmark = pytest.mark.integration
@@ -71,13 +71,13 @@ def types(rt: Runtime) -> list[str]:
 
 def test_order_poll_code_auto_finish(rt: Runtime, sandbox: Any) -> None:
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i1"))
-    assert flows.place_order(rt, "i1") == "waiting"
-    order = rt.store.get("i1")
+    assert activation.place_order(rt, "i1") == "waiting"
+    order = rt.activations.get("i1")
     assert order is not None and order.activation_id and order.phone
     control(sandbox, "sms", {"activation_id": order.activation_id, "code": "482913", "text": "code 482913"})
     advance(rt, sandbox, 31)
-    flows.sweep(rt)
-    assert rt.store.get("i1").state is State.FINISHED  # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("i1").state is State.FINISHED  # type: ignore[union-attr]
     assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
     code = stream_events(rt.redis, rt.settings)[1]
     assert code["code"] == "482913" and code["via"] == "poll" and code["activation_id"] == order.activation_id
@@ -91,35 +91,35 @@ def test_webhook_and_poll_same_code_one_event(rt: Runtime, sandbox: Any) -> None
     rt = Runtime(settings=replace(rt.settings, auto_finish=False), redis=rt.redis, provider=rt.provider,
                  publish=rt.publish, clock=rt.clock, consumer_name="itest")
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i2"))
-    flows.place_order(rt, "i2")
-    aid = rt.store.get("i2").activation_id  # type: ignore[union-attr]
+    activation.place_order(rt, "i2")
+    aid = rt.activations.get("i2").activation_id  # type: ignore[union-attr]
     control(sandbox, "sms", {"activation_id": aid, "code": "1111", "text": "code 1111"})
     payload = {"activationId": aid, "service": "tg", "text": "code 1111", "code": "1111", "country": 0,
                "receivedAt": "2025-01-01 00:00:00"}
     for i in range(3):
         rt.inbox.append("activation", payload, f"fp-{i}")
-    flows.drain_inbox(rt)
+    inbox_flow.drain_inbox(rt)
     advance(rt, sandbox, 31)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert types(rt).count(ev.CODE_RECEIVED) == 1
     rt.orders.retry("i2")
-    assert flows.command(rt, "i2", "retry") == "waiting_retry"
+    assert activation.command(rt, "i2", "retry") == "waiting_retry"
     control(sandbox, "sms", {"activation_id": aid, "code": "2222", "text": "code 2222"})
     advance(rt, sandbox, 31)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert [e.get("code") for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.CODE_RECEIVED] == ["1111", "2222"]
 
 
 def test_timeout_early_cancel_denied_then_cancelled(rt: Runtime, sandbox: Any) -> None:
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i3"))
-    flows.place_order(rt, "i3")
+    activation.place_order(rt, "i3")
     rt.clock.advance(61)  # type: ignore[attr-defined]   # our timeout passed; the provider's 2 minutes did not
-    report = flows.sweep(rt)
+    report = sweeping.sweep(rt)
     assert report.actions.get("early_cancel_denied") == 1
-    assert rt.store.get("i3").state is State.WAITING  # type: ignore[union-attr]
+    assert rt.activations.get("i3").state is State.WAITING  # type: ignore[union-attr]
     advance(rt, sandbox, 130)
-    flows.sweep(rt)
-    assert rt.store.get("i3").state is State.CANCELLED  # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("i3").state is State.CANCELLED  # type: ignore[union-attr]
     assert types(rt)[-1] == ev.ACTIVATION_CANCELLED
 
 
@@ -127,11 +127,11 @@ def test_redelivery_while_buying_recovers_same_activation(rt: Runtime, sandbox: 
     from lifecycle.policy import provider_order_id
 
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i4"))
-    rt.transitions.start_buying("i4")
-    order = rt.store.get("i4")
+    rt.activations.start_buying("i4")
+    order = rt.activations.get("i4")
     bought = rt.provider.get_number_v2("tg", country=0, order_id=provider_order_id(order))  # then the worker "dies"
-    assert flows.place_order(rt, "i4") == "waiting"
-    assert rt.store.get("i4").activation_id == bought.activation_id  # type: ignore[union-attr]
+    assert activation.place_order(rt, "i4") == "waiting"
+    assert rt.activations.get("i4").activation_id == bought.activation_id  # type: ignore[union-attr]
     acts = requests.get(f"{sandbox.url}/control/state", timeout=5).json()["activations"]
     assert len(acts) == 1
 
@@ -141,21 +141,21 @@ def test_no_numbers_then_fail(rt: Runtime, sandbox: Any) -> None:
     rt = Runtime(settings=replace(rt.settings, order_max_attempts=2), redis=rt.redis, provider=rt.provider,
                  publish=rt.publish, clock=rt.clock, consumer_name="itest")
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i5"))
-    assert flows.place_order(rt, "i5") == "retry_later"
-    assert flows.place_order(rt, "i5") == "failed"
+    assert activation.place_order(rt, "i5") == "retry_later"
+    assert activation.place_order(rt, "i5") == "failed"
     assert stream_events(rt.redis, rt.settings)[-1]["reason"] == "no_numbers"
 
 
 def test_provider_outage_rearms(rt: Runtime, sandbox: Any) -> None:
     for i in range(3):
         rt.orders.submit(OrderRequest("tg", country=0, order_id=f"o{i}"))
-        flows.place_order(rt, f"o{i}")
+        activation.place_order(rt, f"o{i}")
     control(sandbox, "settings", {"fail_mode": "500"})
     rt.clock.advance(31)  # type: ignore[attr-defined]
-    report = flows.sweep(rt)
+    report = sweeping.sweep(rt)
     assert report.actions.get("backoff") == 3
     assert all(rt.deadlines.score(f"o{i}") for i in range(3))
     control(sandbox, "settings", {"fail_mode": None})
     rt.clock.advance(10)  # type: ignore[attr-defined]   # past the first backoff step (≤ 5 s), before the timeout
-    report = flows.sweep(rt)
+    report = sweeping.sweep(rt)
     assert report.actions.get("poll") == 3 and report.provider_calls == {"getActiveActivations": 1}

@@ -12,8 +12,9 @@ import redis
 
 from config.redis_client import make_redis
 from config.settings import Settings
-from lifecycle.inbox import (DEAD_LETTER_BODY_MAX, Inbox, InboxUnavailable, activation_fingerprint, fingerprint,
-                             rent_fingerprint)
+from lifecycle.inbox import Inbox, InboxUnavailable, activation_fingerprint, fingerprint, rent_fingerprint
+from lifecycle.inbox.stream import DEAD_LETTER_BODY_MAX
+from tests.unit.lifecycle.conftest import make_inbox
 
 SETTINGS = Settings(webhook_token="t" * 24, dead_letter_maxlen=10, webhook_dedupe_ttl=3600)
 
@@ -28,7 +29,7 @@ def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def inbox(client: redis.Redis) -> Inbox:
-    return Inbox(client, SETTINGS)
+    return make_inbox(client, SETTINGS)
 
 
 def _act(**changes: object) -> dict[str, object]:
@@ -79,12 +80,12 @@ def test_drain_flag_is_set_once_per_drain_cycle(inbox: Inbox, client: redis.Redi
 def test_ttls_of_drain_flag_and_dedupe_key(inbox: Inbox, client: redis.Redis) -> None:
     _append(inbox, ACT)
     assert 0 < client.ttl(inbox.drain_flag_key) <= 15
-    seen = f"{inbox.seen_prefix}:{activation_fingerprint(ACT)}"
+    seen = inbox.keys.inbox_seen(activation_fingerprint(ACT))
     assert 3590 < client.ttl(seen) <= 3600
 
 
 def test_drain_flag_expires_so_a_lost_publish_is_retried(client: redis.Redis) -> None:
-    inbox = Inbox(client, SETTINGS, drain_flag_ttl=1)
+    inbox = make_inbox(client, SETTINGS, drain_flag_ttl=1)
     assert _append(inbox, ACT).schedule_drain
     assert not _append(inbox, _act(code="2")).schedule_drain
     time.sleep(1.2)
@@ -92,7 +93,7 @@ def test_drain_flag_expires_so_a_lost_publish_is_retried(client: redis.Redis) ->
 
 
 def test_dedupe_expires_after_its_ttl(client: redis.Redis) -> None:
-    inbox = Inbox(client, replace(SETTINGS, webhook_dedupe_ttl=1))
+    inbox = make_inbox(client, replace(SETTINGS, webhook_dedupe_ttl=1))
     assert not _append(inbox, ACT).duplicate
     assert _append(inbox, ACT).duplicate
     time.sleep(1.2)
@@ -104,7 +105,7 @@ def test_failed_xadd_leaves_no_dedupe_marker(inbox: Inbox, client: redis.Redis) 
     client.set(inbox.stream_key, "not a stream")
     with pytest.raises(InboxUnavailable):
         _append(inbox, ACT)
-    assert client.exists(f"{inbox.seen_prefix}:{activation_fingerprint(ACT)}") == 0
+    assert client.exists(inbox.keys.inbox_seen(activation_fingerprint(ACT))) == 0
     assert client.exists(inbox.drain_flag_key) == 0
     client.delete(inbox.stream_key)
     assert not _append(inbox, ACT).duplicate
@@ -122,7 +123,7 @@ def test_redis_down_raises_inbox_unavailable() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = replace(SETTINGS, redis_url=f"redis://127.0.0.1:{port}/0")
-    inbox = Inbox(make_redis(settings), settings)
+    inbox = make_inbox(make_redis(settings), settings)
     with pytest.raises(InboxUnavailable) as info:
         _append(inbox, ACT)
     assert isinstance(info.value, redis.RedisError)

@@ -41,3 +41,41 @@ def stream_events(redis_client: Any, settings: Settings) -> list[dict[str, Any]]
         assert set(fields) == {"type", "data"}
         out.append({**data, "type": fields["type"]})
     return out
+
+
+# ---- the domain's services, built from Settings the way the application builds them (config/domain.py) ----------
+def make_orders(redis_client: Any, settings: Settings, *, clock: Any = None) -> "OrderService":
+    from config import domain
+
+    return domain.order_service(settings, redis_client, **({"clock": clock} if clock else {}))
+
+
+def make_rents(redis_client: Any, settings: Settings, *, clock: Any = None) -> "RentService":
+    from config import domain
+
+    return domain.rent_service(settings, redis_client, **({"clock": clock} if clock else {}))
+
+
+def make_consumer(redis_client: Any, settings: Settings, inbox: Any, *, clock: Any = None) -> "InboxConsumer":
+    from config import domain
+    from lifecycle.inbox import HeldWebhooks, InboxConsumer
+
+    kw = {"clock": clock} if clock else {}
+    return InboxConsumer(domain.activation_store(settings, redis_client, **kw),
+                         domain.rent_store(settings, redis_client, **kw), make_held(redis_client, settings), inbox)
+
+
+def make_held(redis_client: Any, settings: Settings) -> "HeldWebhooks":
+    from config import domain
+    from lifecycle.inbox import HeldWebhooks
+
+    return HeldWebhooks(redis_client, domain.keys(settings))
+
+
+def make_inbox(redis_client: Any, settings: Settings, **config: Any) -> "Inbox":
+    from dataclasses import replace
+
+    from config import domain
+    from lifecycle.inbox import Inbox
+
+    return Inbox(redis_client, domain.keys(settings), replace(domain.inbox_config(settings), **config))

@@ -7,15 +7,15 @@ from typing import Any, Mapping
 import pytest
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.consumer import InboxConsumer, extract_code
+from lifecycle.outbox import events as ev
+from lifecycle.inbox import InboxConsumer, extract_code
 from lifecycle.inbox import Inbox
-from lifecycle.orders import OrderService
-from lifecycle.rent_records import RentRequest
-from lifecycle.rents import RentService
-from lifecycle.store import OrderRequest
+from lifecycle.activation import OrderService
+from lifecycle.rent import RentRequest
+from lifecycle.rent import RentService
+from lifecycle.activation.record import OrderRequest
 
-from .conftest import FakeClock, stream_events
+from .conftest import FakeClock, make_consumer, make_inbox, make_orders, make_rents, stream_events
 
 AID = "9876543210123"
 
@@ -38,12 +38,12 @@ class RecordingInbox:
 
 @pytest.fixture
 def setup(fake_redis: Any, settings: Settings, clock: FakeClock) -> tuple[InboxConsumer, RecordingInbox, OrderService]:
-    svc = OrderService(fake_redis, settings, clock=clock)
+    svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
-    svc.transitions.start_buying("o1")
-    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
+    svc.store.start_buying("o1")
+    svc.store.assign_number("o1", activation_id=AID, phone="7999")
     inbox = RecordingInbox()
-    return InboxConsumer(fake_redis, settings, inbox, clock=clock), inbox, svc
+    return make_consumer(fake_redis, settings, inbox, clock=clock), inbox, svc
 
 
 def webhook(i: int, code: str = "5555", aid: Any = AID) -> Entry:
@@ -69,7 +69,7 @@ def test_numeric_activation_id_and_unknown(setup: Any) -> None:
 def test_late_webhook_after_finish_is_stale(setup: Any, fake_redis: Any, settings: Settings) -> None:
     consumer, _inbox, svc = setup
     consumer.handle_batch([webhook(1)])
-    svc.transitions.finish("o1", activation_id=AID)
+    svc.store.finish("o1", activation_id=AID)
     report = consumer.handle_batch([webhook(2, code="0000")])
     assert report.stale == 1
     assert svc.get("o1").state.value == "finished"
@@ -84,18 +84,18 @@ def test_code_extracted_from_text(setup: Any) -> None:
 
 
 def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
-    rents = RentService(fake_redis, settings, clock=clock)
+    rents = make_rents(fake_redis, settings, clock=clock)
     rents.submit(RentRequest("full", order_id="r1"))
-    assert rents.start_buying("r1").ok
-    assert rents.started("r1", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
-    assert not rents.started("r1", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
+    assert rents.store.start_buying("r1").ok
+    assert rents.store.assign_number("r1", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
+    assert not rents.store.assign_number("r1", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
     inbox = RecordingInbox()
-    consumer = InboxConsumer(fake_redis, settings, inbox, clock=clock)
+    consumer = make_consumer(fake_redis, settings, inbox, clock=clock)
     sms = {"rentId": 777, "sms": {"phoneFrom": "SPORT", "text": "Code 2792", "date": "2025-06-17 16:01:10"}}
     report = consumer.handle_batch([Entry("1-0", "rent", sms), Entry("2-0", "rent", sms),
                                     Entry("3-0", "rent", {"rentId": "1", "sms": {}})])
     assert report.duplicates == 1 and report.unknown == 1 and report.held == 1
-    assert rents.end("r1", cancelled=False, reason="command", rent_id="777").ok
+    assert rents.store.finish("r1", reason="command", rent_id="777").ok
     events = stream_events(fake_redis, settings)
     assert [e["type"] for e in events] == [ev.RENT_STARTED, ev.RENT_SMS, ev.RENT_FINISHED]
     assert events[1]["rent_id"] == "777" and events[1]["text"] == "Code 2792" and events[1]["phone"] == "7999"
@@ -104,15 +104,15 @@ def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None
 
 def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     """Through the webhook engineer's Inbox: append twice (its dedupe) + read + consume + ack."""
-    svc = OrderService(fake_redis, settings, clock=clock)
+    svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
-    svc.transitions.start_buying("o1")
-    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
-    inbox = Inbox(fake_redis, settings)
+    svc.store.start_buying("o1")
+    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    inbox = make_inbox(fake_redis, settings)
     payload = dict(webhook(1).payload)
     inbox.append("activation", payload, "fp1")
     inbox.append("activation", payload, "fp2")  # a repeat that got past the fingerprint dedupe
     entries = inbox.read_batch("c1", count=10)
-    report = InboxConsumer(fake_redis, settings, inbox, clock=clock).handle_batch(entries)
+    report = make_consumer(fake_redis, settings, inbox, clock=clock).handle_batch(entries)
     inbox.ack(report.processed)
     assert report.coded == ["o1"] and report.duplicates == 1 and inbox.pending_count() == 0

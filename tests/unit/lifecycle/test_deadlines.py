@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from config import domain
 from config.settings import Settings
 from lifecycle.deadlines import Deadlines
 
@@ -10,7 +11,7 @@ from .conftest import FakeClock
 
 
 def test_claim_leases_due_members(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
-    d = Deadlines(fake_redis, settings, clock=clock)
+    d = Deadlines(fake_redis, domain.keys(settings).deadlines, clock=clock)
     key = settings.key("deadlines")
     fake_redis.zadd(key, {"a": clock.now - 5, "b": clock.now - 1, "c": clock.now + 100})
     first = d.claim(10, lease=60)
@@ -22,7 +23,7 @@ def test_claim_leases_due_members(fake_redis: Any, settings: Settings, clock: Fa
 
 
 def test_claim_respects_limit(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
-    d = Deadlines(fake_redis, settings, clock=clock)
+    d = Deadlines(fake_redis, domain.keys(settings).deadlines, clock=clock)
     fake_redis.zadd(settings.key("deadlines"), {f"o{i}": clock.now - i for i in range(10)})
     assert len(d.claim(3)) == 3 and len(d.claim(100)) == 7
     assert d.due_count() == 0 and d.count() == 10

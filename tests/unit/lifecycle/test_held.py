@@ -5,24 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.consumer import InboxConsumer
-from lifecycle.held import HELD_MAX, HeldWebhooks
-from lifecycle.orders import OrderService
-from lifecycle.rent_records import RentRequest
-from lifecycle.rents import RentService
-from lifecycle.store import OrderRequest
+from lifecycle.outbox import events as ev
+from lifecycle.inbox import InboxConsumer
+from lifecycle.inbox import HELD_MAX, HeldWebhooks
+from lifecycle.activation import OrderService
+from lifecycle.rent import RentRequest
+from lifecycle.rent import RentService
+from lifecycle.activation.record import OrderRequest
 
-from .conftest import FakeClock, stream_events
+from .conftest import FakeClock, make_consumer, make_held, make_orders, make_rents, stream_events
 from .test_consumer import Entry, RecordingInbox
 
 AID = "4200000000001"
 
 
 def _buying(fake_redis: Any, settings: Settings, clock: FakeClock) -> OrderService:
-    svc = OrderService(fake_redis, settings, clock=clock)
+    svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
-    assert svc.transitions.start_buying("o1").ok
+    assert svc.store.start_buying("o1").ok
     return svc
 
 
@@ -33,11 +33,11 @@ def _webhook(code: str = "1234") -> dict[str, Any]:
 def test_early_webhook_is_held_then_replayed_once(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     svc = _buying(fake_redis, settings, clock)
     inbox = RecordingInbox()
-    consumer = InboxConsumer(fake_redis, settings, inbox, clock=clock)
+    consumer = make_consumer(fake_redis, settings, inbox, clock=clock)
     report = consumer.handle_batch([Entry("1-0", "activation", _webhook()), Entry("2-0", "activation", _webhook())])
     assert report.held == 2 and len(inbox.unknown) == 2          # still recorded for inspection
     assert stream_events(fake_redis, settings) == []
-    assert svc.transitions.assign_number("o1", activation_id=AID, phone="7999").ok
+    assert svc.store.assign_number("o1", activation_id=AID, phone="7999").ok
     replay = consumer.replay_held("activation", AID)
     assert replay.coded == ["o1"] and replay.duplicates == 1
     assert consumer.replay_held("activation", AID).processed == []   # trimmed: nothing left
@@ -49,10 +49,10 @@ def test_early_webhook_is_held_then_replayed_once(fake_redis: Any, settings: Set
 def test_replay_twice_is_harmless(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     """A crash after applying but before trimming replays again: the code dedupe drops it."""
     svc = _buying(fake_redis, settings, clock)
-    consumer = InboxConsumer(fake_redis, settings, RecordingInbox(), clock=clock)
+    consumer = make_consumer(fake_redis, settings, RecordingInbox(), clock=clock)
     consumer.handle_batch([Entry("1-0", "activation", _webhook())])
-    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
-    held = HeldWebhooks(fake_redis, settings)
+    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    held = make_held(fake_redis, settings)
     payloads = held.peek("activation", AID)
     consumer.replay_held("activation", AID)
     fake_redis.rpush(settings.key("held", "activation", AID), *[__import__("json").dumps(p) for p in payloads])
@@ -63,14 +63,14 @@ def test_replay_twice_is_harmless(fake_redis: Any, settings: Settings, clock: Fa
 def test_hold_sees_an_index_written_meanwhile(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     """The hold is atomic with the index check: if the number got stored in between, apply at once."""
     svc = _buying(fake_redis, settings, clock)
-    svc.transitions.assign_number("o1", activation_id=AID, phone="7999")
-    held = HeldWebhooks(fake_redis, settings)
+    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    held = make_held(fake_redis, settings)
     assert held.hold("activation", AID, _webhook()) == "o1"
     assert held.peek("activation", AID) == []
 
 
 def test_held_list_is_bounded_and_expires(fake_redis: Any, settings: Settings) -> None:
-    held = HeldWebhooks(fake_redis, settings)
+    held = make_held(fake_redis, settings)
     for i in range(HELD_MAX + 5):
         held.hold("activation", "9", {"activationId": "9", "code": str(i)})
     kept = held.peek("activation", "9")
@@ -79,13 +79,13 @@ def test_held_list_is_bounded_and_expires(fake_redis: Any, settings: Settings) -
 
 
 def test_early_rent_webhook_replayed(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
-    rents = RentService(fake_redis, settings, clock=clock)
+    rents = make_rents(fake_redis, settings, clock=clock)
     rents.submit(RentRequest("full", order_id="r1"))
-    rents.start_buying("r1")
-    consumer = InboxConsumer(fake_redis, settings, RecordingInbox(), clock=clock)
+    rents.store.start_buying("r1")
+    consumer = make_consumer(fake_redis, settings, RecordingInbox(), clock=clock)
     sms = {"rentId": "88", "sms": {"phoneFrom": "X", "text": "hello", "date": "2025-01-01 00:00:00"}}
     assert consumer.handle_batch([Entry("1-0", "rent", sms)]).held == 1
-    rents.started("r1", rent_id="88", phone="7999", end_date=None, end_at=clock() + 3600)
+    rents.store.assign_number("r1", rent_id="88", phone="7999", end_date=None, end_at=clock() + 3600)
     consumer.replay_held("rent", "88")
     events = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
     assert len(events) == 1 and events[0]["order_id"] == "r1" and events[0]["via"] == "webhook"

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from lifecycle.orders import OrderService
-from lifecycle.store import OrderRequest
+from tests.unit.lifecycle.conftest import make_orders
+from lifecycle.activation import OrderService
+from lifecycle.activation.record import OrderRequest
 
 N = 2000
 BUDGET = 1024
@@ -13,14 +14,14 @@ BUDGET = 1024
 
 def test_memory_per_waiting_activation(real_redis: Any) -> None:
     settings = Settings(key_prefix="memtest")
-    svc = OrderService(real_redis, settings)
+    svc = make_orders(real_redis, settings)
     dkey = settings.key("deadlines")
     real_redis.delete(dkey)
     for i in range(N):
         oid = f"{i:032x}"  # uuid-sized ids, as generated
         svc.submit(OrderRequest("tg", country=0, max_price=None, order_id=oid))
-        svc.transitions.start_buying(oid)
-        svc.transitions.assign_number(oid, activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
+        svc.store.start_buying(oid)
+        svc.store.assign_number(oid, activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
     real_redis.delete(settings.events_stream)  # events are trimmed by length; not per-activation state
     per_record = sum(int(real_redis.memory_usage(settings.key("order", f"{i:032x}"), samples=0) or 0)
                      for i in range(0, N, 50)) / len(range(0, N, 50))

@@ -6,16 +6,16 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from lifecycle.orders import CommandConflict, OrderError, OrderService, UnknownOrder
-from lifecycle.states import State
-from lifecycle.store import OrderRequest
+from lifecycle.activation import CommandConflict, OrderError, OrderService, UnknownOrder
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import OrderRequest
 
-from .conftest import FakeClock
+from .conftest import FakeClock, make_orders
 
 
 @pytest.fixture
 def svc(fake_redis: Any, settings: Settings, clock: FakeClock) -> OrderService:
-    return OrderService(fake_redis, settings, clock=clock)
+    return make_orders(fake_redis, settings, clock=clock)
 
 
 def test_submit_is_idempotent(svc: OrderService, fake_redis: Any, settings: Settings, clock: FakeClock) -> None:

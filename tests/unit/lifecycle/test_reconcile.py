@@ -1,9 +1,9 @@
 """Pure reconciliation decisions: never backwards, codes deduplicated."""
 from __future__ import annotations
 
-from lifecycle.reconcile import Action, decide, observe_listed, observe_status
-from lifecycle.states import State
-from lifecycle.store import Order
+from lifecycle.activation.reconcile import Action, decide, observe_listed, observe_status
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import Order
 
 
 def order(state: State, codes: tuple[str, ...] = ()) -> Order:

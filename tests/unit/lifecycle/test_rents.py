@@ -8,23 +8,23 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.rent_policy import normalize_sms_date, sms_fingerprint
-from lifecycle.rent_records import RentRequest, RentState
-from lifecycle.rents import RentCommandConflict, RentError, RentService, UnknownRent
+from lifecycle.outbox import events as ev
+from lifecycle.rent.decisions import normalize_sms_date, sms_fingerprint
+from lifecycle.rent import RentRequest, RentState
+from lifecycle.rent import RentCommandConflict, RentError, RentService, UnknownRent
 
-from .conftest import FakeClock, stream_events
+from .conftest import FakeClock, make_rents, stream_events
 
 
 @pytest.fixture
 def rents(fake_redis: Any, settings: Settings, clock: FakeClock) -> RentService:
-    return RentService(fake_redis, settings, clock=clock)
+    return make_rents(fake_redis, settings, clock=clock)
 
 
 def active(rents: RentService, clock: FakeClock, order_id: str = "r1", rent_id: str = "555") -> None:
     rents.submit(RentRequest("full", country=0, hours=4, order_id=order_id))
-    assert rents.start_buying(order_id).ok
-    assert rents.started(order_id, rent_id=rent_id, phone="79990001122", end_date="2025-01-01T12:00:00",
+    assert rents.store.start_buying(order_id).ok
+    assert rents.store.assign_number(order_id, rent_id=rent_id, phone="79990001122", end_date="2025-01-01T12:00:00",
                          end_at=clock() + 4 * 3600).ok
 
 
@@ -42,8 +42,8 @@ def test_submit_is_idempotent_and_validated(rents: RentService, fake_redis: Any,
 def test_started_once_with_index_and_event(rents: RentService, clock: FakeClock, fake_redis: Any,
                                            settings: Settings) -> None:
     active(rents, clock)
-    assert rents.order_for_rent("555") == "r1"
-    assert not rents.started("r1", rent_id="555", phone="7", end_date=None, end_at=0).ok
+    assert rents.store.order_for_rent("555") == "r1"
+    assert not rents.store.assign_number("r1", rent_id="555", phone="7", end_date=None, end_at=0).ok
     [started] = stream_events(fake_redis, settings)
     assert started["type"] == ev.RENT_STARTED and started["order_id"] == "r1" and started["rent_id"] == "555"
     assert started["phone"] == "79990001122" and started["end_date"] == "2025-01-01T12:00:00" and started["at"]
@@ -54,15 +54,15 @@ def test_started_once_with_index_and_event(rents: RentService, clock: FakeClock,
 def test_sms_dedupe_across_webhook_and_poll_spellings(rents: RentService, clock: FakeClock, fake_redis: Any,
                                                       settings: Settings) -> None:
     active(rents, clock)
-    assert rents.sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17 16:01:10",
-                     via=ev.VIA_WEBHOOK).ok
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17 16:01:10",
+                     via=ev.Via.WEBHOOK).ok
     # the poll's parsed datetime, and a HeroSMS-style ISO date, name the same SMS
-    assert rents.sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date=datetime(2025, 6, 17, 16, 1, 10),
-                     via=ev.VIA_POLL).status == "dup"
-    assert rents.sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17T16:01:10.000000Z",
-                     via=ev.VIA_WEBHOOK).status == "dup"
-    assert rents.sms("r1", rent_id="555", text="Code 2", phone_from="SPORT", date="2025-06-17 16:01:11",
-                     via=ev.VIA_POLL).ok
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date=datetime(2025, 6, 17, 16, 1, 10),
+                     via=ev.Via.POLL).status == "dup"
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17T16:01:10.000000Z",
+                     via=ev.Via.WEBHOOK).status == "dup"
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 2", phone_from="SPORT", date="2025-06-17 16:01:11",
+                     via=ev.Via.POLL).ok
     sms = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
     assert [(e["text"], e["via"]) for e in sms] == [("Code 1", "webhook"), ("Code 2", "poll")]
     assert sms[0]["sms_date"] == "2025-06-17 16:01:10" and sms[0]["phone_from"] == "SPORT"
@@ -74,17 +74,17 @@ def test_sms_dedupe_across_webhook_and_poll_spellings(rents: RentService, clock:
 def test_many_sms_keep_their_fingerprints(rents: RentService, clock: FakeClock) -> None:
     active(rents, clock)
     for i in range(40):
-        assert rents.sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00", via="poll").ok
+        assert rents.store.receive_sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00", via="poll").ok
     # a poll re-reading the newest page (10) finds them all known, beyond the activation cap of 8
-    assert all(rents.sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00",
+    assert all(rents.store.receive_sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00",
                          via="poll").status == "dup" for i in range(30, 40))
 
 
 def test_end_is_terminal_and_single(rents: RentService, clock: FakeClock, fake_redis: Any, settings: Settings) -> None:
     active(rents, clock)
-    assert rents.end("r1", cancelled=False, reason="end_date", rent_id="555").ok
-    assert not rents.end("r1", cancelled=True, reason="command", rent_id="555").ok
-    assert not rents.sms("r1", rent_id="555", text="late", phone_from="A", date="x", via="webhook").ok
+    assert rents.store.finish("r1", reason="end_date", rent_id="555").ok
+    assert not rents.store.cancel("r1", reason="command", rent_id="555").ok
+    assert not rents.store.receive_sms("r1", rent_id="555", text="late", phone_from="A", date="x", via="webhook").ok
     types = [e["type"] for e in stream_events(fake_redis, settings)]
     assert types == [ev.RENT_STARTED, ev.RENT_FINISHED]
     assert fake_redis.ttl(settings.key("rent", "r1")) > 0
@@ -93,8 +93,8 @@ def test_end_is_terminal_and_single(rents: RentService, clock: FakeClock, fake_r
 
 def test_fail_emits_order_failed_for_a_rent(rents: RentService, fake_redis: Any, settings: Settings) -> None:
     rents.submit(RentRequest("full", order_id="r2"))
-    assert rents.start_buying("r2").ok
-    assert rents.fail("r2", reason="rent_unrecoverable").ok
+    assert rents.store.start_buying("r2").ok
+    assert rents.store.fail("r2", reason="rent_unrecoverable").ok
     [failed] = stream_events(fake_redis, settings)
     assert failed["type"] == ev.ORDER_FAILED and failed["kind"] == "rent" and failed["reason"] == "rent_unrecoverable"
 
@@ -111,7 +111,7 @@ def test_commands_and_conflicts(rents: RentService, clock: FakeClock) -> None:
     with pytest.raises(RentCommandConflict) as exc:   # one command at a time
         rents.request("r1", "finish")
     assert exc.value.reason == "command_pending"
-    rents.drop_command("r1", RentState.ACTIVE, error="cant_cancel", due=clock() + 5)
+    rents.store.drop_command("r1", RentState.ACTIVE, error="cant_cancel", due=clock() + 5)
     assert rents.get("r1").command_error == "cant_cancel" and rents.get("r1").command is None
     with pytest.raises(RentError):
         rents.request("r1", "prolong", hours=1)
@@ -120,7 +120,7 @@ def test_commands_and_conflicts(rents: RentService, clock: FakeClock) -> None:
 def test_cancel_refused_after_sms_or_window(rents: RentService, clock: FakeClock) -> None:
     active(rents, clock, "a", "1")
     active(rents, clock, "b", "2")
-    rents.sms("a", rent_id="1", text="hi", phone_from="A", date="d", via="webhook")
+    rents.store.receive_sms("a", rent_id="1", text="hi", phone_from="A", date="d", via="webhook")
     with pytest.raises(RentCommandConflict) as exc:
         rents.request("a", "cancel")
     assert exc.value.reason == "cant_cancel"
@@ -133,10 +133,10 @@ def test_cancel_refused_after_sms_or_window(rents: RentService, clock: FakeClock
 def test_prolong_claim_is_a_field_cas(rents: RentService, clock: FakeClock) -> None:
     active(rents, clock)
     rents.request("r1", "prolong", hours=4)
-    assert rents.mark_prolonging("r1", RentState.ACTIVE).ok
-    assert not rents.mark_prolonging("r1", RentState.ACTIVE).ok   # a second delivery cannot claim it again
+    assert rents.store.mark_prolonging("r1", RentState.ACTIVE).ok
+    assert not rents.store.mark_prolonging("r1", RentState.ACTIVE).ok   # a second delivery cannot claim it again
     end = rents.get("r1").end_at
-    assert rents.prolonged("r1", end_date=None, end_at=end + 4 * 3600).ok
+    assert rents.store.prolonged("r1", end_date=None, end_at=end + 4 * 3600).ok
     order = rents.get("r1")
     assert order.end_at == end + 4 * 3600 and order.command is None
 
@@ -144,14 +144,14 @@ def test_prolong_claim_is_a_field_cas(rents: RentService, clock: FakeClock) -> N
 def test_reorder_after_finish_new_rent_id(rents: RentService, clock: FakeClock, fake_redis: Any,
                                           settings: Settings) -> None:
     active(rents, clock)
-    rents.end("r1", cancelled=False, reason="end_date", rent_id="555")
+    rents.store.finish("r1", reason="end_date", rent_id="555")
     rents.request("r1", "prolong", hours=4)
-    assert rents.mark_prolonging("r1", RentState.FINISHED).ok
-    assert rents.reordered("r1", old_rent_id="555", previous=(), rent_id="777", phone="79990001122",
+    assert rents.store.mark_prolonging("r1", RentState.FINISHED).ok
+    assert rents.store.reordered("r1", old_rent_id="555", previous=(), rent_id="777", phone="79990001122",
                            end_date=None, end_at=clock() + 4 * 3600).ok
     order = rents.get("r1")
     assert order.state is RentState.ACTIVE and order.rent_id == "777" and order.previous_rent_ids == ("555",)
-    assert rents.order_for_rent("777") == "r1" and rents.order_for_rent("555") == "r1"
+    assert rents.store.order_for_rent("777") == "r1" and rents.store.order_for_rent("555") == "r1"
     assert fake_redis.ttl(settings.key("rent", "r1")) == -1     # live again: no retention expiry
     started = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_STARTED]
     assert [e["rent_id"] for e in started] == ["555", "777"] and started[0]["event_id"] != started[1]["event_id"]

@@ -6,34 +6,35 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.orders import OrderService
-from lifecycle.states import COMMANDS, State, TRANSITIONS, allowed
-from lifecycle.store import OrderRequest
-from lifecycle.transitions import RETENTION_SECONDS, Transitions
+from lifecycle.outbox import events as ev
+from lifecycle.activation import OrderService
+from lifecycle.activation.machine import COMMANDS, State, TRANSITIONS, allowed
+from lifecycle.activation.record import OrderRequest
+from lifecycle.activation import ActivationStore
+from lifecycle.cas import RETENTION_SECONDS
 
-from .conftest import FakeClock, stream_events
+from .conftest import FakeClock, make_orders, stream_events
 
 AID = "12345678901"  # > 2**31: ids stay strings
 
 
 @pytest.fixture
 def svc(fake_redis: Any, settings: Settings, clock: FakeClock) -> OrderService:
-    return OrderService(fake_redis, settings, clock=clock)
+    return make_orders(fake_redis, settings, clock=clock)
 
 
 @pytest.fixture
-def tr(svc: OrderService) -> Transitions:
-    return svc.transitions
+def tr(svc: OrderService) -> ActivationStore:
+    return svc.store
 
 
 def waiting_order(svc: OrderService, order_id: str = "o1") -> None:
     svc.submit(OrderRequest("tg", country=0, order_id=order_id))
-    assert svc.transitions.start_buying(order_id).ok
-    assert svc.transitions.assign_number(order_id, activation_id=AID, phone="79990001122", cost="0.5").ok
+    assert svc.store.start_buying(order_id).ok
+    assert svc.store.assign_number(order_id, activation_id=AID, phone="79990001122", cost="0.5").ok
 
 
-def test_happy_path_events_and_history(svc: OrderService, tr: Transitions, fake_redis: Any, settings: Settings) -> None:
+def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, fake_redis: Any, settings: Settings) -> None:
     waiting_order(svc)
     assert tr.receive_code("o1", code="4321", via="webhook", text="code 4321", activation_id=AID).ok
     assert tr.finish("o1", activation_id=AID).ok
@@ -60,7 +61,7 @@ def test_event_ids_are_deterministic() -> None:
 
 
 def test_same_code_by_webhook_and_poll_and_eight_retries_gives_one_event(
-        svc: OrderService, tr: Transitions, fake_redis: Any, settings: Settings) -> None:
+        svc: OrderService, tr: ActivationStore, fake_redis: Any, settings: Settings) -> None:
     waiting_order(svc)
     results = [tr.receive_code("o1", code="1111", via="webhook", activation_id=AID) for _ in range(8)]
     results.append(tr.receive_code("o1", code="1111", via="poll", activation_id=AID))
@@ -68,7 +69,7 @@ def test_same_code_by_webhook_and_poll_and_eight_retries_gives_one_event(
     assert [e["type"] for e in stream_events(fake_redis, settings)].count(ev.CODE_RECEIVED) == 1
 
 
-def test_retry_then_second_code_gives_second_event(svc: OrderService, tr: Transitions, fake_redis: Any,
+def test_retry_then_second_code_gives_second_event(svc: OrderService, tr: ActivationStore, fake_redis: Any,
                                                    settings: Settings) -> None:
     waiting_order(svc)
     tr.receive_code("o1", code="1111", via="webhook", activation_id=AID)
@@ -80,7 +81,7 @@ def test_retry_then_second_code_gives_second_event(svc: OrderService, tr: Transi
     assert svc.get("o1").codes == ("1111", "2222")  # type: ignore[union-attr]
 
 
-def test_late_webhook_after_finish_never_moves_back(svc: OrderService, tr: Transitions, fake_redis: Any,
+def test_late_webhook_after_finish_never_moves_back(svc: OrderService, tr: ActivationStore, fake_redis: Any,
                                                     settings: Settings) -> None:
     waiting_order(svc)
     tr.receive_code("o1", code="1111", via="webhook", activation_id=AID)
@@ -93,7 +94,7 @@ def test_late_webhook_after_finish_never_moves_back(svc: OrderService, tr: Trans
     assert len(stream_events(fake_redis, settings)) == before
 
 
-def test_rerun_transition_gives_no_second_event(svc: OrderService, tr: Transitions, fake_redis: Any,
+def test_rerun_transition_gives_no_second_event(svc: OrderService, tr: ActivationStore, fake_redis: Any,
                                                 settings: Settings) -> None:
     waiting_order(svc)
     again = tr.assign_number("o1", activation_id=AID, phone="79990001122")
@@ -105,7 +106,7 @@ def test_rerun_transition_gives_no_second_event(svc: OrderService, tr: Transitio
     assert types.count(ev.NUMBER_ASSIGNED) == 1 and types.count(ev.ACTIVATION_FINISHED) == 1
 
 
-def test_cancel_and_fail_events(svc: OrderService, tr: Transitions, fake_redis: Any, settings: Settings) -> None:
+def test_cancel_and_fail_events(svc: OrderService, tr: ActivationStore, fake_redis: Any, settings: Settings) -> None:
     waiting_order(svc)
     assert tr.cancel("o1", activation_id=AID, reason="timeout").ok
     svc.submit(OrderRequest("tg", order_id="o2"))
@@ -117,16 +118,16 @@ def test_cancel_and_fail_events(svc: OrderService, tr: Transitions, fake_redis: 
     assert "activation_id" not in events[-1]
 
 
-def test_failed_only_from_pre_number_states(svc: OrderService, tr: Transitions) -> None:
+def test_failed_only_from_pre_number_states(svc: OrderService, tr: ActivationStore) -> None:
     waiting_order(svc)
     assert tr.fail("o1", reason="x").status == "stale"
 
 
-def test_missing_order(tr: Transitions) -> None:
+def test_missing_order(tr: ActivationStore) -> None:
     assert tr.receive_code("nope", code="1", via="poll").status == "missing"
 
 
-def test_retry_purchase_later_counts_attempts(svc: OrderService, tr: Transitions, fake_redis: Any,
+def test_retry_purchase_later_counts_attempts(svc: OrderService, tr: ActivationStore, fake_redis: Any,
                                               settings: Settings, clock: FakeClock) -> None:
     svc.submit(OrderRequest("tg", order_id="o1"))
     tr.start_buying("o1")
@@ -136,7 +137,7 @@ def test_retry_purchase_later_counts_attempts(svc: OrderService, tr: Transitions
     assert fake_redis.zscore(settings.key("deadlines"), "o1") == pytest.approx(clock.now + 30, abs=0.01)
 
 
-def test_commands_allowed_by_state(svc: OrderService, tr: Transitions) -> None:
+def test_commands_allowed_by_state(svc: OrderService, tr: ActivationStore) -> None:
     waiting_order(svc)
     assert tr.request_command("o1", "finish").status == "stale"
     assert tr.request_command("o1", "cancel").ok
@@ -155,9 +156,9 @@ def test_state_table_is_consistent() -> None:
 
 def test_events_stream_is_trimmed(fake_redis: Any, clock: FakeClock) -> None:
     settings = Settings(events_maxlen=10)
-    svc = OrderService(fake_redis, settings, clock=clock)
+    svc = make_orders(fake_redis, settings, clock=clock)
     for i in range(60):
         svc.submit(OrderRequest("tg", order_id=f"o{i}"))
-        svc.transitions.start_buying(f"o{i}")
-        svc.transitions.fail(f"o{i}", reason="x")
+        svc.store.start_buying(f"o{i}")
+        svc.store.fail(f"o{i}", reason="x")
     assert fake_redis.xlen(settings.events_stream) < 60

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from tasks.runtime import Runtime
+from flows.runtime import Runtime
 from tests.unit.lifecycle.conftest import FakeClock, stream_events  # noqa: F401
-from tests.unit.tasks.fakes import FakeProvider
+from tests.unit.flows.fakes import FakeProvider
 
 
 class Published(list):

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from lifecycle.store import OrderRequest
+from lifecycle.activation.record import OrderRequest
 from tasks import TASK_NAMES
 from tasks import runtime as runtime_mod
-from tasks.runtime import Runtime
+from flows.runtime import Runtime
 from worker.celery_app import QUEUE, celery_config, make_celery
 
 
@@ -68,7 +68,7 @@ def test_order_task_runs_in_a_worker(memory_app: Any, fake_redis: Any) -> None:
     """A real worker thread consumes `otpflow.order` from memory:// (not task_always_eager)."""
     from celery.contrib.testing.worker import start_worker
 
-    from tests.unit.tasks.fakes import FakeProvider
+    from tests.unit.flows.fakes import FakeProvider
 
     published: list[tuple[str, dict[str, Any]]] = []
     rt = Runtime(settings=Settings(), redis=fake_redis, provider=FakeProvider(time.time),
@@ -81,7 +81,7 @@ def test_order_task_runs_in_a_worker(memory_app: Any, fake_redis: Any) -> None:
             deadline = time.time() + 10
             order = None
             while time.time() < deadline:
-                order = rt.store.get("w1")
+                order = rt.activations.get("w1")
                 if order is not None and order.state.value == "waiting" and rt.provider.count("get_number_v2") >= 1:
                     break
                 time.sleep(0.05)

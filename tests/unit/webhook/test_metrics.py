@@ -7,14 +7,14 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from lifecycle.keys import Keys
-from tasks.metrics import TaskMetrics
+from config import domain
+from telemetry.worker_counters import TaskMetrics
 from webhook.metrics import RedisMetrics
 
 from .conftest import BASE_SETTINGS, Harness, MakeHarness
 from .test_health import _down
 
-KEYS = Keys(BASE_SETTINGS)
+KEYS = domain.keys(BASE_SETTINGS)
 
 
 def samples(harness: Harness, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -91,7 +91,7 @@ def test_key_prefix_moves_the_worker_hashes(make_harness: MakeHarness) -> None:
     h = make_harness(key_prefix="blue")
     process = TaskMetrics()
     process.record("otpflow.sweep", "ok", 0.1)
-    process.flush(h.redis, Keys(h.ctx.settings))
+    process.flush(h.redis, h.ctx.keys)
     assert h.redis.exists("blue:metrics:task-runs") and not h.redis.exists("otpflow:metrics:task-runs")
     assert samples(h, "otpflow_worker_tasks_total") == {(("outcome", "ok"), ("task", "otpflow.sweep")): 1.0}
 
@@ -117,7 +117,7 @@ def test_provider_calls_recorded_by_the_client_observer_reach_metrics(harness: H
     process.record_call("getStatus", "ok", 0.02)
     process.record_call("getStatus", "ok", 0.03)
     process.record_call("getNumberV2", "NoNumbers", 0.1)
-    assert process.flush(harness.redis, Keys(harness.ctx.settings))
+    assert process.flush(harness.redis, harness.ctx.keys)
     rv = harness.client.get("/metrics")
     assert rv.status_code == 200
     assert samples(harness, "otpflow_worker_provider_calls_total") == {

@@ -4,10 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from tests.unit.lifecycle.conftest import make_rents
 import redis
 
 from config.settings import Settings
-from lifecycle.rents import RentService
+from lifecycle.rent import RentService
 
 TOKEN = "api-token-0123456789abcdef"
 
@@ -42,9 +44,9 @@ def auth(token: str = TOKEN) -> dict[str, str]:
 
 
 def make_active(fake_redis: Any, settings: Settings, order_id: str) -> RentService:
-    svc = RentService(fake_redis, settings)
-    svc.start_buying(order_id)
-    svc.started(order_id, rent_id="900", phone="7999", end_date=None, end_at=svc.clock() + 3600)
+    svc = make_rents(fake_redis, settings)
+    svc.store.start_buying(order_id)
+    svc.store.assign_number(order_id, rent_id="900", phone="7999", end_date=None, end_at=svc.clock() + 3600)
     return svc
 
 
@@ -95,7 +97,7 @@ def test_commands(client: Any, producer: Producer, fake_redis: Any, settings: Se
 def test_cancel_after_an_sms_is_409_cant_cancel(client: Any, fake_redis: Any, settings: Settings) -> None:
     client.post("/api/rents", json={"service": "full", "order_id": "r2"}, headers=auth())
     svc = make_active(fake_redis, settings, "r2")
-    svc.sms("r2", rent_id="900", text="hi", phone_from="A", date="2025-01-01 00:00:00", via="webhook")
+    svc.store.receive_sms("r2", rent_id="900", text="hi", phone_from="A", date="2025-01-01 00:00:00", via="webhook")
     r = client.post("/api/rents/r2/cancel", headers=auth())
     assert r.status_code == 409 and r.get_json()["reason"] == "cant_cancel"
 

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from lifecycle import events as ev
-from lifecycle.states import State
-from lifecycle.store import OrderRequest
+from lifecycle.outbox import events as ev
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import OrderRequest
 from provider import errors as perr
-from tasks import flows
-from tasks.runtime import Runtime
+from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
+from flows.runtime import Runtime
 
 from .conftest import stream_events
 from .fakes import FakeProvider
@@ -19,8 +19,8 @@ from .fakes import FakeProvider
 
 def waiting(rt: Runtime, order_id: str, **kw: Any) -> str:
     rt.orders.submit(OrderRequest("tg", country=0, order_id=order_id, **kw))
-    assert flows.place_order(rt, order_id) == "waiting"
-    aid = rt.store.get(order_id).activation_id  # type: ignore[union-attr]
+    assert activation.place_order(rt, order_id) == "waiting"
+    aid = rt.activations.get(order_id).activation_id  # type: ignore[union-attr]
     assert aid
     return aid
 
@@ -32,7 +32,7 @@ def types(rt: Runtime) -> list[str]:
 def test_nothing_due_nothing_called(rt: Runtime, provider: FakeProvider) -> None:
     waiting(rt, "o1")
     provider.calls.clear()
-    assert flows.sweep(rt).claimed == 0 and provider.calls == []
+    assert sweeping.sweep(rt).claimed == 0 and provider.calls == []
 
 
 def test_bulk_listing_covers_many_and_getstatus_only_for_uncovered(rt: Runtime, provider: FakeProvider,
@@ -42,12 +42,12 @@ def test_bulk_listing_covers_many_and_getstatus_only_for_uncovered(rt: Runtime, 
     provider.activations[aids[4]].state = "CANCELLED"     # not listed any more: needs its own getStatus
     provider.calls.clear()
     clock.advance(31)
-    report = flows.sweep(rt)
+    report = sweeping.sweep(rt)
     assert report.claimed == 5
     assert provider.count("get_active_activations") == 1
     assert provider.count("get_status") == 1 and provider.calls[-1] == ("get_status", (aids[4],))
-    assert rt.store.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
-    assert rt.store.get("o4").state is State.CANCELLED      # type: ignore[union-attr]
+    assert rt.activations.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
+    assert rt.activations.get("o4").state is State.CANCELLED      # type: ignore[union-attr]
     code_events = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.CODE_RECEIVED]
     assert len(code_events) == 1 and code_events[0]["via"] == "poll"
     # the rest are re-armed every POLL_INTERVAL
@@ -60,10 +60,10 @@ def test_single_due_uses_getstatus_and_call_uses_v2(rt: Runtime, provider: FakeP
     provider.deliver(aid, "777")
     provider.calls.clear()
     clock.advance(31)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert provider.count("get_active_activations") == 0   # only one SMS activation due: no bulk call
     assert provider.count("get_status") == 1 and provider.count("get_status_v2") == 1
-    assert rt.store.get("o1").code == "777"  # type: ignore[union-attr]
+    assert rt.activations.get("o1").code == "777"  # type: ignore[union-attr]
 
 
 def test_listing_not_supported_falls_back(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
@@ -72,7 +72,7 @@ def test_listing_not_supported_falls_back(rt: Runtime, provider: FakeProvider, c
     provider.listing = False
     provider.calls.clear()
     clock.advance(31)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert provider.count("get_status") == 3
 
 
@@ -85,13 +85,13 @@ def test_timeout_cancels_and_early_cancel_denied_rearms(rt: Runtime, provider: F
     rt = with_settings(rt, activation_timeout=60.0)
     waiting(rt, "o1")
     clock.advance(61)                                       # timed out, but inside the provider's 2 minutes
-    assert flows.sweep(rt).actions.get("early_cancel_denied") == 1
-    order = rt.store.get("o1")
+    assert sweeping.sweep(rt).actions.get("early_cancel_denied") == 1
+    order = rt.activations.get("o1")
     assert order.state is State.WAITING                     # type: ignore[union-attr]
     assert rt.deadlines.score("o1") == pytest.approx(order.number_at + 120 + 5, abs=0.01)  # type: ignore[union-attr]
     clock.advance(70)
-    flows.sweep(rt)
-    assert rt.store.get("o1").state is State.CANCELLED     # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("o1").state is State.CANCELLED     # type: ignore[union-attr]
     events = stream_events(rt.redis, rt.settings)
     assert events[-1]["type"] == ev.ACTIVATION_CANCELLED and events[-1]["reason"] == "timeout"
     assert rt.deadlines.score("o1") is None
@@ -101,7 +101,7 @@ def test_cancel_answer_no_activation_means_cancelled(rt: Runtime, provider: Fake
     waiting(rt, "o1")
     rt.orders.cancel("o1")
     provider.fail["cancel_activation"] = [perr.NoActivation()]
-    assert flows.command(rt, "o1", "cancel") == "cancelled"
+    assert activation.command(rt, "o1", "cancel") == "cancelled"
     assert types(rt)[-1] == ev.ACTIVATION_CANCELLED
 
 
@@ -109,8 +109,8 @@ def test_cancel_refused_because_code_arrived_reconciles(rt: Runtime, provider: F
     aid = waiting(rt, "o1")
     provider.deliver(aid, "4242")                          # webhook lost
     clock.advance(1300)
-    flows.sweep(rt)
-    order = rt.store.get("o1")
+    sweeping.sweep(rt)
+    order = rt.activations.get("o1")
     assert order.state is State.CODE_RECEIVED and order.code == "4242"  # type: ignore[union-attr]
 
 
@@ -119,40 +119,40 @@ def test_auto_finish(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
     aid = waiting(rt, "o1")
     provider.deliver(aid, "1")
     clock.advance(31)
-    flows.sweep(rt)
-    assert rt.store.get("o1").state is State.FINISHED       # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("o1").state is State.FINISHED       # type: ignore[union-attr]
     assert provider.activations[aid].state == "FINISHED"
     assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
 
 
 def test_finish_timeout_without_auto_finish(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
     aid = waiting(rt, "o1")
-    rt.transitions.receive_code("o1", code="1", via="webhook", activation_id=aid)
+    rt.activations.receive_code("o1", code="1", via="webhook", activation_id=aid)
     clock.advance(599)
-    flows.sweep(rt)
-    assert rt.store.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
     clock.advance(2)
-    flows.sweep(rt)
-    assert rt.store.get("o1").state is State.FINISHED       # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("o1").state is State.FINISHED       # type: ignore[union-attr]
     assert provider.count("finish_activation") == 1
 
 
 def test_retry_command_then_second_code_then_finish(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
     aid = waiting(rt, "o1")
     provider.deliver(aid, "1111")
-    rt.transitions.receive_code("o1", code="1111", via="webhook", activation_id=aid)
+    rt.activations.receive_code("o1", code="1111", via="webhook", activation_id=aid)
     rt.orders.retry("o1")
-    assert flows.command(rt, "o1", "retry") == "waiting_retry"
+    assert activation.command(rt, "o1", "retry") == "waiting_retry"
     assert provider.activations[aid].state == "WAIT_RETRY"
     clock.advance(31)
-    flows.sweep(rt)                                        # WAIT_RETRY still shows 1111: nothing new
-    assert rt.store.get("o1").state is State.WAITING_RETRY  # type: ignore[union-attr]
+    sweeping.sweep(rt)                                        # WAIT_RETRY still shows 1111: nothing new
+    assert rt.activations.get("o1").state is State.WAITING_RETRY  # type: ignore[union-attr]
     provider.deliver(aid, "2222")
     clock.advance(16)
-    flows.sweep(rt)
-    assert rt.store.get("o1").code == "2222"               # type: ignore[union-attr]
+    sweeping.sweep(rt)
+    assert rt.activations.get("o1").code == "2222"               # type: ignore[union-attr]
     rt.orders.finish("o1")
-    assert flows.command(rt, "o1", "finish") == "finished"
+    assert activation.command(rt, "o1", "finish") == "finished"
     assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
 
 
@@ -162,17 +162,17 @@ def test_outage_rearms_with_backoff_never_loses(rt: Runtime, provider: FakeProvi
     provider.outage = True
     provider.calls.clear()
     clock.advance(31)
-    report = flows.sweep(rt)
+    report = sweeping.sweep(rt)
     assert report.actions.get("backoff") == 4
     # breaker: one failing bulk call + one failing getStatus, the rest not called at all
     assert len(provider.calls) == 2
     for i in range(4):
         due = rt.deadlines.score(f"o{i}")
         assert due is not None and due > clock.now
-        assert rt.store.get(f"o{i}").state is State.WAITING  # type: ignore[union-attr]
+        assert rt.activations.get(f"o{i}").state is State.WAITING  # type: ignore[union-attr]
     provider.outage = False
     clock.advance(400)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert all(rt.deadlines.score(f"o{i}") == pytest.approx(clock.now + 15, abs=0.01) for i in range(4))
 
 
@@ -182,22 +182,22 @@ def test_two_sweeps_at_once_are_harmless(rt: Runtime, provider: FakeProvider, cl
         provider.deliver(a, "9")
     clock.advance(31)
     first = rt.deadlines.claim(100)
-    second = flows.sweep(rt)                               # a second beat while the first holds the leases
+    second = sweeping.sweep(rt)                               # a second beat while the first holds the leases
     assert len(first) == 3 and second.claimed == 0
     for d in first:
-        flows.advance(rt, d.order_id)
-    flows.advance(rt, "o0")                                # and a duplicate run of the same step
+        activation.advance(rt, d.order_id)
+    activation.advance(rt, "o0")                                # and a duplicate run of the same step
     assert types(rt).count(ev.CODE_RECEIVED) == 3
 
 
 def test_terminal_or_missing_deadline_is_dropped(rt: Runtime, clock: Any) -> None:
     rt.redis.zadd(rt.keys.deadlines, {"ghost": clock.now - 1})
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert rt.deadlines.score("ghost") is None
 
 
 def test_lost_place_order_task_is_republished(rt: Runtime, clock: Any, published: Any) -> None:
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
     clock.advance(61)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert published == [("otpflow.place_order", {"order_id": "o1"})]

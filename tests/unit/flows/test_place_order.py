@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
-from lifecycle import events as ev
-from lifecycle.states import State
-from lifecycle.store import OrderRequest
+from lifecycle.outbox import events as ev
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import OrderRequest
 from provider import errors as perr
-from tasks import flows
-from tasks.runtime import Runtime
+from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
+from flows.runtime import Runtime
 
 from .conftest import stream_events
 from .fakes import FakeProvider
@@ -22,29 +22,30 @@ def submit(rt: Runtime, order_id: str = "o1", **kw: Any) -> None:
 
 def test_buys_with_stable_order_id(rt: Runtime, provider: FakeProvider) -> None:
     submit(rt)
-    assert flows.place_order(rt, "o1") == "waiting"
+    assert activation.place_order(rt, "o1") == "waiting"
     assert provider.calls[0] == ("get_number_v2", ("tg", 0, "o1-1"))
-    order = rt.store.get("o1")
+    order = rt.activations.get("o1")
     assert order is not None and order.state is State.WAITING and order.activation_id in provider.activations
-    assert rt.store.order_for_activation(order.activation_id) == "o1"
+    assert rt.activations.order_for_activation(order.activation_id) == "o1"
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
 
 
 def test_redelivery_after_success_does_not_buy_again(rt: Runtime, provider: FakeProvider) -> None:
     submit(rt)
-    flows.place_order(rt, "o1")
-    assert flows.place_order(rt, "o1") == "waiting"
+    activation.place_order(rt, "o1")
+    assert activation.place_order(rt, "o1") == "stale"     # already bought: nothing to do
+    assert rt.activations.get("o1").state is State.WAITING  # type: ignore[union-attr]
     assert provider.count("get_number_v2") == 1
 
 
 def test_redelivery_while_buying_recovers_by_order_id(rt: Runtime, provider: FakeProvider) -> None:
     """The worker died after the provider sold the number but before we stored it."""
     submit(rt)
-    rt.transitions.start_buying("o1")
+    rt.activations.start_buying("o1")
     act = provider.add("tg", 0, order_id="o1-1")          # the purchase that happened before the crash
-    assert flows.place_order(rt, "o1") == "waiting"
+    assert activation.place_order(rt, "o1") == "waiting"
     assert provider.calls[0] == ("get_number_v2", ("tg", 0, "o1-1"))  # the SAME orderId
-    assert rt.store.get("o1").activation_id == act.activation_id      # type: ignore[union-attr]
+    assert rt.activations.get("o1").activation_id == act.activation_id      # type: ignore[union-attr]
     assert len(provider.activations) == 1
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
 
@@ -54,21 +55,21 @@ def test_recovery_without_order_id_in_listing_uses_unique_unclaimed_match(rt: Ru
     rt.provider = provider
     submit(rt, "o1")
     submit(rt, "o2")
-    flows.place_order(rt, "o1")                           # claimed locally: not a candidate
-    rt.transitions.start_buying("o2")
+    activation.place_order(rt, "o1")                           # claimed locally: not a candidate
+    rt.activations.start_buying("o2")
     act = provider.add("tg", 0, order_id="o2-1")
-    assert flows.place_order(rt, "o2") == "waiting"
-    assert rt.store.get("o2").activation_id == act.activation_id  # type: ignore[union-attr]
+    assert activation.place_order(rt, "o2") == "waiting"
+    assert rt.activations.get("o2").activation_id == act.activation_id  # type: ignore[union-attr]
 
 
 def test_recovery_ambiguous_fails_unrecoverable(rt: Runtime, clock: Any) -> None:
     provider = FakeProvider(clock, report_order_id=False)
     rt.provider = provider
     submit(rt)
-    rt.transitions.start_buying("o1")
+    rt.activations.start_buying("o1")
     provider.add("tg", 0, order_id="o1-1")
     provider.add("tg", 0, order_id="someone-else")
-    assert flows.place_order(rt, "o1") == "failed"
+    assert activation.place_order(rt, "o1") == "failed"
     events = stream_events(rt.redis, rt.settings)
     assert events[-1]["type"] == ev.ORDER_FAILED and events[-1]["reason"] == "order_unrecoverable"
 
@@ -76,23 +77,23 @@ def test_recovery_ambiguous_fails_unrecoverable(rt: Runtime, clock: Any) -> None
 def test_recovery_none_found(rt: Runtime, provider: FakeProvider) -> None:
     submit(rt)
     provider.fail["get_number_v2"] = [perr.OrderAlreadyExists()]
-    assert flows.place_order(rt, "o1") == "failed"
-    assert rt.store.get("o1").reason == "order_unrecoverable"  # type: ignore[union-attr]
+    assert activation.place_order(rt, "o1") == "failed"
+    assert rt.activations.get("o1").reason == "order_unrecoverable"  # type: ignore[union-attr]
 
 
 def test_no_numbers_retries_then_fails(rt: Runtime, provider: FakeProvider, clock: Any, published: Any) -> None:
     submit(rt)
     provider.fail["get_number_v2"] = [perr.NoNumbers(), perr.NoNumbers(), perr.NoNumbers()]
-    assert flows.place_order(rt, "o1") == "retry_later"
-    order = rt.store.get("o1")
+    assert activation.place_order(rt, "o1") == "retry_later"
+    order = rt.activations.get("o1")
     assert order.state is State.PENDING and order.attempts == 1  # type: ignore[union-attr]
     assert rt.deadlines.score("o1") == pytest.approx(clock.now + 30, abs=0.01)
     clock.advance(31)
-    flows.sweep(rt)                                      # the sweeper re-publishes the purchase
+    sweeping.sweep(rt)                                      # the sweeper re-publishes the purchase
     assert published.names() == ["otpflow.place_order"]
-    assert flows.place_order(rt, "o1") == "retry_later"
+    assert activation.place_order(rt, "o1") == "retry_later"
     assert provider.calls[1][1][2] == "o1-2"             # a new attempt gets a new orderId
-    assert flows.place_order(rt, "o1") == "failed"
+    assert activation.place_order(rt, "o1") == "failed"
     assert stream_events(rt.redis, rt.settings)[-1]["reason"] == "no_numbers"
 
 
@@ -106,7 +107,7 @@ def test_no_numbers_retries_then_fails(rt: Runtime, provider: FakeProvider, cloc
 def test_final_errors_fail_with_reason(rt: Runtime, provider: FakeProvider, exc: Exception, reason: str) -> None:
     submit(rt)
     provider.fail["get_number_v2"] = [exc]
-    assert flows.place_order(rt, "o1") == "failed"
+    assert activation.place_order(rt, "o1") == "failed"
     event = stream_events(rt.redis, rt.settings)[-1]
     assert event["type"] == ev.ORDER_FAILED and event["reason"] == reason and event["order_id"] == "o1"
 
@@ -115,21 +116,21 @@ def test_transient_keeps_buying_with_backoff_same_order_id(rt: Runtime, provider
                                                            published: Any) -> None:
     submit(rt)
     provider.fail["get_number_v2"] = [perr.ReadTimeout(possibly_processed=True)]
-    assert flows.place_order(rt, "o1") == "backoff"
-    order = rt.store.get("o1")
+    assert activation.place_order(rt, "o1") == "backoff"
+    order = rt.activations.get("o1")
     assert order.state is State.BUYING and order.fails == 1  # type: ignore[union-attr]
     due = rt.deadlines.score("o1")
     assert due is not None and clock.now < due <= clock.now + 5
     clock.advance(6)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert published.names() == ["otpflow.place_order"]
-    assert flows.place_order(rt, "o1") == "waiting"
+    assert activation.place_order(rt, "o1") == "waiting"
     assert [c[1][2] for c in provider.calls] == ["o1-1", "o1-1"]
 
 
 def test_cancel_command_before_purchase(rt: Runtime, provider: FakeProvider) -> None:
     submit(rt)
     rt.orders.cancel("o1")
-    assert flows.place_order(rt, "o1") == "cancelled"
+    assert activation.place_order(rt, "o1") == "cancelled"
     assert provider.count("get_number_v2") == 0
     assert stream_events(rt.redis, rt.settings)[-1]["type"] == ev.ACTIVATION_CANCELLED

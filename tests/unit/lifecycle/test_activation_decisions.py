@@ -6,12 +6,14 @@ from decimal import Decimal
 import pytest
 
 from config.settings import Settings
-from lifecycle.policy import Timing, Verdict, backoff, classify_purchase_error, provider_order_id
-from lifecycle.states import State
-from lifecycle.store import Order
+from config import domain
+from lifecycle.activation.config import PROVIDER_BACKOFF, ActivationConfig
+from lifecycle.activation.decisions import Verdict, provider_order_id, purchase_decision
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import Order
 from provider import errors as perr
 
-S = Settings(order_max_attempts=3, order_retry_delay=30.0)
+S = domain.activation_config(Settings(order_max_attempts=3, order_retry_delay=30.0))
 
 
 def order(**kw: object) -> Order:
@@ -30,33 +32,36 @@ def order(**kw: object) -> Order:
     (perr.BadService(), Verdict.FAIL, "bad_service"),
     (perr.OrderAlreadyExists(), Verdict.RECOVER, "order_already_exists"),
     (perr.SqlError(), Verdict.BACKOFF, "error_sql"),
-    (perr.ServerError(http_status=500), Verdict.BACKOFF, "transient"),
-    (perr.ReadTimeout(possibly_processed=True), Verdict.BACKOFF, "transient"),
+    (perr.ServerError(http_status=500), Verdict.BACKOFF, "server_error"),
+    (perr.ReadTimeout(possibly_processed=True), Verdict.BACKOFF, "read_timeout"),
     (perr.ChannelsLimit(), Verdict.BACKOFF, "channels_limit"),
     (perr.UnexpectedAnswer(body="<html>"), Verdict.BACKOFF, "unexpected_answer"),
 ])
 def test_purchase_error_mapping(exc: perr.ProviderError, verdict: Verdict, reason: str) -> None:
-    d = classify_purchase_error(exc, order(), S)
+    d = purchase_decision(exc, order(), S)
     assert (d.verdict, d.reason) == (verdict, reason)
 
 
 def test_no_numbers_bounded_by_max_attempts() -> None:
-    assert classify_purchase_error(perr.NoNumbers(), order(attempts=1), S).verdict is Verdict.RETRY_LATER
-    d = classify_purchase_error(perr.NoNumbers(), order(attempts=2), S)
+    assert purchase_decision(perr.NoNumbers(), order(attempts=1), S).verdict is Verdict.RETRY_LATER
+    d = purchase_decision(perr.NoNumbers(), order(attempts=2), S)
     assert d.verdict is Verdict.FAIL and d.reason == "no_numbers"
-    assert classify_purchase_error(perr.NoNumbers(), order(), S).delay == 30.0
+    assert purchase_decision(perr.NoNumbers(), order(), S).delay == 30.0
 
 
 def test_transient_bounded() -> None:
-    assert classify_purchase_error(perr.SqlError(), order(fails=7), S).verdict is Verdict.FAIL
+    assert purchase_decision(perr.SqlError(), order(fails=7), S).verdict is Verdict.FAIL
 
 
 def test_rate_limit_honours_retry_after() -> None:
-    d = classify_purchase_error(perr.RateLimited(retry_after=90.0), order(), S)
+    d = purchase_decision(perr.RateLimited(retry_after=90.0), order(), S)
     assert d.verdict is Verdict.BACKOFF and d.delay >= 90.0
 
 
 def test_backoff_grows_with_jitter_and_cap() -> None:
+    def backoff(fails: int, rng: object) -> float:
+        return PROVIDER_BACKOFF.delay(fails, rng=rng)  # type: ignore[arg-type]
+
     assert backoff(0, rng=lambda: 0.0) == 2.5 and backoff(0, rng=lambda: 1.0) == 5.0
     assert backoff(3, rng=lambda: 1.0) == 40.0
     assert backoff(30, rng=lambda: 1.0) == 300.0
@@ -70,8 +75,8 @@ def test_provider_order_id_is_stable_per_attempt() -> None:
 
 
 def test_timing() -> None:
-    t = Timing(Settings(poll_after=30, poll_interval=15, activation_timeout=1200, early_cancel_seconds=120,
-                        auto_finish=False, finish_timeout=600))
+    t = ActivationConfig(poll_after=30, poll_interval=15, activation_timeout=1200, early_cancel_seconds=120,
+                         auto_finish=False, finish_timeout=600)
     w = order(state=State.WAITING, number_at=1000.0)
     assert t.next_due(w, 1000.0) == 1030.0
     assert t.after_poll(w, 1100.0) == 1115.0
@@ -81,4 +86,4 @@ def test_timing() -> None:
     c = order(state=State.CODE_RECEIVED, number_at=1000.0, code_at=1100.0)
     assert t.next_due(c, 1100.0) == 1700.0
     assert t.next_due(order(state=State.FAILED), 5.0) is None
-    assert Decimal("1")  # keep import used
+    assert Decimal("1")

@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lifecycle import events as ev
-from lifecycle.states import State
-from lifecycle.store import OrderRequest
-from tasks import flows
-from tasks.runtime import Runtime
+from lifecycle.outbox import events as ev
+from lifecycle.activation.machine import State
+from lifecycle.activation.record import OrderRequest
+from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
+from flows.names import TaskName
+from flows.runtime import Runtime
 
 from .conftest import stream_events
 from .fakes import FakeProvider
@@ -21,17 +22,17 @@ def payload(aid: str, code: str = "5555") -> dict[str, Any]:
 
 def test_drain_webhook_then_poll_gives_one_code_event(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
-    flows.place_order(rt, "o1")
-    aid = rt.store.get("o1").activation_id  # type: ignore[union-attr]
+    activation.place_order(rt, "o1")
+    aid = rt.activations.get("o1").activation_id  # type: ignore[union-attr]
     provider.deliver(aid, "5555")
     for i in range(8):                       # eight provider retries that got past the fingerprint dedupe
         rt.inbox.append("activation", payload(aid), f"fp{i}")
     rt.inbox.append("activation", payload("404"), "unknown")
-    report = flows.drain_inbox(rt)
+    report = inbox_flow.drain_inbox(rt)
     assert len(report.processed) == 9 and report.coded == ["o1"] and report.unknown == 1
     assert rt.inbox.pending_count() == 0 and rt.inbox.unknown_count() == 1
     clock.advance(10_000)
-    flows.sweep(rt)                          # the poll sees the same code: no second event
+    sweeping.sweep(rt)                          # the poll sees the same code: no second event
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)].count(ev.CODE_RECEIVED) == 1
 
 
@@ -41,36 +42,36 @@ def test_drain_hands_auto_finish_to_one_task_per_batch(rt: Runtime, provider: Fa
     aids = {}
     for oid in ("o1", "o2", "o3"):
         rt.orders.submit(OrderRequest("tg", order_id=oid))
-        flows.place_order(rt, oid)
-        aids[oid] = rt.store.get(oid).activation_id  # type: ignore[union-attr]
+        activation.place_order(rt, oid)
+        aids[oid] = rt.activations.get(oid).activation_id  # type: ignore[union-attr]
         provider.deliver(aids[oid], "1")
         rt.inbox.append("activation", payload(aids[oid], "1"), f"fp-{oid}")
-    flows.drain_inbox(rt)
+    inbox_flow.drain_inbox(rt)
     # the drain does not wait on the provider: no setStatus yet, one finish task for the whole batch
     assert provider.count("finish_activation") == 0
-    finish_calls = [kw for name, kw in published if name == flows.FINISH_CODED]
+    finish_calls = [kw for name, kw in published if name == TaskName.FINISH_CODED]
     assert finish_calls == [{"order_ids": ["o1", "o2", "o3"]}]
-    outcomes = flows.finish_coded(rt, finish_calls[0]["order_ids"])
+    outcomes = activation.finish_coded(rt, finish_calls[0]["order_ids"])
     assert outcomes == {"finished": 3}
-    assert all(rt.store.get(o).state is State.FINISHED for o in aids)  # type: ignore[union-attr]
+    assert all(rt.activations.get(o).state is State.FINISHED for o in aids)  # type: ignore[union-attr]
     assert provider.count("finish_activation") == 3
-    assert flows.finish_coded(rt, ["o1", "o2", "o3"]) == {"dropped": 3}  # a re-delivered task finishes nothing twice
+    assert activation.finish_coded(rt, ["o1", "o2", "o3"]) == {"dropped": 3}  # a re-delivered task finishes nothing twice
     assert provider.count("finish_activation") == 3
 
 
 def test_drain_without_auto_finish_publishes_no_finish(rt: Runtime, provider: FakeProvider, published: Any) -> None:
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
-    flows.place_order(rt, "o1")
-    aid = rt.store.get("o1").activation_id  # type: ignore[union-attr]
+    activation.place_order(rt, "o1")
+    aid = rt.activations.get("o1").activation_id  # type: ignore[union-attr]
     rt.inbox.append("activation", payload(aid, "1"), "fp")
-    flows.drain_inbox(rt)
-    assert flows.FINISH_CODED not in published.names()
-    assert rt.store.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
+    inbox_flow.drain_inbox(rt)
+    assert TaskName.FINISH_CODED not in published.names()
+    assert rt.activations.get("o1").state is State.CODE_RECEIVED  # type: ignore[union-attr]
 
 
 def test_sweep_publishes_drain_when_inbox_not_empty(rt: Runtime, published: Any) -> None:
     rt.inbox.append("activation", payload("1"), "fp")
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert "otpflow.drain_inbox" in published.names()
 
 
@@ -78,10 +79,10 @@ def test_relay_sends_each_event_to_downstream_task(rt: Runtime, published: Any) 
     rt = Runtime(settings=replace(rt.settings, downstream_task="consumer.handle", downstream_queue="down"),
                  redis=rt.redis, provider=rt.provider, publish=rt.publish, clock=rt.clock, consumer_name="test")
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
-    flows.place_order(rt, "o1")
-    flows.kick_relay(rt)
+    activation.place_order(rt, "o1")
+    relay.kick_relay(rt)
     assert published.names() == ["otpflow.relay_events"]
-    assert flows.relay_events(rt) == 1
+    assert relay.relay_events(rt) == 1
     name, kwargs = published[-1]
     assert name == "consumer.handle" and kwargs["type"] == ev.NUMBER_ASSIGNED and kwargs["order_id"] == "o1"
-    assert flows.relay_events(rt) == 0
+    assert relay.relay_events(rt) == 0

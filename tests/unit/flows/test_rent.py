@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from lifecycle import events as ev
-from lifecycle.rent_records import RentRequest, RentState
+from lifecycle.outbox import events as ev
+from lifecycle.rent import RentRequest, RentState
 from provider import errors as perr
-from tasks import flows, rent_flows
-from tasks.runtime import Runtime
+from flows import activation, inbox as inbox_flow, relay, rent as rent_flows, sweep as sweeping
+from flows.runtime import Runtime
 from tests.unit.lifecycle.conftest import FakeClock, stream_events
 from tests.unit.lifecycle.test_consumer import Entry, RecordingInbox
-from tests.unit.tasks.fakes import FakeRentProvider
+from tests.unit.flows.fakes import FakeRentProvider
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def types(rt: Runtime, order_id: str = "r1") -> list[str]:
 
 
 def rented(rt: Runtime, order_id: str = "r1", **kw: Any) -> str:
-    rt.rents.submit(RentRequest("full", order_id=order_id, **kw))
+    rt.rent_orders.submit(RentRequest("full", order_id=order_id, **kw))
     assert rent_flows.place_rent(rt, order_id) == "active"
     return rt.rents.get(order_id).rent_id
 
@@ -44,7 +44,8 @@ def test_place_rent_sends_webhook_url_and_starts_once(rt: Runtime, provider: Fak
     rid = rented(rt, hours=12)
     [(_, (service, hours, url))] = [c for c in provider.calls if c[0] == "get_rent_number"]
     assert (service, hours, url) == ("full", 12, "https://otp.example/webhooks/wh-secret-token-0123456789")
-    assert rent_flows.place_rent(rt, "r1") == "active"          # re-delivered after success: nothing
+    assert rent_flows.place_rent(rt, "r1") == "stale"           # re-delivered after success: nothing
+    assert rt.rents.get("r1").state is RentState.ACTIVE
     assert provider.count("get_rent_number") == 1
     [started] = [e for e in stream_events(rt.redis, rt.settings)]
     assert started["type"] == ev.RENT_STARTED and started["rent_id"] == rid and started["end_date"]
@@ -58,11 +59,11 @@ def test_no_public_url_means_polling_only(rt: Runtime, provider: FakeRentProvide
 
 
 def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
-    rt.rents.submit(RentRequest("full", order_id="r1"))
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
     assert rt.rents.start_buying("r1").ok              # a worker marked it and died mid-call ...
     provider.add_rent("full")                           # ... after the provider rented the number
     assert rent_flows.place_rent(rt, "r1") == "in_flight"   # fresh mark: maybe still in flight elsewhere
-    clock.advance(rt.rents.timing.buying_stale + 1)
+    clock.advance(rt.rent_config.buying_stale + 1)
     assert rent_flows.place_rent(rt, "r1") == "active"      # stale: reconciled from getRentList
     assert provider.count("get_rent_number") == 0 and provider.count("get_rent_list") == 1
     assert types(rt) == [ev.RENT_STARTED]
@@ -71,9 +72,9 @@ def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRen
 def test_unreconcilable_purchase_fails_without_buying(rt: Runtime, provider: FakeRentProvider,
                                                       clock: FakeClock) -> None:
     for oid in ("a", "b"):
-        rt.rents.submit(RentRequest("full", order_id=oid))
+        rt.rent_orders.submit(RentRequest("full", order_id=oid))
         rt.rents.start_buying(oid)
-    clock.advance(rt.rents.timing.buying_stale + 1)
+    clock.advance(rt.rent_config.buying_stale + 1)
     assert rent_flows.place_rent(rt, "a") == "failed"       # nothing listed: it never rented
     provider.add_rent()
     provider.add_rent()
@@ -85,13 +86,13 @@ def test_unreconcilable_purchase_fails_without_buying(rt: Runtime, provider: Fak
 
 
 def test_ambiguous_answer_reconciles_later(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
-    rt.rents.submit(RentRequest("full", order_id="r1"))
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
     provider.fail["get_rent_number"] = [perr.ReadTimeout(possibly_processed=True)]
     assert rent_flows.place_rent(rt, "r1") == "reconcile_later"
     assert rt.rents.get("r1").state is RentState.BUYING and rt.rents.get("r1").ambiguous
     provider.add_rent()                                    # the timed-out call did rent one
     clock.advance(11)
-    flows.sweep(rt)                                        # the deadline re-drives place_rent ...
+    sweeping.sweep(rt)                                        # the deadline re-drives place_rent ...
     assert ("otpflow.place_rent", {"order_id": "r1"}) in rt.publish
     assert rent_flows.place_rent(rt, "r1") == "active"     # ... which reconciles
     assert provider.count("get_rent_number") == 1
@@ -104,7 +105,7 @@ def test_ambiguous_answer_reconciles_later(rt: Runtime, provider: FakeRentProvid
 ])
 def test_definite_refusals(rt: Runtime, provider: FakeRentProvider, exc: Exception, outcome: str,
                            state: RentState) -> None:
-    rt.rents.submit(RentRequest("full", order_id="r1"))
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
     provider.fail["get_rent_number"] = [exc]
     assert rent_flows.place_rent(rt, "r1") == outcome
     assert rt.rents.get("r1").state is state
@@ -121,10 +122,10 @@ def test_webhook_and_poll_give_one_rent_sms_each(rt: Runtime, provider: FakeRent
     clock.advance(5)
     provider.sms(rid, "code 2222", "BANK")              # its webhook was lost
     clock.advance(30)
-    flows.sweep(rt)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
+    sweeping.sweep(rt)
     clock.advance(20)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     sms = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_SMS]
     assert [(e["text"], e["via"]) for e in sms] == [("code 1111", "webhook"), ("code 2222", "poll")]
 
@@ -135,7 +136,7 @@ def test_poll_pages_until_known(rt: Runtime, provider: FakeRentProvider, clock: 
         provider.sms(rid, f"m{i}")
         clock.advance(1)
     clock.advance(30)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert len([e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_SMS]) == 25
     assert provider.count("get_rent_status") == 3
 
@@ -143,7 +144,7 @@ def test_poll_pages_until_known(rt: Runtime, provider: FakeRentProvider, clock: 
 def test_end_date_finishes(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
     rid = rented(rt, hours=4)
     clock.advance(4 * 3600 + 1)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     assert types(rt) == [ev.RENT_STARTED, ev.RENT_FINISHED]
     finished = stream_events(rt.redis, rt.settings)[-1]
     assert finished["reason"] == "end_date" and finished["rent_id"] == rid
@@ -154,15 +155,15 @@ def test_provider_side_end_is_noticed(rt: Runtime, provider: FakeRentProvider, c
     rid = rented(rt)
     provider.rents[rid].state = "REVOKED"
     clock.advance(31)
-    flows.sweep(rt)
+    sweeping.sweep(rt)
     last = stream_events(rt.redis, rt.settings)[-1]
     assert last["type"] == ev.RENT_CANCELLED and last["reason"] == "revoked"
 
 
 def test_finish_and_cancel_commands(rt: Runtime, provider: FakeRentProvider) -> None:
     a, b = rented(rt, "a"), rented(rt, "b")
-    rt.rents.request("a", "finish")
-    rt.rents.request("b", "cancel")
+    rt.rent_orders.request("a", "finish")
+    rt.rent_orders.request("b", "cancel")
     assert rent_flows.rent_command(rt, "a", "finish") == "finished"
     assert rent_flows.rent_command(rt, "b", "cancel") == "cancelled"
     assert rent_flows.rent_command(rt, "b", "cancel") == "no_command"  # re-delivered: nothing left to do
@@ -173,9 +174,9 @@ def test_finish_and_cancel_commands(rt: Runtime, provider: FakeRentProvider) -> 
 
 def test_cant_cancel_emits_nothing(rt: Runtime, provider: FakeRentProvider) -> None:
     rid = rented(rt)
-    rt.rents.request("r1", "cancel")
+    rt.rent_orders.request("r1", "cancel")
     provider.sms(rid, "arrived just now")       # the provider saw an SMS we did not yet
-    assert rent_flows.rent_command(rt, "r1", "cancel") == "refused:cant_cancel"
+    assert rent_flows.rent_command(rt, "r1", "cancel") == "refused"
     order = rt.rents.get("r1")
     assert order.state is RentState.ACTIVE and order.command is None and order.command_error == "cant_cancel"
     assert types(rt) == [ev.RENT_STARTED, ev.RENT_SMS]          # the last poll still delivered the SMS
@@ -184,7 +185,7 @@ def test_cant_cancel_emits_nothing(rt: Runtime, provider: FakeRentProvider) -> N
 def test_prolong_active_same_id(rt: Runtime, provider: FakeRentProvider) -> None:
     rid = rented(rt)
     end = rt.rents.get("r1").end_at
-    rt.rents.request("r1", "prolong", hours=12)
+    rt.rent_orders.request("r1", "prolong", hours=12)
     assert rent_flows.rent_command(rt, "r1", "prolong") == "prolonged"
     assert rent_flows.rent_command(rt, "r1", "prolong") == "no_command"   # re-delivered: not sent twice
     assert provider.count("continue_rent_number") == 1
@@ -195,8 +196,8 @@ def test_prolong_active_same_id(rt: Runtime, provider: FakeRentProvider) -> None
 def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
     rid = rented(rt)
     clock.advance(4 * 3600 + 1)
-    flows.sweep(rt)
-    rt.rents.request("r1", "prolong", hours=4)
+    sweeping.sweep(rt)
+    rt.rent_orders.request("r1", "prolong", hours=4)
     assert rent_flows.rent_command(rt, "r1", "prolong") == "reordered"
     order = rt.rents.get("r1")
     assert order.state is RentState.ACTIVE and order.rent_id != rid and order.previous_rent_ids == (rid,)
@@ -206,22 +207,23 @@ def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentPr
 
 def test_prolong_lost_mid_call_is_not_resent(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
     rented(rt)
-    rt.rents.request("r1", "prolong", hours=4)
+    rt.rent_orders.request("r1", "prolong", hours=4)
     assert rt.rents.mark_prolonging("r1", RentState.ACTIVE).ok   # a worker claimed it and died
     assert rent_flows.rent_command(rt, "r1", "prolong") == "in_flight"
-    clock.advance(rt.rents.timing.buying_stale + 1)
-    assert rent_flows.rent_command(rt, "r1", "prolong") == "refused:prolong_unconfirmed"
+    clock.advance(rt.rent_config.buying_stale + 1)
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "refused"
+    assert rt.rents.get("r1").command_error == "prolong_unconfirmed"
     assert provider.count("continue_rent_number") == 0
 
 
 def test_early_activation_webhook_replayed_by_place_order(rt: Runtime, provider: FakeRentProvider) -> None:
-    """Task 2 at the flow level: the webhook is drained while buying, applied right after the number is stored."""
-    from lifecycle.store import OrderRequest
+    """An early webhook at the flow level: drained while buying, applied right after the number is stored."""
+    from lifecycle.activation.record import OrderRequest
 
     rt.orders.submit(OrderRequest("tg", order_id="o1"))
-    rt.transitions.start_buying("o1")
+    rt.activations.start_buying("o1")
     next_aid = str(provider._next + 1)
     rt.consumer.handle_batch([Entry("1-0", "activation", {"activationId": next_aid, "code": "777111"})])
-    assert flows.place_order(rt, "o1") in ("waiting", "code_received")
+    assert activation.place_order(rt, "o1") in ("waiting", "code_received")
     codes = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.CODE_RECEIVED]
     assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["order_id"] == "o1"

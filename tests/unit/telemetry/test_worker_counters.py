@@ -1,4 +1,5 @@
-"""tasks/metrics.py: per-process task counters, throttled one-round-trip flushes to Redis, retry after failure."""
+"""telemetry/worker_counters.py: per-process task counters, throttled one-round-trip flushes to Redis, retry after
+failure, and the one field format the web reads back."""
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -7,12 +8,15 @@ import pytest
 import redis
 
 from config.settings import Settings
+from flows.outcomes import Outcome
+from flows.runtime import Runtime
 from lifecycle.keys import Keys
-from tasks import metrics as task_metrics
-from tasks.metrics import TaskMetrics, flush_task_metrics, outcome_of
-from tasks.runtime import Runtime, set_runtime
+from tasks.base import flush_task_metrics, outcome_label
+from tasks.runtime import set_runtime
+from telemetry import worker_counters as task_metrics
+from telemetry.worker_counters import TaskMetrics, join_field, split_field
 
-KEYS = Keys(Settings())
+KEYS = Keys()
 
 
 class Clock:
@@ -71,13 +75,24 @@ def seconds(r: redis.Redis) -> dict[Any, float]:
 
 @pytest.mark.parametrize("result, outcome", [
     (None, "ok"), (3, "ok"), ({"a": 1}, "ok"), ("", "ok"),
-    ("placed", "placed"), ("backoff:NO_NUMBERS", "backoff"), ("drained:12", "drained"),
-    ("finished:3,stale:1", "finished"), ("STATUS_WAIT_CODE", "status_wait_code"),
-    # ids, codes and free text never become labels
-    ("o-4f9a2c", "other"), ("123456", "other"), ("order 42 done", "other"), ("x" * 40, "other"),
+    (Outcome.BACKOFF, "backoff"), (Outcome.FINISHED, "finished"), (Outcome.RETRY_LATER, "retry_later"),
+    # ids, codes and free text never become labels: only Outcome members do
+    ("o-4f9a2c", "ok"), ("123456", "ok"), ("backoff:NO_NUMBERS", "ok"), ("x" * 40, "ok"),
 ])
 def test_outcome_labels_are_bounded(result: Any, outcome: str) -> None:
-    assert outcome_of(result) == outcome
+    assert outcome_label(result) == outcome
+
+
+def test_every_outcome_is_a_short_label() -> None:
+    import re
+
+    assert all(re.fullmatch(r"[a-z_]{1,32}", o.value) for o in Outcome)
+
+
+def test_two_label_fields_round_trip() -> None:
+    assert split_field(join_field("otpflow.sweep", "ok")) == ("otpflow.sweep", "ok")
+    assert split_field("a|b|c") == ("a|b", "c")
+    assert split_field("nolabel") is None and split_field("|x") is None and split_field("x|") is None
 
 
 def test_accumulates_and_flushes_in_one_round_trip(acc: TaskMetrics, client: Any) -> None:
@@ -229,7 +244,7 @@ def test_task_run_is_counted_and_a_redis_failure_never_fails_the_task(
             raise answer
         return answer
 
-    assert task("backoff:NO_NUMBERS") == "backoff:NO_NUMBERS"
+    assert task(Outcome.BACKOFF) == Outcome.BACKOFF
     assert runs(fake_redis) == {"otpflow.test_metrics_probe|backoff": "1"}
 
     client.fail = True
@@ -240,8 +255,8 @@ def test_task_run_is_counted_and_a_redis_failure_never_fails_the_task(
 
     client.fail = False
     task(None)
-    assert runs(fake_redis) == {"otpflow.test_metrics_probe|backoff": "1", "otpflow.test_metrics_probe|other": "1",
-                                "otpflow.test_metrics_probe|error": "1", "otpflow.test_metrics_probe|ok": "1"}
+    assert runs(fake_redis) == {"otpflow.test_metrics_probe|backoff": "1", "otpflow.test_metrics_probe|error": "1",
+                                "otpflow.test_metrics_probe|ok": "2"}
     assert seconds(fake_redis)["otpflow.test_metrics_probe"] > 0
 
 

@@ -1,0 +1,43 @@
+"""What the flows need from a provider, as a typed protocol (``provider.ProviderClient`` satisfies it).
+
+Tests pass an in-process fake with the same methods; mypy checks every call against this.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from provider import models as m
+
+
+class ProviderApi(Protocol):
+    """The handler_api actions the activation and rent flows call."""
+
+    def get_number_v2(self, service: str, country: int | str | None = None, order_id: str | None = None,
+                      max_price: Decimal | str | float | None = None, operator: str | None = None,
+                      activation_type: int | None = None, forward: bool | int | None = None) -> m.Activation: ...
+
+    def get_status(self, activation_id: str) -> m.StatusResult: ...
+
+    def get_status_v2(self, activation_id: str) -> m.StatusV2: ...
+
+    def get_active_activations(self) -> list[m.ActiveActivation]: ...
+
+    def cancel_activation(self, activation_id: str) -> str: ...
+
+    def finish_activation(self, activation_id: str) -> str: ...
+
+    def request_another_sms(self, activation_id: str) -> str: ...
+
+    def get_rent_number(self, service: str, rent_time: int | None = None, operator: str | None = None,
+                        country: int | str | None = None, url: str | None = None) -> m.Rent: ...
+
+    def get_rent_status(self, rent_id: str, page: int | None = None, size: int | None = None) -> m.RentStatus: ...
+
+    def get_rent_list(self, length: int | None = None) -> list[m.RentListItem]: ...
+
+    def finish_rent(self, rent_id: str) -> bool: ...
+
+    def cancel_rent(self, rent_id: str) -> bool: ...
+
+    def continue_rent_number(self, rent_id: str, rent_time: int | None = None) -> m.Rent: ...

@@ -1,0 +1,360 @@
+"""The rent flow: rent a number, collect its SMS, finish, cancel or prolong it; a provider call then a transition.
+
+getRentNumber and continueRentNumber are purchases WITHOUT an idempotency key (docs/protocol.md, Rents). Each is
+sent at most once per order/command: the order is marked ``buying`` (the command ``prolonging``) by a
+compare-and-set before the call, and a re-delivered task that finds that mark never calls again; it reconciles
+(getRentList) or gives up with a reason. Everything else (polls, setRentStatus) is safe to repeat.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import datetime
+
+from lifecycle.inbox import WebhookKind
+from lifecycle.outbox.events import Via
+from lifecycle.rent import PROLONGING, RentCommand, RentOrder, RentState
+from lifecycle.rent.decisions import (CloseOutcome, RentVerdict, close_outcome, next_step, purchase_decision,
+                                      rent_end_at, sms_fingerprint)
+from lifecycle.steps import Step
+from provider import errors as perr
+from provider.models import RentSms, RentState as ProviderRentState, RentStatus
+
+from .names import TaskName
+from .outcomes import Outcome
+from .report import Breaker, SweepReport
+from .runtime import Runtime
+
+log = logging.getLogger("otpflow.flows.rent")
+
+#: getRentStatus pages read per poll at most (10 SMS each); more only when every SMS on a page was new
+MAX_POLL_PAGES = 5
+POLL_PAGE_SIZE = 10
+#: getRentList page size used to reconcile an ambiguous purchase
+RENT_LIST_LENGTH = 100
+
+
+def webhook_url(rt: Runtime) -> str | None:
+    """``{PUBLIC_URL}/webhooks/{WEBHOOK_TOKEN}`` (contains the secret: never logged), or None: polling only."""
+    s = rt.settings
+    if not s.public_url or not s.webhook_token:
+        return None
+    return f"{s.public_url.rstrip('/')}/webhooks/{s.webhook_token}"
+
+
+def _end_text(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
+
+
+# ---------------------------------------------------------------------------------------- purchase
+def place_rent(rt: Runtime, order_id: str) -> Outcome:
+    """Rent the number for a stored rent order: mark ``buying``, ONE getRentNumber, one transition.
+
+    Re-delivered while ``buying``: if the mark is fresh another delivery is mid-call (do nothing: the deadline
+    re-drives us later); if it is stale or the last answer was ambiguous, reconcile, never buy again."""
+    rents = rt.rents
+    order = rents.get(order_id)
+    if order is None:
+        return Outcome.MISSING
+    if order.state is RentState.PENDING:
+        if not rents.start_buying(order_id).ok:
+            return Outcome.STALE
+        order = rents.get(order_id) or order
+    elif order.state is RentState.BUYING:
+        if order.ambiguous or rt.rent_config.buying_is_stale(order, rt.clock()):
+            return reconcile_purchase(rt, order)
+        return Outcome.IN_FLIGHT
+    else:
+        return Outcome.STALE
+    try:
+        rent = rt.provider.get_rent_number(order.service, rent_time=order.hours, operator=order.operator,
+                                           country=order.country, url=webhook_url(rt))
+    except perr.ProviderError as exc:
+        return _purchase_failed(rt, order, exc)
+    return _assigned(rt, order, str(rent.rent_id), str(rent.phone), rent.end_date)
+
+
+def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object) -> Outcome:
+    now = rt.clock()
+    res = rt.rents.assign_number(order.order_id, rent_id=rent_id, phone=phone, end_date=_end_text(end_date),
+                                 end_at=rent_end_at(end_date, now, order.hours))
+    if res.ok:
+        log.info("rent order %s: rented (rent %s)", order.order_id, rent_id)
+        _replay_early(rt, rent_id)
+        return Outcome.ACTIVE
+    current = rt.rents.get(order.order_id)
+    if current is not None and current.rent_id == rent_id:
+        return Outcome.STALE
+    # We hold a rent the order no longer wants (it failed meanwhile): give it back while cancelling is free.
+    log.error("rent order %s: rent %s bought but the order is %s; cancelling it", order.order_id, rent_id,
+              res.raw_state)
+    try:
+        rt.provider.cancel_rent(rent_id)
+    except perr.ProviderError as exc:
+        log.warning("rent order %s: could not cancel orphan rent %s (%s)", order.order_id, rent_id, exc.label)
+    return Outcome.ORPHAN
+
+
+def _replay_early(rt: Runtime, rent_id: str) -> None:
+    """Rent webhooks drained before the rent id was stored were held: apply them now (the poll is the backstop)."""
+    try:
+        rt.consumer.replay_held(WebhookKind.RENT, rent_id)
+    except Exception:  # the rent is stored; the poll reconciles what the replay missed
+        log.exception("replay of early webhooks for rent %s failed; the poll will catch up", rent_id)
+
+
+def _purchase_failed(rt: Runtime, order: RentOrder, exc: perr.ProviderError) -> Outcome:
+    decision = purchase_decision(exc, order, rt.rent_config)
+    log.info("rent order %s: getRentNumber %s -> %s", order.order_id, exc.label, decision.verdict.value)
+    if decision.verdict is RentVerdict.RETRY_LATER:
+        rt.rents.retry_purchase_later(order.order_id, reason=decision.reason, delay=decision.delay,
+                                      transient=decision.transient)
+        return Outcome.RETRY_LATER
+    if decision.verdict is RentVerdict.RECONCILE:
+        rt.rents.reconcile_later(order.order_id, reason=decision.reason, delay=decision.delay)
+        return Outcome.RECONCILE_LATER
+    rt.rents.fail(order.order_id, reason=decision.reason)
+    return Outcome.FAILED
+
+
+def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
+    """Did the lost/ambiguous getRentNumber rent a number? getRentList has no order key, so: exactly one listed
+    rent that no order of ours knows is taken as ours; none or several -> ``rent_unrecoverable`` (never a
+    second purchase). Assumes otpflow is the account's only renter (as activation recovery does)."""
+    rents = rt.rents
+    try:
+        rows = list(rt.provider.get_rent_list(length=RENT_LIST_LENGTH))
+    except perr.ProviderError as exc:
+        if not exc.transient:
+            log.error("rent order %s: getRentList refused (%s); failing it", order.order_id, exc.label)
+            rents.fail(order.order_id, reason="rent_unrecoverable")
+            return Outcome.FAILED
+        if order.fails + 1 >= rt.rent_config.max_transient_fails:
+            rents.fail(order.order_id, reason="rent_unrecoverable")
+            return Outcome.FAILED
+        rents.rearm(order.order_id, state=RentState.BUYING,
+                    due=rt.clock() + rt.rent_config.backoff.delay(order.fails), fails=True)
+        log.warning("rent order %s: getRentList failed (%s); reconciling later", order.order_id, exc.label)
+        return Outcome.BACKOFF
+    known = rents.known_rent_ids(r.rent_id for r in rows)
+    unknown = [r for r in rows if r.rent_id and not known.get(r.rent_id)]
+    if len(unknown) == 1:
+        row = unknown[0]
+        log.warning("rent order %s: recovered rent %s from getRentList", order.order_id, row.rent_id)
+        return _assigned(rt, order, row.rent_id, row.phone or "", None)
+    log.error("rent order %s: purchase outcome unknown, %d unclaimed rents listed; failing it (rent_unrecoverable)",
+              order.order_id, len(unknown))
+    rents.fail(order.order_id, reason="rent_unrecoverable")
+    return Outcome.FAILED
+
+
+# ---------------------------------------------------------------------------------------- one rent's step
+def advance_rent(rt: Runtime, order_id: str, *, order: RentOrder | None = None, breaker: Breaker | None = None,
+                 report: SweepReport | None = None) -> Outcome:
+    """Do whatever is due for one rent order (sweeper and command task)."""
+    order = order if order is not None else rt.rents.get(order_id)
+    report = report or SweepReport()
+    breaker = breaker or Breaker()
+    nxt = next_step(order, rt.clock(), rt.rent_config, outage=breaker.open)
+    if nxt.step is Step.DROP or order is None:
+        rt.rents.drop_deadline(order_id)
+        return Outcome.DROPPED
+    if nxt.step is Step.BUY:
+        rt.rents.rearm(order_id, state=order.state, due=nxt.due or rt.clock())
+        rt.publish(TaskName.PLACE_RENT, {"order_id": order_id})
+        return Outcome.PLACE_RENT
+    if nxt.step is Step.PROLONG_IN_FLIGHT:
+        return _prolong_in_flight(rt, order)
+    if nxt.step is Step.PROLONG:
+        return _prolong(rt, order, report)
+    if nxt.step is Step.WAIT_OUTAGE:
+        return _backoff(rt, order, report, "breaker_open", count=False)
+    if nxt.step is Step.FINISH:
+        return _close(rt, order, report, breaker, cancel=False, reason=nxt.reason or "command")
+    if nxt.step is Step.CANCEL:
+        return _close(rt, order, report, breaker, cancel=True, reason=nxt.reason or "command")
+    return _poll(rt, order, report, breaker)
+
+
+def _backoff(rt: Runtime, order: RentOrder, report: SweepReport, why: str, *, count: bool = True) -> Outcome:
+    rt.rents.rearm(order.order_id, state=order.state, due=rt.clock() + rt.rent_config.backoff.delay(order.fails),
+                   fails=count)
+    report.did("backoff")
+    log.debug("rent order %s: backoff (%s)", order.order_id, why)
+    return Outcome.BACKOFF
+
+
+def _transient(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker,
+               exc: perr.ProviderError) -> Outcome:
+    breaker.trip()
+    log.warning("rent order %s: provider unavailable (%s); re-armed", order.order_id, exc.label)
+    return _backoff(rt, order, report, exc.label)
+
+
+def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[RentStatus, list[RentSms]]:
+    """getRentStatus, newest page first; a further page only while the last one was full and all new to us."""
+    rent_id = order.rent_id or ""
+    report.call("getRentStatus")
+    status = rt.provider.get_rent_status(rent_id, page=0, size=POLL_PAGE_SIZE)
+    messages, page_msgs = list(status.messages), list(status.messages)
+    known: set[str] | None = None
+    for page in range(1, MAX_POLL_PAGES):
+        if len(page_msgs) < POLL_PAGE_SIZE or len(messages) >= int(status.quantity or 0):
+            break
+        known = rt.rents.sms_fingerprints(order.order_id) if known is None else known
+        if any(sms_fingerprint(m.text, m.date, m.phone_from) in known for m in page_msgs):
+            break
+        report.call("getRentStatus")
+        page_msgs = list(rt.provider.get_rent_status(rent_id, page=page, size=POLL_PAGE_SIZE).messages)
+        messages += page_msgs
+    return status, messages
+
+
+def _apply_messages(rt: Runtime, order: RentOrder, messages: list[RentSms], report: SweepReport) -> int:
+    """Each SMS (oldest first) through the same deduplicated step as the webhook, ``via: poll``."""
+    new = 0
+    for m in reversed(messages):
+        res = rt.rents.receive_sms(order.order_id, rent_id=order.rent_id, text=m.text, phone_from=m.phone_from,
+                                   date=m.date, via=Via.POLL)
+        new += res.ok
+    if new:
+        report.did("rent_sms")
+    return new
+
+
+def _poll(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker) -> Outcome:
+    """Reconcile SMS whose webhooks were lost, and notice a rent the provider ended."""
+    try:
+        status, messages = _read_status(rt, order, report)
+    except perr.ProviderError as exc:
+        if exc.transient:
+            return _transient(rt, order, report, breaker, exc)
+        log.error("rent order %s: poll failed with %s; re-armed", order.order_id, exc.label)
+        return _backoff(rt, order, report, exc.label)
+    _apply_messages(rt, order, messages, report)
+    ended = _provider_ended(rt, order, status.state)
+    if ended:
+        return ended
+    rt.rents.rearm(order.order_id, state=RentState.ACTIVE, due=rt.rent_config.after_poll(order, rt.clock()),
+                   reset_fails=bool(order.fails))
+    report.did("rent_poll")
+    return Outcome.POLLED
+
+
+def _provider_ended(rt: Runtime, order: RentOrder, state: ProviderRentState) -> Outcome | None:
+    if state is ProviderRentState.FINISHED:
+        rt.rents.finish(order.order_id, reason="provider_finished", rent_id=order.rent_id)
+        return Outcome.FINISHED
+    if state in (ProviderRentState.CANCELLED, ProviderRentState.REVOKED):
+        reason = "revoked" if state is ProviderRentState.REVOKED else "provider_cancelled"
+        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id)
+        return Outcome.CANCELLED
+    return None
+
+
+def _close(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker, *, cancel: bool,
+           reason: str) -> Outcome:
+    """Finish (setRentStatus 1) or cancel (setRentStatus 2). A last poll first collects SMS whose webhooks were
+    lost (after the end the provider answers STATUS_FINISH without messages)."""
+    status: RentStatus | None
+    try:
+        status, messages = _read_status(rt, order, report)
+    except perr.ProviderError as exc:
+        if exc.transient:
+            return _transient(rt, order, report, breaker, exc)
+        status, messages = None, []
+    _apply_messages(rt, order, messages, report)
+    if status is not None and (ended := _provider_ended(rt, order, status.state)):
+        return ended
+    if cancel and messages:
+        return _refused(rt, order, "cant_cancel")   # an SMS arrived: the provider would answer CANT_CANCEL
+    rent_id = order.rent_id or ""
+    try:
+        report.call("setRentStatus")
+        if cancel:
+            rt.provider.cancel_rent(rent_id)
+        else:
+            rt.provider.finish_rent(rent_id)
+    except perr.ProviderError as exc:
+        outcome = close_outcome(exc)
+        if outcome is CloseOutcome.FINISHED:
+            cancel, reason = False, "provider_finished"
+        elif outcome is CloseOutcome.CANCELLED:
+            cancel, reason = True, "provider_cancelled"
+        elif outcome is CloseOutcome.REFUSED:
+            return _refused(rt, order, "cant_cancel")
+        elif outcome is CloseOutcome.OUTAGE:
+            return _transient(rt, order, report, breaker, exc)
+        elif order.command:
+            return _refused(rt, order, exc.label)
+        else:
+            # The end date passed: the rent is over whatever setRentStatus says (it was only a courtesy call).
+            log.warning("rent order %s: setRentStatus 1 at the end date answered %s; finished anyway",
+                        order.order_id, exc.label)
+    if cancel:
+        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id)
+        report.did("rent_cancelled")
+        return Outcome.CANCELLED
+    rt.rents.finish(order.order_id, reason=reason, rent_id=order.rent_id)
+    report.did("rent_finished")
+    return Outcome.FINISHED
+
+
+def _refused(rt: Runtime, order: RentOrder, error: str) -> Outcome:
+    """The provider refused the command: emit nothing, forget the command, keep the reason (GET shows it)."""
+    log.info("rent order %s: %s refused (%s)", order.order_id, order.command, error)
+    due = None if order.state is not RentState.ACTIVE else rt.rent_config.after_poll(order, rt.clock())
+    rt.rents.drop_command(order.order_id, order.state, error=error, due=due)
+    return Outcome.REFUSED
+
+
+# ---------------------------------------------------------------------------------------- prolongation
+def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
+    """continueRentNumber, sent at most once per command (claimed by a field-level CAS first)."""
+    hours = order.command_hours or 4
+    rent_id = order.rent_id or ""
+    if not rt.rents.mark_prolonging(order.order_id, order.state).ok:
+        return Outcome.CLAIMED
+    try:
+        report.call("continueRentNumber")
+        rent = rt.provider.continue_rent_number(rent_id, rent_time=hours)
+    except perr.ProviderError as exc:
+        # A purchase: an ambiguous failure is not repeated; downstream may ask again (GET shows the error).
+        never_sent = getattr(exc, "possibly_processed", None) is False
+        error = exc.label if not exc.transient or never_sent else "prolong_unconfirmed"
+        return _refused(rt, replace(order, command=PROLONGING), error)
+    now = rt.clock()
+    if str(rent.rent_id) == order.rent_id and order.state is RentState.ACTIVE:
+        base = max(order.end_at or now, now)
+        end_at = rent_end_at(rent.end_date, base, hours) if getattr(rent.end_date, "tzinfo", None) \
+            else base + hours * 3600
+        rt.rents.prolonged(order.order_id, end_date=_end_text(rent.end_date), end_at=end_at)
+        return Outcome.PROLONGED
+    if order.state is RentState.ACTIVE:   # the provider had already ended it: a re-order under a new id
+        rt.rents.finish(order.order_id, reason="provider_finished", rent_id=order.rent_id, keep_command=True)
+    res = rt.rents.reordered(order.order_id, old_rent_id=order.rent_id, previous=order.previous_rent_ids,
+                             rent_id=str(rent.rent_id), phone=str(rent.phone), end_date=_end_text(rent.end_date),
+                             end_at=rent_end_at(rent.end_date, now, hours))
+    if res.ok:
+        _replay_early(rt, str(rent.rent_id))
+    return Outcome.REORDERED if res.ok else Outcome.STALE
+
+
+def _prolong_in_flight(rt: Runtime, order: RentOrder) -> Outcome:
+    """A prolongation claimed but not answered: if its worker died, do NOT send it again; report it."""
+    started = order.command_at or order.created_at
+    if rt.clock() - started < rt.rent_config.buying_stale:
+        rt.rents.rearm(order.order_id, state=order.state, due=started + rt.rent_config.buying_stale)
+        return Outcome.IN_FLIGHT
+    return _refused(rt, order, "prolong_unconfirmed")
+
+
+# ---------------------------------------------------------------------------------------- commands
+def rent_command(rt: Runtime, order_id: str, name: RentCommand) -> Outcome:
+    """Carry out a recorded downstream command now (the sweeper would, at the next beat)."""
+    order = rt.rents.get(order_id)
+    if order is None:
+        return Outcome.MISSING
+    if not order.command:
+        return Outcome.NO_COMMAND
+    return advance_rent(rt, order_id, order=order)

@@ -1,0 +1,110 @@
+"""Everything a flow needs, typed: the settings, Redis, the provider, the publisher, the clock, the domain's stores.
+
+Built once per process (``tasks.runtime`` holds the worker's, rebuilt after fork); tests build their own with
+fakeredis, a fake provider and a list as publisher.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Mapping
+
+import redis
+
+from config import domain
+from config.settings import Settings
+from lifecycle.activation import ActivationConfig, ActivationStore, OrderService
+from lifecycle.clock import Clock
+from lifecycle.deadlines import Deadlines
+from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
+from lifecycle.keys import Keys
+from lifecycle.outbox.events import Event
+from lifecycle.outbox.relay import OutboxRelay
+from lifecycle.rent import RentConfig, RentService, RentStore
+from provider.transport import CallObserver
+
+from .api import ProviderApi
+
+#: publish(task name, kwargs): send a task by name (Celery's send_task in production)
+Publisher = Callable[[str, Mapping[str, Any]], None]
+
+
+def build_provider(settings: Settings, observer: CallObserver | None = None) -> ProviderApi:
+    """The handler_api client from PROVIDER, PROVIDER_URL, PROVIDER_API_KEY and the time-outs."""
+    from provider import ProviderClient
+
+    return ProviderClient(api_key=settings.provider_api_key, dialect=settings.provider, base_url=settings.provider_url,
+                          connect_timeout=settings.provider_connect_timeout,
+                          read_timeout=settings.provider_read_timeout, observer=observer)
+
+
+@dataclass
+class Runtime:
+    """Everything a flow needs; the domain's services are built once per runtime."""
+
+    settings: Settings
+    redis: redis.Redis
+    provider: ProviderApi
+    publish: Publisher
+    clock: Clock = time.time
+    #: unique per process and thread: pool children forked from one worker share thread ids, and two drains under
+    #: one consumer name would take over each other's unacknowledged entries
+    consumer_name: str = field(
+        default_factory=lambda: f"worker-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
+
+    @cached_property
+    def keys(self) -> Keys:
+        return domain.keys(self.settings)
+
+    @cached_property
+    def activation_config(self) -> ActivationConfig:
+        return domain.activation_config(self.settings)
+
+    @cached_property
+    def rent_config(self) -> RentConfig:
+        return domain.rent_config(self.settings)
+
+    @cached_property
+    def activations(self) -> ActivationStore:
+        return ActivationStore(self.redis, self.keys, self.activation_config, domain.outbox_config(self.settings),
+                               clock=self.clock)
+
+    @cached_property
+    def orders(self) -> OrderService:
+        return OrderService(self.activations)
+
+    @cached_property
+    def rents(self) -> RentStore:
+        return RentStore(self.redis, self.keys, self.rent_config, domain.outbox_config(self.settings),
+                         clock=self.clock)
+
+    @cached_property
+    def rent_orders(self) -> RentService:
+        return RentService(self.rents)
+
+    @cached_property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.redis, self.keys.deadlines, clock=self.clock)
+
+    @cached_property
+    def rent_deadlines(self) -> Deadlines:
+        return Deadlines(self.redis, self.keys.rent_deadlines, clock=self.clock)
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(self.redis, self.keys, domain.inbox_config(self.settings))
+
+    @cached_property
+    def consumer(self) -> InboxConsumer:
+        return InboxConsumer(self.activations, self.rents, HeldWebhooks(self.redis, self.keys), self.inbox)
+
+    def relay(self, publish_event: Callable[[Event], None]) -> OutboxRelay:
+        return OutboxRelay(self.redis, self.keys, publish_event, consumer=self.consumer_name)
+
+    def warm(self) -> None:
+        """Build the shared services now, before threads use them (cached_property is not thread-safe)."""
+        _ = (self.activations, self.orders, self.rents, self.deadlines, self.consumer)

@@ -1,0 +1,173 @@
+"""The one write primitive of the domain: a compare-and-set on a record, with its event and deadline, atomic.
+
+A :class:`Change` says what must hold (the record's state, optionally some fields, a code not yet seen) and what
+to do (new state and fields, counters, the next deadline, an outbox event, an index entry, retention); the Lua
+script ``lua/transition.lua`` applies all of it in one step or nothing. A re-delivered task re-running a change
+finds the state already moved and gets :attr:`CasStatus.STALE` back: no second event. Activation orders and
+rent orders are two :class:`RecordKind` s of the same primitive.
+"""
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+
+import redis
+
+from .clock import Clock, system_clock, ts
+from .keys import Keys
+from .outbox.events import EventSpec, OutboxConfig
+from .scripts import script
+
+#: how long a terminal record (and its index entry) is kept: order-id idempotency and GET /api/orders
+RETENTION_SECONDS = 7 * 24 * 3600
+#: record field every change stamps
+F_UPDATED = "updated"
+
+
+class CasStatus(enum.StrEnum):
+    """What the compare-and-set did."""
+
+    OK = "ok"            # applied
+    STALE = "stale"      # the record is not in an expected state (or a matched field differs): nothing changed
+    MISSING = "missing"  # no such record
+    DUP = "dup"          # the code/fingerprint was already recorded: nothing changed
+    QUEUED = "queued"    # queued on a pipeline; the caller executes it and cannot see the outcome
+
+
+class TransitionError(RuntimeError):
+    """The transition script answered something unexpected (a bug, not a state conflict)."""
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Result(Generic[S]):
+    """Outcome of one compare-and-set: its status and the record's state after it (or as found); ``state`` is
+    that state typed by the store of its kind (None when missing or queued)."""
+
+    status: CasStatus
+    raw_state: str = ""
+    stream_id: str | None = None
+    state: S | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is CasStatus.OK
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """Where one kind of record lives: its hash, its deadline set, its external-id index, and the record fields
+    copied into its events inside Redis (so a writer need not read the record first)."""
+
+    record_key: Callable[[str], str]
+    deadlines: str
+    index_key: Callable[[str], str]
+    fill: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One compare-and-set, as data (see ``lua/transition.lua`` for how each part is applied)."""
+
+    #: states the record must be in (empty: any existing record)
+    expect: frozenset[str] = frozenset()
+    #: the new state; None keeps it (a "touch": re-arm a deadline, record a command)
+    to: str | None = None
+    #: fields to set (None values are skipped)
+    set: Mapping[str, Any] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+    incr: Mapping[str, int] = field(default_factory=dict)
+    #: fields that must also hold ("" = absent), else STALE: a field-level compare-and-set
+    match: Mapping[str, str] = field(default_factory=dict)
+    #: dedupe key appended to the record's ``codes``; a repeat makes the change DUP
+    code: str | None = None
+    codes_max: int | None = None
+    #: unix time of the next deadline; ``clear_deadline`` removes it; neither: left as is
+    deadline: float | None = None
+    clear_deadline: bool = False
+    event: EventSpec | None = None
+    #: the external id (activation or rent id) this change concerns: its index entry expires with a terminal
+    #: record, persists with ``persist``, and is written when ``index`` is set
+    ref: str | None = None
+    #: write ``ref`` -> this record into the index
+    index: bool = False
+    #: the record is now terminal: expire it (and its index entry) after RETENTION_SECONDS
+    terminal: bool = False
+    #: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
+    persist: bool = False
+    #: label for the short history (default: the new state, when there is one)
+    hist: str | None = None
+
+
+def states(values: Iterable[enum.Enum | str]) -> frozenset[str]:
+    """State enums (or their values) as the stored strings a Change expects."""
+    return frozenset(v.value if isinstance(v, enum.Enum) else v for v in values)
+
+
+class Records:
+    """Applies :class:`Change` s to the records of one :class:`RecordKind`."""
+
+    def __init__(self, redis_client: redis.Redis, keys: Keys, kind: RecordKind, outbox: OutboxConfig, *,
+                 clock: Clock = system_clock) -> None:
+        self.redis = redis_client
+        self.keys = keys
+        self.kind = kind
+        self.outbox = outbox
+        self.clock = clock
+        self._script = script(redis_client, "transition")
+
+    def apply(self, record_id: str, change: Change, *, now: float | None = None, pipe: Any = None) -> Result[str]:
+        """Run ``change`` on ``record_id``; with ``pipe`` it is only queued there (status QUEUED)."""
+        now = self.clock() if now is None else now
+        fields = {k: (v.value if isinstance(v, enum.Enum) else str(v)) for k, v in change.set.items()
+                  if v is not None}
+        fields[F_UPDATED] = ts(now)
+        spec: dict[str, Any] = {"order_id": record_id, "expect": sorted(change.expect), "set": fields,
+                                "now": int(now), "maxlen": self.outbox.maxlen}
+        if change.to is not None:
+            spec["to"] = change.to
+        if change.delete:
+            spec["del"] = list(change.delete)
+        if change.incr:
+            spec["incr"] = dict(change.incr)
+        if change.code is not None:
+            spec["code"] = change.code
+            if change.codes_max is not None:
+                spec["codes_max"] = int(change.codes_max)
+        if change.match:
+            spec["match"] = {k: str(v) for k, v in change.match.items()}
+        if change.persist:
+            spec["persist"] = True
+        if change.clear_deadline:
+            spec["undeadline"] = True
+        elif change.deadline is not None:
+            spec["deadline"] = ts(change.deadline)
+        if change.event is not None:
+            spec["event"] = {"type": change.event.type.value, "data": change.event.to_json(),
+                             "fill": dict(self.kind.fill)}
+        if change.index and change.ref:
+            spec["index"] = record_id
+        if change.terminal:
+            spec["ttl"] = RETENTION_SECONDS
+        if change.hist:
+            spec["hist"] = change.hist
+        index_key = self.kind.index_key(change.ref) if change.ref else ""
+        keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, index_key]
+        argv = [json.dumps(spec, separators=(",", ":"))]
+        if pipe is not None:
+            self._script(keys=keys, args=argv, client=pipe)
+            return Result(CasStatus.QUEUED)
+        raw = self._script(keys=keys, args=argv)
+        try:
+            status, state, sid = raw[0], raw[1], raw[2]
+            return Result(CasStatus(str(status)), str(state or ""), sid or None)
+        except (TypeError, IndexError, ValueError):
+            raise TransitionError(f"unexpected transition answer {raw!r}") from None
+
+    def drop_deadline(self, record_id: str) -> None:
+        """Remove a deadline whose record is gone or terminal."""
+        self.redis.zrem(self.kind.deadlines, record_id)

@@ -21,7 +21,7 @@ from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
 from flows.runtime import Runtime
 from tests.unit.lifecycle.conftest import FakeClock, stream_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.redis, pytest.mark.http]
 
 API_KEY = "integration-key-123"
 
@@ -124,7 +124,7 @@ def test_timeout_early_cancel_denied_then_cancelled(rt: Runtime, sandbox: Any) -
 
 
 def test_redelivery_while_buying_recovers_same_activation(rt: Runtime, sandbox: Any) -> None:
-    from lifecycle.policy import provider_order_id
+    from lifecycle.activation.decisions import provider_order_id
 
     rt.orders.submit(OrderRequest("tg", country=0, order_id="i4"))
     rt.activations.start_buying("i4")

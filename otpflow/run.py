@@ -11,7 +11,6 @@ import os
 import secrets
 import shlex
 import sys
-import tempfile
 
 from honcho.manager import Manager
 
@@ -79,11 +78,8 @@ def _run_processes(*, env_base: dict[str, str], redis_url: str, embedded: bool, 
     for note in notes:
         print(f"otpflow run: {note}", flush=True)
 
-    workdir = tempfile.mkdtemp(prefix="otpflow-run-")
-    # a schedule file of this run's own, so two local runs (or a run and the tests) never share one
-    local_options = {"beat": ("--schedule", os.path.join(workdir, "beat-schedule"))}
     try:
-        commands = [procfile.command(role, env, *local_options.get(role, ())) for role in procfile.long_running()]
+        commands = [procfile.command(role, env) for role in procfile.long_running()]
     except procfile.ProcfileError as exc:
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2

@@ -146,7 +146,7 @@ class TaskMetrics:
                 else:
                     pipe.hincrbyfloat(inc.key, inc.field, inc.amount)
             results = pipe.execute(raise_on_error=False)
-        except Exception as exc:  # noqa: BLE001 - metrics must never fail a task
+        except Exception as exc:  # metrics must never fail a task
             self._put_back(increments)
             log.warning("task metrics flush failed (%s); counts kept for the next try", type(exc).__name__)
             return False

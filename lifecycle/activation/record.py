@@ -2,7 +2,8 @@
 
 The hash stays a listpack (compact) because every field is short and there are fewer than ~25 of them; the
 history is one comma-joined field of the same hash rather than a separate list key, which saves a key's
-overhead per order (engineering target: ≤ 1 KiB per waiting activation, deadline and index included).
+overhead per order (the budget: at most 512 B of Redis per waiting activation, deadline and index included;
+``bench/sweep.py`` measures it).
 """
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None
 
 
 def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
-    """Through the webhook engineer's Inbox: append twice (its dedupe) + read + consume + ack."""
+    """Through the real Inbox: append twice (its dedupe) + read + consume + ack."""
     svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
     svc.store.start_buying("o1")

@@ -1,4 +1,4 @@
-"""Early webhooks (Task 2): a webhook drained while the order is still ``buying`` is held and replayed when the
+"""Early webhooks: a webhook drained while the order is still ``buying`` is held and replayed when the
 number is stored: one code.received, via webhook, however the two paths interleave."""
 from __future__ import annotations
 

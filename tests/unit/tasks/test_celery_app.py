@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 from config.settings import Settings
 from lifecycle.activation.record import OrderRequest
 from tasks import TASK_NAMES
@@ -78,16 +80,14 @@ def test_order_task_runs_in_a_worker(memory_app: Any, fake_redis: Any) -> None:
         with start_worker(memory_app, pool="solo", perform_ping_check=False, queues=[QUEUE], loglevel="WARNING"):
             memory_app.send_task("otpflow.order", kwargs={"service": "tg", "country": 0, "order_id": "w1"})
             memory_app.send_task("otpflow.order", kwargs={"service": "tg", "country": 0, "order_id": "w1"})
-            deadline = time.time() + 10
-            order = None
-            while time.time() < deadline:
-                order = rt.activations.get("w1")
-                if order is not None and order.state.value == "waiting" and rt.provider.count("get_number_v2") >= 1:
-                    break
-                time.sleep(0.05)
-            time.sleep(0.3)
+            # a third order behind them (one queue, one solo worker: first in, first out): once it is bought,
+            # both deliveries of w1 have run
+            memory_app.send_task("otpflow.order", kwargs={"service": "tg", "country": 0, "order_id": "marker"})
+            wait_until(lambda: (m := rt.activations.get("marker")) is not None and m.state.value == "waiting",
+                       timeout=10, message="the marker order was never bought")
+        order = rt.activations.get("w1")
         assert order is not None and order.state.value == "waiting"
-        assert rt.provider.count("get_number_v2") == 1
+        assert rt.provider.count("get_number_v2") == 2  # w1 once, the marker once
         assert rt.orders.submit(OrderRequest("tg", order_id="w1"))[1] is False
     finally:
         runtime_mod.set_runtime(None)

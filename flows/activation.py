@@ -24,7 +24,7 @@ from provider.models import ActivationState, ActiveActivation
 from .inbox import auto_finish
 from .names import TaskName
 from .outcomes import Outcome
-from .report import Breaker, SweepReport
+from .report import Breaker, SweepReport, back_off
 from .runtime import Runtime
 
 log = logging.getLogger("otpflow.flows")
@@ -193,12 +193,8 @@ def advance(rt: Runtime, order_id: str, *, order: Order | None = None,
 
 
 def _backoff(rt: Runtime, order: Order, report: SweepReport, why: str, *, count: bool = True) -> Outcome:
-    """Provider unavailable: keep the state, re-arm with exponential backoff and jitter (never lose a deadline)."""
-    due = rt.clock() + rt.activation_config.backoff.delay(order.fails)
-    rt.activations.rearm(order.order_id, state=order.state, due=due, fails=count)
-    report.did("backoff")
     log.debug("order %s: backoff (%s)", order.order_id, why)
-    return Outcome.BACKOFF
+    return back_off(rt.activations, order, rt.activation_config.backoff, rt.clock(), report, count=count)
 
 
 def _transient(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker,

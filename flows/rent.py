@@ -22,7 +22,7 @@ from provider.models import RentSms, RentState as ProviderRentState, RentStatus
 
 from .names import TaskName
 from .outcomes import Outcome
-from .report import Breaker, SweepReport
+from .report import Breaker, SweepReport, back_off
 from .runtime import Runtime
 
 log = logging.getLogger("otpflow.flows.rent")
@@ -177,11 +177,8 @@ def advance_rent(rt: Runtime, order_id: str, *, order: RentOrder | None = None, 
 
 
 def _backoff(rt: Runtime, order: RentOrder, report: SweepReport, why: str, *, count: bool = True) -> Outcome:
-    rt.rents.rearm(order.order_id, state=order.state, due=rt.clock() + rt.rent_config.backoff.delay(order.fails),
-                   fails=count)
-    report.did("backoff")
     log.debug("rent order %s: backoff (%s)", order.order_id, why)
-    return Outcome.BACKOFF
+    return back_off(rt.rents, order, rt.rent_config.backoff, rt.clock(), report, count=count)
 
 
 def _transient(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker,

@@ -1,8 +1,12 @@
-"""What one sweep did, and the per-sweep circuit breaker (shared by the activation and rent halves)."""
+"""What one sweep did, the per-sweep circuit breaker, and backing off: shared by the activation and rent halves."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from provider.backoff import Backoff
+
+from .outcomes import Outcome
 
 
 @dataclass
@@ -32,3 +36,27 @@ class SweepReport:
 
     def did(self, name: str) -> None:
         self.actions[name] = self.actions.get(name, 0) + 1
+
+
+class _Rearms(Protocol):
+    """A store that can re-arm one of its records' deadlines (both halves' stores can)."""
+
+    def rearm(self, order_id: str, *, state: Any, due: float, fails: bool = False) -> object: ...
+
+
+class _Retried(Protocol):
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def state(self) -> Any: ...
+    @property
+    def fails(self) -> int: ...
+
+
+def back_off(store: _Rearms, order: _Retried, backoff: Backoff, now: float, report: SweepReport, *,
+             count: bool = True) -> Outcome:
+    """Provider unavailable: keep the state, re-arm with exponential backoff and jitter (never lose a deadline);
+    ``count`` adds the failure to the record's ``fails`` (a breaker already open for this batch does not)."""
+    store.rearm(order.order_id, state=order.state, due=now + backoff.delay(order.fails), fails=count)
+    report.did("backoff")
+    return Outcome.BACKOFF

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar, cast
 
 import redis
 
@@ -22,7 +22,8 @@ from .scripts import script
 
 #: how long a terminal record (and its index entry) is kept: order-id idempotency and GET /api/orders
 RETENTION_SECONDS = 7 * 24 * 3600
-#: record field every change stamps
+#: record fields every kind has: its state (what a Change compares) and when it last changed
+F_STATE = "state"
 F_UPDATED = "updated"
 
 
@@ -167,6 +168,21 @@ class Records:
             return Result(CasStatus(str(status)), str(state or ""), sid or None)
         except (TypeError, IndexError, ValueError):
             raise TransitionError(f"unexpected transition answer {raw!r}") from None
+
+    def read(self, record_id: str) -> dict[str, str] | None:
+        """The record's fields (decode_responses=True clients), or None when there is no such record."""
+        rec = cast(dict[str, str], self.redis.hgetall(self.kind.record_key(record_id)))
+        return rec if rec and F_STATE in rec else None
+
+    def read_many(self, record_ids: Iterable[str]) -> dict[str, dict[str, str] | None]:
+        """Several records in one pipelined round trip (what a sweep does)."""
+        ids = list(record_ids)
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(self.kind.record_key(rid))
+        return {rid: rec if rec and F_STATE in rec else None for rid, rec in zip(ids, pipe.execute())}
 
     def drop_deadline(self, record_id: str) -> None:
         """Remove a deadline whose record is gone or terminal."""

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from ..cas import F_UPDATED
+from ..cas import F_STATE, F_UPDATED
 from ..clock import parse_float as _float
 from ..clock import parse_int as _int
 from .machine import Command, State
 
 #: record field names (kept short: they are stored once per order)
-F_STATE = "state"
 F_SERVICE = "service"
 F_COUNTRY = "country"
 F_OPERATOR = "operator"

@@ -7,7 +7,7 @@ back: no second event. ``code.received`` is also deduplicated on the code itself
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence, cast
+from typing import Any, Iterable, cast
 
 import redis
 
@@ -18,7 +18,7 @@ from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CMD, F_CODE, F_CODE_AT, F_COST, F_FAILS, F_NUMBER_AT,
-                     F_PHONE, F_REASON, F_RETRY_AT, F_STATE, F_VIA, Order)
+                     F_PHONE, F_REASON, F_RETRY_AT, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
 FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country"}
@@ -46,18 +46,13 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> Order | None:
-        rec = cast(dict[str, str], self.redis.hgetall(self.keys.order(order_id)))  # decode_responses=True
-        return Order.from_record(order_id, rec) if rec and F_STATE in rec else None
+        rec = self.records.read(order_id)
+        return Order.from_record(order_id, rec) if rec else None
 
-    def get_many(self, order_ids: Sequence[str]) -> dict[str, Order | None]:
+    def get_many(self, order_ids: Iterable[str]) -> dict[str, Order | None]:
         """One pipelined round trip for a batch (what a sweep does)."""
-        if not order_ids:
-            return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for oid in order_ids:
-            pipe.hgetall(self.keys.order(oid))
-        return {oid: Order.from_record(oid, rec) if rec and F_STATE in rec else None
-                for oid, rec in zip(order_ids, pipe.execute())}
+        return {oid: Order.from_record(oid, rec) if rec else None
+                for oid, rec in self.records.read_many(order_ids).items()}
 
     def order_for_activation(self, activation_id: str) -> str | None:
         return cast("str | None", self.redis.get(self.keys.activation_index(str(activation_id))))

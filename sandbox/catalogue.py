@@ -1,13 +1,16 @@
 """Countries, services, operators, prices and stock: what the emulated provider sells.
 
 Stock is real: a purchase takes a number out of it and a cancel (or an expiry without a code) puts it back, so
-`getNumbersStatus`/`getPrices` answers move with the state of the account.
+`getNumbersStatus`/`getPrices` answers move with the state of the account. Each offer also has an advertised
+`count` that may exceed its real stock (`physicalCount`), as live providers' do (docs/protocol.md, Transport
+and answers). Prices and stock are settable per sandbox with `OfferPatch` (start-up and control API).
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any, Mapping
 
 from .errors import OutOfStock
 
@@ -52,6 +55,92 @@ class Offer:
     rent_stock: int = 0
     sold: int = 0                          # purchases, for getListOfTopCountriesByService `share`
     succeeded: int = 0                     # finished with a code, for `rate`
+    phantom: int = 0                       # advertised `count` minus real stock (`physicalCount`)
+
+    @property
+    def count(self) -> int:
+        """What the provider advertises (`count`): real stock plus the phantom numbers, never negative."""
+        return max(0, self.stock + self.phantom)
+
+    def set_price(self, price: Decimal) -> None:
+        """A new activation price; the retail and forwarding prices follow it (rent prices do not)."""
+        self.price = price
+        self.retail_price = (price * 2).quantize(Decimal("0.01"))
+        self.forward_price = (price * Decimal("1.5")).quantize(Decimal("0.01"))
+
+
+_PATCH_KEYS = frozenset({"service", "country", "price", "count", "physical_count"})
+
+
+@dataclass(frozen=True)
+class OfferPatch:
+    """A change to one offer: its price and/or stock (`count` advertised, `physical_count` real).
+
+    `count` alone sets both; `physical_count` alone sets the real stock and keeps the gap to the advertised count;
+    both set each. Only existing activation offers can be changed (every service is sold in every country).
+    """
+
+    service: str
+    country: int
+    price: Decimal | None = None
+    count: int | None = None
+    physical_count: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "OfferPatch":
+        """From `{"service","country","price"?,"count"?,"physical_count"?}` (ValueError naming what is wrong)."""
+        if not isinstance(data, Mapping):
+            raise ValueError("an offer must be a JSON object")
+        unknown = sorted(set(data) - _PATCH_KEYS)
+        if unknown:
+            raise ValueError(f"unknown offer field(s) {', '.join(unknown)}; known: {', '.join(sorted(_PATCH_KEYS))}")
+        service = data.get("service")
+        if not isinstance(service, str) or not service:
+            raise ValueError("offer needs a service code")
+        return cls(service=service, country=_whole(data.get("country"), "country"),
+                   price=None if data.get("price") is None else _price(data["price"]),
+                   count=None if data.get("count") is None else _count(data["count"], "count"),
+                   physical_count=None if data.get("physical_count") is None
+                   else _count(data["physical_count"], "physical_count"))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"service": self.service, "country": self.country}
+        if self.price is not None:
+            out["price"] = fmt_money(self.price)
+        if self.count is not None:
+            out["count"] = self.count
+        if self.physical_count is not None:
+            out["physical_count"] = self.physical_count
+        return out
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be an integer")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {value!r}") from None
+    return number
+
+
+def _count(value: Any, name: str) -> int:
+    number = _whole(value, name)
+    if number < 0:
+        raise ValueError(f"{name} must not be negative")
+    return number
+
+
+def _price(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("price must be a decimal number")
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"price must be a decimal number, not {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise ValueError(f"price must be a finite number >= 0, not {value!r}")
+    return price
 
 
 @dataclass(frozen=True)
@@ -161,6 +250,34 @@ class Catalogue:
                     raise ValueError(f"no offer for country {country} service {service}")
                 offer.stock = int(n)
 
+    def check(self, patch: OfferPatch) -> None:
+        """Raise ValueError if `patch` cannot apply (an unknown service or country)."""
+        if patch.service not in self.services or patch.service == "full":
+            raise ValueError(f"unknown service {patch.service!r}")
+        if patch.country not in self.countries:
+            raise ValueError(f"unknown country {patch.country}")
+        if (patch.country, patch.service) not in self.offers:
+            raise ValueError(f"no offer for {patch.service} in country {patch.country}")
+
+    def apply(self, patches: list[OfferPatch] | tuple[OfferPatch, ...]) -> list[tuple[int, str, Offer]]:
+        """Apply every patch, or none if one cannot apply (ValueError); the offers changed, in patch order."""
+        for patch in patches:
+            self.check(patch)
+        changed: list[tuple[int, str, Offer]] = []
+        for patch in patches:
+            offer = self.offers[(patch.country, patch.service)]
+            if patch.price is not None:
+                offer.set_price(patch.price)
+            if patch.physical_count is not None:
+                if patch.count is not None:
+                    offer.phantom = patch.count - patch.physical_count
+                offer.stock = patch.physical_count
+            elif patch.count is not None:
+                offer.stock = patch.count
+                offer.phantom = 0
+            changed.append((patch.country, patch.service, offer))
+        return changed
+
     def rent_price(self, country: int, service: str, hours: int) -> Decimal:
         """Rent cost: the 4-hour price pro rata, never below it (the provider's shortest tier)."""
         offer = self.offers[(country, service)]
@@ -200,6 +317,14 @@ def _default_offers(stock: int) -> dict[tuple[int, str], Offer]:
                 rent_price_4h=(price * 4).quantize(Decimal("0.01")) if rentable else None,
                 rent_stock=20 if rentable else 0)
     return offers
+
+
+def offer_json(country: int, service: str, offer: Offer) -> dict[str, Any]:
+    """One offer as the control API shows it (prices as strings, exact)."""
+    return {"service": service, "country": country, "price": fmt_money(offer.price), "count": offer.count,
+            "physical_count": offer.stock, "retail_price": fmt_money(offer.retail_price),
+            "forward_price": None if offer.forward_price is None else fmt_money(offer.forward_price),
+            "sold": offer.sold}
 
 
 def fmt_money(value: Decimal) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from .catalogue import OfferPatch
 from .engine import Engine
 from .errors import ControlError
 
@@ -99,7 +100,7 @@ def _clock_json(engine: Engine) -> dict[str, Any]:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> Response:
-    """POST any subset of the settings (see docs/contracts.md); answers the full settings."""
+    """POST any subset of the settings (sandbox/README.md, Control API); answers the full settings."""
     engine = _engine()
     with engine.lock:
         if request.method == "POST":
@@ -108,6 +109,26 @@ def settings() -> Response:
             except (TypeError, ValueError) as exc:
                 raise ControlError(f"bad setting value: {exc}") from None
         return jsonify(engine.settings_json())
+
+
+@bp.route("/catalogue", methods=["GET", "POST"])
+def catalogue() -> Response:
+    """GET: every offer. POST one offer `{"service","country","price"?,"count"?,"physical_count"?}` or
+    `{"offers":[…]}`: prices and stock change at once, all or none; answers `{"offers":[the changed offers]}`."""
+    engine = _engine()
+    if request.method == "GET":
+        with engine.lock:
+            return jsonify(engine.catalogue_json())
+    body = _body()
+    items = body["offers"] if set(body) == {"offers"} else [body]
+    if not isinstance(items, list) or not items:
+        raise ControlError("offers must be a non-empty list")
+    try:
+        patches = [OfferPatch.from_json(item) for item in items]
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+    with engine.lock:
+        return jsonify({"offers": engine.patch_catalogue(patches)})
 
 
 @bp.get("/state")

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ApiError
 
 HTML = "text/html; charset=UTF-8"
 JSON = "application/json"
 
+MaxPrice = Literal["always", "with_currency", "ignored"]
+
 
 @dataclass(frozen=True)
 class Dialect:
-    """What differs between providers that speak handler_api."""
+    """What differs between providers that speak handler_api (docs/dialects.md)."""
 
     name: str
     json_errors: bool = False                 # HeroSMS {"title","details","info"} with 4xx
@@ -32,6 +34,18 @@ class Dialect:
     v2_extra: str = ""                        # "herosms" | "grizzly": extra getNumberV2 fields
     cancel_window_error: bool = False         # FREE_CANCELLATION_EXPIRED / OTP_RECEIVED / ACTIVATION_NOT_ACTIVE
     missing_actions: frozenset[str] = field(default_factory=frozenset)
+    max_price: MaxPrice = "always"            # "with_currency": only next to `currency`; "ignored": never read
+    currency_change_error: bool = False       # a purchase `currency` other than the account's is refused
+    countries_as_list: bool = False           # getCountries answers a JSON list (VakSMS)
+    #: error codes this dialect spells differently: (action or "*", code, wire code)
+    wire_codes: tuple[tuple[str, str, str], ...] = ()
+
+    def on_wire(self, action: str | None, err: ApiError) -> ApiError:
+        """`err` as this dialect sends it in answer to `action` (same envelope, argument and info)."""
+        for on, code, wire in self.wire_codes:
+            if err.code == code and on in ("*", action):
+                return ApiError(wire, err.argument, envelope=err.envelope, info=err.info)
+        return err
 
 
 DIALECTS: dict[str, Dialect] = {
@@ -42,9 +56,22 @@ DIALECTS: dict[str, Dialect] = {
                        v2_extra="herosms", cancel_window_error=True,
                        missing_actions=frozenset({"getListOfTopCountriesByService"})),
     "grizzly": Dialect("grizzly", cancel_codes=frozenset({8, -1}), v2_extra="grizzly"),
+    # Only getNumber is documented (no getNumberV2); no bulk read; maxPrice together with currency;
+    # WRONG_SERVICE for an unknown service; CURRENCY_CHANGE_UNAVAILABLE.
+    "smshub": Dialect("smshub", max_price="with_currency", currency_change_error=True,
+                      missing_actions=frozenset({"getActiveActivations", "getListOfTopCountriesByService",
+                                                 "getNumberV2"}),
+                      wire_codes=(("*", "BAD_SERVICE", "WRONG_SERVICE"),)),
+    # A wrong (or missing) key and getStatus of an unknown id answer BAD_ACTION; getCountries is a keyless list.
+    # getNumberV2 and maxPrice are not known to exist: emulated as absent and ignored, the buyer's worst case.
+    "vaksms": Dialect("vaksms", max_price="ignored", countries_as_list=True, keyless=frozenset({"getCountries"}),
+                      missing_actions=frozenset({"getListOfTopCountriesByService", "getNumberV2"}),
+                      wire_codes=(("*", "BAD_KEY", "BAD_ACTION"), ("*", "NO_KEY", "BAD_ACTION"),
+                                  ("getStatus", "NO_ACTIVATION", "BAD_ACTION"))),
 }
 ALIASES = {"smsactivate": "sms-activate", "sms_activate": "sms-activate", "hero-sms": "herosms",
-           "hero": "herosms", "grizzlysms": "grizzly", "grizzly-sms": "grizzly"}
+           "hero": "herosms", "grizzlysms": "grizzly", "grizzly-sms": "grizzly", "sms-hub": "smshub",
+           "vak": "vaksms", "vak-sms": "vaksms"}
 
 
 def get_dialect(name: str) -> Dialect:

@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from .activations import Activation, Call, Outcome, Rules, Sms, State, expire, receive_sms, set_status
-from .catalogue import (ADDITIONAL_SERVICE_PRICE, EXTRA_ACTIVATION_FACTOR, Catalogue, Offer)
+from .catalogue import (ADDITIONAL_SERVICE_PRICE, EXTRA_ACTIVATION_FACTOR, Catalogue, Offer, OfferPatch,
+                        offer_json)
 from .clock import Clock, fmt_dt, fmt_iso_z
 from .config import FAIL_MODES, STATUS_AFTER_FINISH, SandboxConfig
 from .dialects import Dialect, get_dialect
@@ -46,6 +47,7 @@ class Engine:
         self.dialect: Dialect = get_dialect(cfg.dialect)
         self.rng = random.Random(cfg.seed)
         self.catalogue = Catalogue(stock=cfg.stock)
+        self.catalogue.apply(cfg.catalogue)      # ValueError: a start-up patch that cannot apply
         self.ledger = Ledger(Decimal(cfg.balance), Decimal(cfg.cashback))
         self.activations: dict[str, Activation] = {}
         self.orders: dict[str, str] = {}            # orderId -> activation id
@@ -439,13 +441,17 @@ class Engine:
                 if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
                     raise ControlError("webhook_backoff must be a list of seconds")
                 s.webhook_backoff = tuple(float(v) for v in value)
+            elif key == "retry_after":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                    raise ControlError("retry_after must be null or a whole number of seconds >= 0")
+                s.retry_after = value
             elif key == "status_after_finish":
                 if value not in STATUS_AFTER_FINISH:
                     raise ControlError(f"status_after_finish must be one of {STATUS_AFTER_FINISH}")
                 s.status_after_finish = value
             elif key in ("duplicate_webhooks", "webhook_attempts", "max_active", "default_country"):
                 setattr(s, key, None if value is None and key == "max_active" else int(value))
-            elif key in ("drop_webhooks", "partner_verified"):
+            elif key in ("drop_webhooks", "partner_verified", "honour_order_id"):
                 setattr(s, key, bool(value))
             elif key in ("auto_sms_after", "activation_lifetime", "early_cancel_seconds", "refund_window",
                          "rent_cancel_window", "timeout_sleep", "webhook_timeout", "rent_die_after"):
@@ -458,13 +464,27 @@ class Engine:
 
     def settings_json(self) -> dict[str, Any]:
         s = self.settings
-        d = {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name not in ("extra", "api_key")}
+        d = {f.name: getattr(s, f.name) for f in dataclasses.fields(s)
+             if f.name not in ("extra", "api_key", "catalogue")}
         d["balance"] = str(self.ledger.balance)
         d["cashback"] = str(self.ledger.cashback)
         d["webhook_backoff"] = list(s.webhook_backoff)
         d["fail_next"] = self.fail_remaining
         d["dialect"] = self.dialect.name
         return d
+
+    def patch_catalogue(self, patches: list[OfferPatch]) -> list[dict[str, Any]]:
+        """Control: change prices and stock (all patches or none); the changed offers."""
+        try:
+            changed = self.catalogue.apply(patches)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
+        return [offer_json(c, s, o) for c, s, o in changed]
+
+    def catalogue_json(self) -> dict[str, Any]:
+        """Control: every activation offer with its price, advertised count and real stock."""
+        return {"currency": self.settings.currency,
+                "offers": [offer_json(c, s, o) for (c, s), o in self.catalogue.offers.items() if s != "full"]}
 
     def state_json(self) -> dict[str, Any]:
         self.sweep()

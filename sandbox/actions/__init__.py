@@ -36,7 +36,7 @@ def dispatch(engine: Engine, params: Mapping[str, str], authorization: str | Non
                 raise ApiError("BAD_ACTION")
             return HANDLERS[action](Ctx(engine, params))
         except ApiError as err:
-            return err
+            return dialect.on_wire(action, err)
 
 
 __all__ = ["HANDLERS", "dispatch", "Ctx"]

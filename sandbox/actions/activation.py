@@ -30,6 +30,21 @@ def _excluded_prefixes(ctx: Ctx, country: int) -> list[str]:
     return out
 
 
+def _check_currency(ctx: Ctx) -> None:
+    """SMSHub-style: a purchase `currency` other than the account's is refused (the account has one currency)."""
+    wanted = ctx.get("currency")
+    if ctx.dialect.currency_change_error and wanted is not None and wanted != str(ctx.settings.currency):
+        raise ApiError("CURRENCY_CHANGE_UNAVAILABLE")
+
+
+def _max_price(ctx: Ctx) -> Decimal | None:
+    """The `maxPrice` ceiling as the dialect reads it: always, only next to `currency`, or never."""
+    mode = ctx.dialect.max_price
+    if mode == "ignored" or (mode == "with_currency" and ctx.get("currency") is None):
+        return None
+    return ctx.decimal("maxPrice")
+
+
 def _purchase(ctx: Ctx, *, order_id: str | None = None) -> Activation:
     """Everything getNumber and getNumberV2 share: validation in the provider's order, then the purchase."""
     engine = ctx.engine
@@ -52,7 +67,8 @@ def _purchase(ctx: Ctx, *, order_id: str | None = None) -> Activation:
     if forward and not cat.services[service].forward:
         raise ApiError("NO_NUMBERS")
     price = offer.forward_price if forward and offer.forward_price is not None else offer.price
-    max_price = ctx.decimal("maxPrice")
+    _check_currency(ctx)
+    max_price = _max_price(ctx)
     if max_price is not None and max_price < offer.price:
         raise ApiError("WRONG_MAX_PRICE", fmt_money(offer.price))
     excluded = _excluded_prefixes(ctx, country)
@@ -91,7 +107,7 @@ def _v2_body(ctx: Ctx, act: Activation) -> dict[str, Any]:
 
 def get_number_v2(ctx: Ctx) -> Reply:
     order_id = ctx.get("orderId")
-    if order_id is not None and order_id in ctx.engine.orders:
+    if order_id is not None and order_id in ctx.engine.orders and ctx.settings.honour_order_id:
         raise ApiError("ORDER_ALREADY_EXISTS")
     act = _purchase(ctx, order_id=order_id)
     return as_json(_v2_body(ctx, act))

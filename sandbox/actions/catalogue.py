@@ -43,11 +43,11 @@ def get_numbers_status(ctx: Ctx) -> Reply:
     services = ctx.engine.catalogue.services
     for _, s, o in _activation_offers(ctx, country, None):
         if seed_style:
-            body[f"{s}_0"] = o.stock
+            body[f"{s}_0"] = o.count
             if services[s].forward:
-                body[f"{s}_1"] = o.stock
+                body[f"{s}_1"] = o.count
         else:
-            body[s] = str(o.stock)
+            body[s] = str(o.count)
     return as_json(body, html=True)   # SMS-Activate serves this JSON as text/html
 
 
@@ -57,14 +57,14 @@ def _top_countries(ctx: Ctx, discount: Decimal) -> Reply:
     rows: dict[int, dict[str, Any]] = {}
     for c, s, o in _activation_offers(ctx, None, service):
         row = rows.setdefault(c, {"country": c, "count": 0, "price": None, "retail_price": None})
-        row["count"] += o.stock
+        row["count"] += o.count
         price = (o.price * discount).quantize(Decimal("0.001")).normalize()
         if row["price"] is None or price < row["price"]:
             row["price"], row["retail_price"] = price, o.retail_price
         if free_price:
             row.setdefault("freePriceMap", {})
             key = fmt_money(price)
-            row["freePriceMap"][key] = row["freePriceMap"].get(key, 0) + o.stock
+            row["freePriceMap"][key] = row["freePriceMap"].get(key, 0) + o.count
     ordered = sorted(rows.values(), key=lambda r: (-r["count"], r["country"]))
     body = {}
     for i, row in enumerate(ordered):
@@ -129,9 +129,10 @@ def get_prices(ctx: Ctx, extended: bool = False) -> Reply:
     if country is False:
         return as_json(body)
     for c, s, o in _activation_offers(ctx, country, service):
-        entry: dict[str, Any] = {"cost": money_json(o.price), "count": o.stock, "physicalCount": o.stock}
+        # `count` is what the provider advertises, `physicalCount` what it can really sell
+        entry: dict[str, Any] = {"cost": money_json(o.price), "count": o.count, "physicalCount": o.stock}
         if extended and ctx.flag("freePrice"):
-            entry["freePriceMap"] = {fmt_money(o.price): o.stock}
+            entry["freePriceMap"] = {fmt_money(o.price): o.count}
         body.setdefault(str(c), {})[s] = entry
     return as_json(body)
 
@@ -144,7 +145,7 @@ def get_prices_verification(ctx: Ctx) -> Reply:
     service = ctx.get("service")
     body: dict[str, dict[str, Any]] = {}
     for c, s, o in _activation_offers(ctx, None, service):
-        body.setdefault(s, {})[str(c)] = {"count": o.stock, "price": fmt_money(o.price)}
+        body.setdefault(s, {})[str(c)] = {"count": o.count, "price": fmt_money(o.price)}
     return as_json(body)
 
 
@@ -157,7 +158,7 @@ def get_countries(ctx: Ctx) -> Reply:
         if not hero:
             entry["multiService"] = c.multi_service
         body[str(c.id)] = entry
-    return as_json(body)
+    return as_json(list(body.values()) if ctx.dialect.countries_as_list else body)
 
 
 def get_services_list(ctx: Ctx) -> Reply:

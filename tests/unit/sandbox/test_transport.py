@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from .conftest import KEY, Api
 
 
@@ -114,3 +116,29 @@ def test_bad_fail_mode_is_rejected(control) -> None:
 def test_unknown_setting_is_rejected(control) -> None:
     body = control.post("settings", {"drop_webhook": True}, status=400)
     assert "drop_webhook" in body["error"]
+
+
+def test_fail_mode_429_rate_limit_with_retry_after(api: Api, control, engine) -> None:
+    control.settings(fail_mode="429", fail_next=2, retry_after=7)
+    for _ in range(2):
+        r = api.raw("getNumber", service="tg")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+        assert r.headers["Content-Type"].startswith("application/json")
+        assert r.get_json() == {"title": "RATE_LIMIT", "details": "Too many requests", "info": {"retryAfter": 7}}
+    assert engine.activations == {}, "a rate-limited request is not processed"
+    assert api("getBalance") == "ACCESS_BALANCE:100.00"
+    assert control.state()["settings"]["fail_mode"] is None
+
+
+def test_fail_mode_429_default_and_without_header(api: Api, control) -> None:
+    control.settings(fail_mode="429", fail_next=1)
+    assert api.raw("getBalance").headers["Retry-After"] == "1"      # the default
+    control.settings(fail_mode="429", fail_next=1, retry_after=None)
+    r = api.raw("getBalance")
+    assert r.status_code == 429 and "Retry-After" not in r.headers and r.get_json()["info"] == {}
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_bad_retry_after_is_rejected(control, bad) -> None:
+    body = control.post("settings", {"retry_after": bad}, status=400)
+    assert "retry_after" in body["error"]

@@ -1,6 +1,6 @@
 """Our handler_api client against our emulator over real HTTP (loopback), for every action docs/protocol.md lists
-("Transport and answers", "Buying a number", "Activation states", "Rents") and the partner product, in the three
-dialects the sandbox speaks. The sandbox is an independent peer: it imports nothing of ``provider``; a mismatch
+("Transport and answers", "Buying a number", "Activation states", "Rents") and the partner product, in every
+dialect the sandbox speaks (docs/dialects.md), with its fault modes and per-sandbox prices and stock. The sandbox is an independent peer: it imports nothing of ``provider``; a mismatch
 here is either a client bug or an emulator bug, and the assertion message says which rule is at stake."""
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ class Control:
 
     def state(self) -> Any:
         return self.http.get(f"{self.url}/control/state", timeout=5).json()
+
+    def catalogue(self, **offer: Any) -> Any:
+        return self.post("catalogue", offer)
 
 
 @pytest.fixture
@@ -340,3 +343,135 @@ def test_grizzly_dialect(server: Any, control: Control) -> None:
         control.advance(130)
         assert grizzly.cancel_activation(a.activation_id) == "ACCESS_CANCEL"   # status -1
         assert control.state()["activations"][0]["state"].upper().startswith("CANCEL")
+
+
+def test_smshub_dialect(server: Any, control: Control) -> None:
+    control.settings(dialect="smshub")
+    with make(server, dialect="smshub") as hub:
+        assert hub.get_balance().amount == Decimal("1000")
+        assert hub.dialect.purchase_action == "getNumber"
+        a = hub.get_number("tg", country=0)                                 # only getNumber is documented
+        with pytest.raises(E.BadAction):
+            hub.get_number_v2("tg", country=0, order_id="hub-1")
+        with pytest.raises(E.NotSupported):                                 # no bulk read: refused locally
+            hub.get_active_activations()
+        with pytest.raises(E.NotSupported):
+            hub.get_list_of_top_countries_by_service("tg")
+        control.sms(a.activation_id, "3131")
+        assert hub.get_status(a.activation_id) == M.StatusResult(M.ActivationState.CODE_RECEIVED, "3131")
+        assert hub.finish_activation(a.activation_id) == "ACCESS_ACTIVATION"
+        b = hub.get_number("tg", country=0)
+        control.advance(130)
+        assert hub.cancel_activation(b.activation_id) == "ACCESS_CANCEL"
+        # maxPrice is read together with currency (max_price_needs_currency)
+        assert hub.dialect.max_price_needs_currency
+        with pytest.raises(E.WrongMaxPrice) as low:
+            hub.get_number("tg", country=0, max_price=Decimal("0.01"), currency=hub.dialect.default_currency)
+        assert low.value.min_price == Decimal("0.25")
+        with pytest.raises(E.CurrencyChangeUnavailable):
+            hub.get_number("tg", country=0, currency=643)
+        with pytest.raises(E.BadService) as wrong:                          # WRONG_SERVICE on the wire
+            hub.get_number("nosuch", country=0)
+        assert wrong.value.raw_code == "WRONG_SERVICE"
+        assert hub.get_prices(service="tg", country=0).get(0, "tg").cost == Decimal("0.25")
+    with make(server, dialect="smshub", key="nope-nope") as bad:
+        with pytest.raises(E.BadKey):
+            bad.get_balance()
+
+
+def test_vaksms_dialect(server: Any, control: Control) -> None:
+    control.settings(dialect="vaksms")
+    with make(server, dialect="vaksms") as vak:
+        countries = {c.id: c for c in vak.get_countries()}                  # a JSON list, indexed by id
+        assert countries["0"].eng == "Russia"
+        a = vak.get_number("tg", country=0, max_price=Decimal("0.01"))      # maxPrice is not read
+        assert not vak.dialect.max_price_supported
+        assert control.state()["activations"][0]["cost"] == "0.25"
+        assert [r.activation_id for r in vak.get_active_activations()] == [a.activation_id]
+        with pytest.raises(E.NotSupported):
+            vak.get_list_of_top_countries_by_service("tg")
+        with pytest.raises(E.BadActionOrKey) as unknown:                    # getStatus of an unknown id
+            vak.get_status("999999999999")
+        assert isinstance(unknown.value, E.BadAction) and isinstance(unknown.value, E.BadKey)
+        control.advance(130)
+        assert vak.cancel_activation(a.activation_id) == "ACCESS_CANCEL"
+        assert vak.get_active_activations() == []
+    with make(server, dialect="vaksms", key="nope-nope") as bad:
+        with pytest.raises(E.BadActionOrKey):                               # a wrong key answers BAD_ACTION
+            bad.get_balance()
+
+
+@pytest.mark.parametrize("dialect", ["sms-activate", "herosms", "grizzly", "smshub", "vaksms"])
+def test_every_dialect_buys_with_its_purchase_action(server: Any, control: Control, dialect: str) -> None:
+    control.settings(dialect=dialect)
+    with make(server, dialect=dialect) as c:
+        if c.dialect.purchase_action == "getNumberV2":
+            a = c.get_number_v2("tg", country=0, order_id=f"any-{dialect}")
+            assert a.cost == Decimal("0.25")
+        else:
+            a = c.get_number("tg", country=0)
+        control.sms(a.activation_id, "2468")
+        assert c.get_status(a.activation_id).code == "2468"
+        assert c.finish_activation(a.activation_id) in ("ACCESS_ACTIVATION", "")
+
+
+# ------------------------------------------------------------------ rate limits and per-sandbox catalogue
+def test_rate_limit_429_honours_retry_after(server: Any, control: Control) -> None:
+    control.settings(fail_mode="429", fail_next=2, retry_after=3)
+    sleeps: list[float] = []
+    with make(server, sleep=sleeps.append) as c:
+        assert c.get_balance().amount == Decimal("1000")                    # read-only: retried
+    assert len(sleeps) == 2 and all(s >= 3 for s in sleeps), sleeps
+    control.settings(fail_mode="429", fail_next=1, retry_after=5)
+    with make(server, max_retries=0) as once:
+        with pytest.raises(E.RateLimited) as info:
+            once.get_balance()
+    assert info.value.retry_after == 5 and info.value.http_status == 429
+    control.settings(fail_mode="429", fail_next=1)
+    with make(server) as c:
+        with pytest.raises(E.RateLimited):                                  # a purchase is sent once
+            c.get_number("tg", country=0)
+        assert control.state()["activations"] == []
+        assert c.get_number_v2("tg", country=0, order_id="rl-1").activation_id   # nothing left to fail
+
+
+def test_catalogue_prices_and_stock_over_http(client: ProviderClient, control: Control) -> None:
+    control.catalogue(service="tg", country=0, price="0.30", count=10, physical_count=4)
+    price = client.get_prices(service="tg", country=0).get(0, "tg")
+    assert (price.cost, price.count, price.physical_count) == (Decimal("0.30"), 10, 4)
+    a = client.get_number_v2("tg", country=0, order_id="cat-1", max_price=Decimal("0.30"))
+    assert a.cost == Decimal("0.30")
+    assert client.get_balance().amount == Decimal("999.70")
+    with pytest.raises(E.WrongMaxPrice) as low:
+        client.get_number_v2("tg", country=0, order_id="cat-2", max_price=Decimal("0.29"))
+    assert low.value.min_price == Decimal("0.30")
+    control.catalogue(service="tg", country=0, count=0)
+    with pytest.raises(E.NoNumbers):
+        client.get_number_v2("tg", country=0, order_id="cat-3")
+    assert client.get_prices(service="tg", country=0).get(0, "tg").physical_count == 0
+
+
+def test_two_sandboxes_with_their_own_catalogues() -> None:
+    from sandbox.catalogue import OfferPatch
+    cheap = serve_in_thread(create_app(SandboxConfig(api_key=KEY, seed=1, catalogue=(
+        OfferPatch("tg", 0, price=Decimal("0.10"), count=0),))))
+    dear = serve_in_thread(create_app(SandboxConfig(api_key=KEY, seed=1, dialect="herosms", catalogue=(
+        OfferPatch("tg", 0, price=Decimal("0.90"), count=5),))))
+    try:
+        with make(cheap) as a, make(dear, dialect="herosms") as b:
+            assert a.get_prices(service="tg", country=0).get(0, "tg").cost == Decimal("0.10")
+            assert b.get_prices(service="tg", country=0).get(0, "tg").cost == Decimal("0.90")
+            with pytest.raises(E.NoNumbers):
+                a.get_number_v2("tg", country=0, order_id="two-1")
+            bought = b.get_number_v2("tg", country=0, order_id="two-1")
+            assert bought.cost == Decimal("0.90")
+            # the same seed gives the same activation ids: ids of two providers can collide
+            with make(cheap) as again:
+                control_a = Control(cheap.url)
+                control_a.catalogue(service="tg", country=0, count=1)
+                twin = again.get_number_v2("tg", country=0, order_id="two-2")
+                control_a.http.close()
+            assert twin.activation_id == bought.activation_id
+    finally:
+        cheap.stop()
+        dear.stop()

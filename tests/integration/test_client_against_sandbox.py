@@ -1,7 +1,8 @@
 """Our handler_api client against our emulator over real HTTP (loopback), for every action docs/protocol.md lists
 ("Transport and answers", "Buying a number", "Activation states", "Rents") and the partner product, in every
-dialect the sandbox speaks (docs/dialects.md), with its fault modes and per-sandbox prices and stock. The sandbox is an independent peer: it imports nothing of ``provider``; a mismatch
-here is either a client bug or an emulator bug, and the assertion message says which rule is at stake."""
+dialect the sandbox speaks (docs/dialects.md), with its fault modes and per-sandbox prices and stock. The sandbox
+is an independent peer: it imports nothing of ``provider``; a mismatch here is either a client bug or an emulator
+bug, and the assertion message says which rule is at stake."""
 from __future__ import annotations
 
 from decimal import Decimal

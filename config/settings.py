@@ -13,6 +13,12 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
+from lifecycle.routing import Routing
+
+from .providers import ProviderConfig, ProviderConfigError, parse_names
+from .providers import load as load_providers
+from .providers import require as require_providers
+
 ROLES = ("web", "worker", "beat", "cli")
 
 
@@ -107,6 +113,13 @@ def _log_format(raw: str) -> str:
     if value not in {"text", "json"}:
         raise ValueError(f"expected text or json, got {raw!r}")
     return value
+
+
+def _parse_routing(raw: str) -> Routing:
+    try:
+        return Routing(raw.strip().lower())
+    except ValueError:
+        raise ValueError(f"expected {' or '.join(r.value for r in Routing)}, got {raw!r}") from None
 
 
 def _port(raw: str) -> int:
@@ -288,6 +301,12 @@ class Settings:
         doc="seconds a worker process keeps its task counters before adding them to Redis (0: every task)")
     web_concurrency: int = setting(
         "WEB_CONCURRENCY", 2, parse=_parse_positive_int, roles=_WEB, doc="gunicorn sync workers")
+    web_threads: int = setting(
+        "WEB_THREADS", 4, parse=_parse_positive_int, roles=_WEB,
+        doc="threads per gunicorn worker; each serves only requests that have fully arrived")
+    web_read_timeout: float = setting(
+        "WEB_READ_TIMEOUT", 10.0, parse=_parse_positive_float, roles=_WEB,
+        doc="seconds a client has from connecting to sending its whole request; slower ones are disconnected")
     gunicorn_accesslog: str | None = setting(
         "GUNICORN_ACCESSLOG", "-", parse=_optional, roles=_WEB, blank_is_value=True,
         doc="gunicorn access log target (- is stdout; empty: off)")
@@ -297,6 +316,38 @@ class Settings:
         doc="where gunicorn workers share their webhook counters for /metrics (prometheus_client reads it too)")
     worker_concurrency: int = setting(
         "WORKER_CONCURRENCY", 2, parse=_parse_positive_int, roles=_WORKER, doc="Celery prefork children")
+    providers: tuple[str, ...] = setting(
+        "PROVIDERS", (), parse=parse_names, roles=ROLES, shown_default="one provider: `PROVIDER`",
+        doc="provider names in the default order of preference, each set up by PROVIDER_<NAME>_* (README, Providers)")
+    routing: Routing = setting(
+        "ROUTING", Routing.PRIORITY, parse=_parse_routing, roles=_WORKER,
+        doc="priority (the order of PROVIDERS) or cheapest (by cached prices, ties by preference)")
+    provider_cooldown: float = setting(
+        "PROVIDER_COOLDOWN", 30.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="seconds a provider that failed 3 times in a row is skipped; then one probe may try it")
+    price_cache_ttl: float = setting(
+        "PRICE_CACHE_TTL", 300.0, parse=_parse_positive_float, roles=_WORKER,
+        doc="seconds a provider's cached prices and stock are trusted by cheapest routing")
+    #: every provider, resolved from PROVIDERS and PROVIDER_<NAME>_* (or the single-provider variables); not a
+    #: variable of its own, so it carries no declaration
+    provider_configs: tuple[ProviderConfig, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.provider_configs:
+            try:
+                configs = load_providers(self.providers, {}, legacy_dialect=self.provider,
+                                         legacy_url=self.provider_url, legacy_key=self.provider_api_key,
+                                         legacy_token=self.webhook_token)
+            except ProviderConfigError as exc:
+                raise ConfigError(exc.problems) from None
+            object.__setattr__(self, "provider_configs", configs)
+
+    def provider_config(self, name: str) -> ProviderConfig:
+        """The provider called ``name`` (KeyError when none is)."""
+        for config in self.provider_configs:
+            if config.name == name:
+                return config
+        raise KeyError(name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -317,6 +368,13 @@ class Settings:
                 problems.append(f"{declared.env}: {exc}")
         if problems:
             raise ConfigError(problems)
+        try:
+            values["provider_configs"] = load_providers(
+                values.get("providers", ()), source, legacy_dialect=values.get("provider", "sms-activate"),
+                legacy_url=values.get("provider_url"), legacy_key=values.get("provider_api_key", ""),
+                legacy_token=values.get("webhook_token", ""))
+        except ProviderConfigError as exc:
+            raise ConfigError(exc.problems) from None
         return cls(**values)
 
     def require(self, role: str) -> "Settings":
@@ -325,10 +383,8 @@ class Settings:
             raise ValueError(f"unknown role {role!r}")
         problems: list[str] = []
         if role == "web":
-            problems += _require_secret("WEBHOOK_TOKEN", self.webhook_token)
             problems += _require_secret("API_TOKEN", self.api_token)
-        if role == "worker" and not self.provider_api_key:
-            problems.append("PROVIDER_API_KEY: required by the worker (the provider's API key)")
+        problems += require_providers(self.provider_configs, role if role != "cli" else "")
         if self.activation_timeout <= self.early_cancel_seconds:
             problems.append("ACTIVATION_TIMEOUT: must be longer than EARLY_CANCEL_SECONDS")
         if self.worker_soft_shutdown_timeout >= 30:
@@ -349,6 +405,9 @@ class Settings:
         for declared in declarations():
             value = getattr(self, declared.attr)
             out[declared.attr] = ("***" if value else "") if declared.setting.secret else value
+        out["provider_configs"] = [{"name": p.name, "dialect": p.dialect.name, "url": p.base_url,
+                                    "api_key": "***" if p.api_key else "", "webhook_token":
+                                    "***" if p.webhook_token else ""} for p in self.provider_configs]
         return out
 
 
@@ -367,4 +426,5 @@ def declarations() -> tuple[Declaration, ...]:
 
 _DECLARATIONS: tuple[Declaration, ...] = tuple(
     Declaration(attr=f.name, default=f.default, setting=f.metadata[_SETTING]) for f in fields(Settings)
+    if _SETTING in f.metadata
 )

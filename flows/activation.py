@@ -17,8 +17,10 @@ from lifecycle.activation.reconcile import Action, Observation, decide, observe_
 from lifecycle.activation.store import state_of
 from lifecycle.inbox import WebhookKind
 from lifecycle.outbox.events import Via
+from lifecycle.routing import Candidate, Quote, Routing, candidates
 from lifecycle.steps import Step
 from provider import errors as perr
+from provider.errors import ErrorKind
 from provider.models import ActivationState, ActiveActivation
 
 from .inbox import auto_finish
@@ -32,10 +34,13 @@ log = logging.getLogger("otpflow.flows")
 
 # ---------------------------------------------------------------------------------------- purchase
 def place_order(rt: Runtime, order_id: str) -> Outcome:
-    """Buy the number for a stored order: getNumberV2 with our stable orderId, then one transition.
+    """Buy the number for a stored order: route it to a provider, ONE purchase request there, one transition;
+    on a refusal, the next candidate at once (fail-over), until one sells or none is left.
 
-    Re-delivered while ``buying`` (the worker died mid-call): the SAME orderId is sent again, and
-    ORDER_ALREADY_EXISTS recovers the activation it bought. Never a second purchase.
+    Where the request goes is recorded before it is sent (``choose_provider``), so a re-delivered task (the
+    worker died mid-call) asks the SAME provider again with the SAME orderId, and ORDER_ALREADY_EXISTS recovers
+    the activation it bought: never a second purchase. A provider whose purchase is not idempotent is not asked
+    again: its activations are searched instead (docs/protocol.md, Buying a number).
     """
     store = rt.activations
     order = store.get(order_id)
@@ -46,28 +51,126 @@ def place_order(rt: Runtime, order_id: str) -> Outcome:
         return Outcome.CANCELLED
     if order.state is State.PENDING:
         res = store.start_buying(order_id)
-        if not res.ok and state_of(res) is not State.BUYING:
+        if not res.ok and res.state is not State.BUYING:
             return Outcome.STALE
         order = store.get(order_id) or order
     elif order.state is not State.BUYING:
         return Outcome.STALE
+    for _ in range(len(rt.provider_names) * max(1, len(order.rotation)) + 1):
+        if order.provider is None:
+            chosen = _choose(rt, order)
+            if isinstance(chosen, Outcome):
+                return chosen
+            order = chosen
+        elif order.in_flight and not rt.dialect(order.provider).idempotent_purchase:
+            # a request of this order may have reached a provider that does not deduplicate: look, never re-send
+            return recover_purchase(rt, order, provider_order_id(order))
+        outcome = _buy(rt, order)
+        if outcome is not None:
+            return outcome
+        fresh = store.get(order_id)
+        if fresh is None or fresh.state is not State.BUYING:
+            return Outcome.STALE
+        order = fresh
+    return Outcome.BACKOFF
+
+
+def _candidates(rt: Runtime, order: Order) -> list[Candidate]:
+    """The places this order may still buy from, best first (routing and the order's own preference)."""
+    preference = [p for p in (order.preference or rt.provider_names) if p in rt.provider_names]
+    routing = order.routing or rt.settings.routing
+    skip = frozenset(k.split("=", 1)[0] for k in order.skip)
+    quotes = None
+    if routing is Routing.CHEAPEST:
+        pairs = [Candidate(p, c) for c in order.rotation for p in preference]
+        quotes = rt.quotes.get_many(order.service, pairs)
+        if any(q is None for q in quotes.values()):
+            _schedule_quotes(rt, order)
+    return candidates(preference, order.rotation, routing, quotes=quotes, skip=skip, max_price=order.max_price)
+
+
+def _schedule_quotes(rt: Runtime, order: Order) -> None:
+    """Missing or stale prices: one refresh task per service and country per TTL (the order does not wait)."""
+    for country in order.rotation:
+        if rt.quotes.claim_refresh(order.service, country):
+            rt.publish(TaskName.REFRESH_QUOTES, {"service": order.service, "country": country})
+
+
+def _choose(rt: Runtime, order: Order) -> Order | Outcome:
+    """Record the next candidate whose provider is up, before its request is sent; or end this attempt."""
+    blocked = False
+    for cand in _candidates(rt, order):
+        if not rt.health.allow(cand.provider):
+            blocked = True
+            continue
+        res = rt.activations.choose_provider(order.order_id, provider=cand.provider, country=cand.country,
+                                             calls=order.calls + 1)
+        if not res.ok:
+            return Outcome.STALE
+        return rt.activations.get(order.order_id) or order
+    return _attempt_exhausted(rt, order, blocked=blocked)
+
+
+def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool) -> Outcome:
+    """No candidate is left for this attempt: wait for a provider to come back, try again later (stock may
+    return), or fail with the reason the last refusal gave."""
+    store = rt.activations
+    config = rt.activation_config
+    kinds = {k.split("=", 1)[1] for k in order.skip if "=" in k}
+    if blocked:
+        if order.fails + 1 >= config.max_transient_fails:
+            store.fail(order.order_id, reason="provider_unavailable")
+            return Outcome.FAILED
+        store.purchase_backoff(order.order_id, reason="providers_down", delay=rt.settings.provider_cooldown)
+        return Outcome.BACKOFF
+    if kinds & _MAY_CHANGE:
+        reason = order.reason or "no_numbers"
+        if order.attempts + 1 >= config.order_max_attempts:
+            store.fail(order.order_id, reason=reason)
+            return Outcome.FAILED
+        store.retry_purchase_later(order.order_id, reason=reason, delay=config.order_retry_delay)
+        return Outcome.RETRY_LATER
+    store.fail(order.order_id, reason=order.reason or "no_provider")
+    return Outcome.FAILED
+
+
+#: refusals that may not hold a little later (stock, capacity, an outage): the attempt is tried again
+_MAY_CHANGE = frozenset({ErrorKind.NO_STOCK.value, ErrorKind.CAPACITY.value, ErrorKind.RATE_LIMITED.value,
+                         ErrorKind.OUTAGE.value, ErrorKind.UNREADABLE.value})
+
+
+def _buy(rt: Runtime, order: Order) -> Outcome | None:
+    """One purchase request at ``order.provider``; None: it refused, the next candidate is to be tried."""
+    provider = order.provider or rt.default_provider
+    dialect = rt.dialect(provider)
+    client = rt.provider_for(provider)
     poid = provider_order_id(order)
     try:
-        act = rt.provider.get_number_v2(order.service, country=order.country, order_id=poid,
-                                        max_price=order.max_price, operator=order.operator,
-                                        activation_type=order.activation_type, forward=order.forward)
+        if dialect.has_number_v2:
+            act = client.get_number_v2(order.service, country=order.country,
+                                       order_id=poid if dialect.idempotent_purchase else None,
+                                       max_price=order.max_price if dialect.max_price_supported else None,
+                                       operator=order.operator, activation_type=order.activation_type,
+                                       forward=order.forward)
+        else:
+            act = client.get_number(order.service, country=order.country,
+                                    max_price=order.max_price if dialect.max_price_supported else None,
+                                    operator=order.operator, activation_type=order.activation_type,
+                                    forward=order.forward)
     except perr.ProviderError as exc:
         return _purchase_failed(rt, order, poid, exc)
+    rt.health.succeeded(provider)
     return _assigned(rt, order, str(act.activation_id), str(act.phone), act.cost)
 
 
 def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: object) -> Outcome:
     store = rt.activations
-    res = store.assign_number(order.order_id, activation_id=activation_id, phone=phone,
+    provider = order.provider or rt.default_provider
+    res = store.assign_number(order.order_id, provider=provider, activation_id=activation_id, phone=phone,
                               cost=None if cost is None else str(cost))
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
-        _replay_early(rt, activation_id)
+        _replay_early(rt, provider, activation_id)
         fresh = store.get(order.order_id)
         if fresh is not None and fresh.command:
             advance(rt, order.order_id)
@@ -79,48 +182,76 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
     log.error("order %s: activation %s bought but the order is %s; cancelling it", order.order_id, activation_id,
               res.raw_state)
     try:
-        rt.provider.cancel_activation(activation_id)
+        rt.provider_for(provider).cancel_activation(activation_id)
     except perr.ProviderError as exc:
         log.warning("order %s: could not cancel orphan activation %s (%s); the provider refunds it if no code "
                     "arrives", order.order_id, activation_id, exc.label)
     return Outcome.ORPHAN
 
 
-def _replay_early(rt: Runtime, activation_id: str) -> None:
+def _replay_early(rt: Runtime, provider: str, activation_id: str) -> None:
     """Webhooks drained while the order was still ``buying`` were held; apply them now (``via: webhook``),
     instead of waiting POLL_AFTER for the poll. A failure here only delays them to that poll."""
     try:
-        report = rt.consumer.replay_held(WebhookKind.ACTIVATION, activation_id)
+        report = rt.consumer.replay_held(WebhookKind.ACTIVATION, provider, activation_id)
     except Exception:  # the number is stored; the poll reconciles what the replay missed
         log.exception("replay of early webhooks for activation %s failed; the poll will catch up", activation_id)
         return
     auto_finish(rt, report)
 
 
-def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderError) -> Outcome:
+def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderError) -> Outcome | None:
+    """What a refused or failed purchase request means: the next candidate (None), a retry here, or the end."""
+    provider = order.provider or rt.default_provider
+    if exc.transient:
+        rt.health.failed(provider, retry_after=getattr(exc, "retry_after", None))
     decision = purchase_decision(exc, order, rt.activation_config)
-    log.info("order %s: getNumberV2 %s -> %s", order.order_id, exc.label, decision.verdict.value)
+    log.info("order %s: purchase at %s: %s -> %s", order.order_id, provider, exc.label, decision.verdict.value)
     store = rt.activations
     if decision.verdict is Verdict.RECOVER:
         return recover_purchase(rt, order, poid)
-    if decision.verdict is Verdict.RETRY_LATER:
-        store.retry_purchase_later(order.order_id, reason=decision.reason, delay=decision.delay)
-        return Outcome.RETRY_LATER
-    if decision.verdict is Verdict.BACKOFF:
-        store.purchase_backoff(order.order_id, reason=decision.reason, delay=decision.delay)
-        return Outcome.BACKOFF
     reason = decision.reason
     if isinstance(exc, perr.WrongMaxPrice) and exc.min_price is not None:
         reason = f"{reason}:{exc.min_price}"
-    store.fail(order.order_id, reason=reason)
-    return Outcome.FAILED
+    never_sent = getattr(exc, "possibly_processed", None) is False or exc.kind is ErrorKind.RATE_LIMITED
+    ambiguous = (exc.transient and not never_sent) or exc.kind is ErrorKind.UNREADABLE
+    others = [c for c in _candidates(rt, order) if c.provider != provider]
+    if ambiguous:
+        # the request may have bought a number: ask this provider again with the same orderId (it recovers)
+        # while it is worth it; past that, move on and have the sweeper look for it later
+        if decision.verdict is Verdict.BACKOFF:
+            store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay)
+            return Outcome.BACKOFF
+        if not others:
+            store.fail(order.order_id, reason=reason)
+            return Outcome.FAILED
+        _unsettled(rt, provider, poid, order.order_id)
+    elif exc.transient and not others:
+        if decision.verdict is not Verdict.BACKOFF:
+            store.fail(order.order_id, reason=reason)
+            return Outcome.FAILED
+        store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay, sent=False)
+        return Outcome.BACKOFF
+    key = f"{Candidate(provider, order.country).key}={exc.kind.value}"
+    res = store.skip_candidate(order.order_id, skip=order.skip | {key}, before=order.skip, reason=reason)
+    return None if res.ok else Outcome.STALE
+
+
+def _unsettled(rt: Runtime, provider: str, poid: str, order_id: str) -> None:
+    """A purchase request whose outcome is unknown, left behind by a fail-over: the sweeper looks for it at the
+    provider once it answers again, and cancels what it finds (refunded, since no code was asked for)."""
+    log.warning("order %s: purchase at %s unconfirmed; moving on, the sweeper will look for it there", order_id,
+                provider)
+    now = rt.clock()
+    rt.redis.zadd(rt.keys.unsettled, {f"{provider}|{poid}|{order_id}|{int(now)}": now + rt.settings.provider_cooldown})
 
 
 def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
     """ORDER_ALREADY_EXISTS: find the activation our orderId bought; fail ``order_unrecoverable`` if none."""
     store = rt.activations
+    provider = order.provider or rt.default_provider
     try:
-        rows = list(rt.provider.get_active_activations())
+        rows = list(rt.provider_for(provider).get_active_activations())
     except perr.NotSupported:
         rows = []
     except perr.TransientError as exc:
@@ -152,13 +283,14 @@ def _unclaimed_candidates(rt: Runtime, order: Order, rows: list[ActiveActivation
                 when.astimezone(timezone.utc).timestamp() < start - 60:
             continue
         out.append(row)
-    claimed = rt.activations.orders_for_activations(str(r.activation_id) for r in out)
+    claimed = rt.activations.orders_for_activations(order.provider or rt.default_provider,
+                                                     (str(r.activation_id) for r in out))
     return [r for r in out if not claimed.get(str(r.activation_id))]
 
 
 # ---------------------------------------------------------------------------------------- one order's step
 def advance(rt: Runtime, order_id: str, *, order: Order | None = None,
-            bulk: Mapping[str, ActiveActivation] | None = None, breaker: Breaker | None = None,
+            bulk: Mapping[tuple[str, str], ActiveActivation] | None = None, breaker: Breaker | None = None,
             report: SweepReport | None = None) -> Outcome:
     """Do whatever is due for one order (sweeper and command task): re-drive, poll, cancel, finish, retry."""
     order = order if order is not None else rt.activations.get(order_id)
@@ -208,21 +340,22 @@ def _observe_single(rt: Runtime, order: Order, report: SweepReport) -> Observati
     aid = order.activation_id or ""
     if order.is_call:
         report.call("getStatusV2")
-        v2 = rt.provider.get_status_v2(aid)
+        v2 = rt.provider_for(order.provider).get_status_v2(aid)
         text = (v2.sms.text if v2.sms else None) or (v2.call.text if v2.call else None)
         state = v2.state
         if v2.code and state is not ActivationState.CANCELLED:
             state = ActivationState.CODE_RECEIVED
         return observe_status(state, v2.code, text)
     report.call("getStatus")
-    st = rt.provider.get_status(aid)
+    st = rt.provider_for(order.provider).get_status(aid)
     return observe_status(st.state, st.code)
 
 
-def _poll(rt: Runtime, order: Order, bulk: Mapping[str, ActiveActivation] | None, report: SweepReport,
-          breaker: Breaker) -> Outcome:
+def _poll(rt: Runtime, order: Order, bulk: Mapping[tuple[str, str], ActiveActivation] | None,
+          report: SweepReport, breaker: Breaker) -> Outcome:
     """Reconcile with the provider: the bulk list when we have it (and it covers us), else getStatus(V2)."""
-    row = bulk.get(order.activation_id) if bulk is not None and order.activation_id else None
+    key = (order.provider or rt.default_provider, order.activation_id or "")
+    row = bulk.get(key) if bulk is not None and order.activation_id else None
     try:
         if row is not None and not order.is_call:
             obs = observe_listed(row.codes, row.text)
@@ -254,11 +387,13 @@ def _apply_observation(rt: Runtime, order: Order, obs: Observation, report: Swee
                 return _finish(rt, fresh, report, breaker, reason="auto")
         return Outcome.CODE
     if decision.action is Action.CANCELLED:
-        store.cancel(order.order_id, activation_id=order.activation_id, reason=decision.reason or "provider")
+        store.cancel(order.order_id, activation_id=order.activation_id, reason=decision.reason or "provider",
+                     provider=order.provider)
         report.did("cancelled")
         return Outcome.CANCELLED
     if decision.action is Action.FINISHED:
-        store.finish(order.order_id, activation_id=order.activation_id, reason=decision.reason)
+        store.finish(order.order_id, activation_id=order.activation_id, reason=decision.reason,
+                     provider=order.provider)
         report.did("finished")
         return Outcome.FINISHED
     store.rearm(order.order_id, state=order.state, due=rt.activation_config.after_poll(order, rt.clock()),
@@ -272,7 +407,7 @@ def _cancel(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
     store = rt.activations
     try:
         report.call("cancel")
-        rt.provider.cancel_activation(order.activation_id or "")
+        rt.provider_for(order.provider).cancel_activation(order.activation_id or "")
     except perr.ProviderError as exc:
         outcome = cancel_outcome(exc)
         if outcome is CancelOutcome.TOO_EARLY:
@@ -296,7 +431,7 @@ def _cancel(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
         elif outcome is CancelOutcome.REFUSED:
             log.error("order %s: cancel failed with %s; re-armed", order.order_id, exc.label)
             return _backoff(rt, order, report, exc.label)
-    res = store.cancel(order.order_id, activation_id=order.activation_id, reason=reason)
+    res = store.cancel(order.order_id, activation_id=order.activation_id, reason=reason, provider=order.provider)
     report.did("cancel")
     return Outcome.CANCELLED if res.ok else Outcome.STALE
 
@@ -305,7 +440,7 @@ def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
     """setStatus 6 for an activation that has its code (so it is not left open)."""
     try:
         report.call("finish")
-        rt.provider.finish_activation(order.activation_id or "")
+        rt.provider_for(order.provider).finish_activation(order.activation_id or "")
     except perr.ProviderError as exc:
         if finish_is_closed(exc):
             reason = "provider_closed"
@@ -314,7 +449,8 @@ def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
         else:
             log.error("order %s: finish failed with %s; re-armed", order.order_id, exc.label)
             return _backoff(rt, order, report, exc.label)
-    res = rt.activations.finish(order.order_id, activation_id=order.activation_id, reason=reason)
+    res = rt.activations.finish(order.order_id, activation_id=order.activation_id, reason=reason,
+                                provider=order.provider)
     report.did("finish")
     return Outcome.FINISHED if res.ok else Outcome.STALE
 
@@ -324,7 +460,7 @@ def _retry(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker) -> 
     store = rt.activations
     try:
         report.call("retry")
-        rt.provider.request_another_sms(order.activation_id or "")
+        rt.provider_for(order.provider).request_another_sms(order.activation_id or "")
     except perr.ProviderError as exc:
         if exc.transient:
             return _transient(rt, order, report, breaker, exc)
@@ -342,20 +478,29 @@ def _retry(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker) -> 
 BULK_MIN = 2  #: poll with the bulk list only when at least this many activations need a look
 
 
-def bulk_listing(rt: Runtime, orders: Iterable[Order | None], report: SweepReport) -> dict[str, ActiveActivation] | None:
-    """One getActiveActivations covering every SMS activation due for a poll (where the dialect has it)."""
-    candidates = sum(1 for o in orders if o is not None and o.state in (State.WAITING, State.WAITING_RETRY)
-                     and not o.is_call and o.activation_id)
-    if candidates < BULK_MIN:
-        return None
-    try:
-        report.call("getActiveActivations")
-        rows = rt.provider.get_active_activations()
-    except perr.ProviderError as exc:
-        if exc.kind is not perr.ErrorKind.UNSUPPORTED:
-            log.warning("sweep: getActiveActivations failed (%s); falling back to getStatus", exc.label)
-        return None
-    return {str(r.activation_id): r for r in rows}
+def bulk_listing(rt: Runtime, orders: Iterable[Order | None],
+                 report: SweepReport) -> dict[tuple[str, str], ActiveActivation]:
+    """One getActiveActivations per provider that has at least BULK_MIN SMS activations due for a poll (where the
+    dialect has it): rows by (provider, activation id)."""
+    due: dict[str, int] = {}
+    for o in orders:
+        if o is not None and o.state in (State.WAITING, State.WAITING_RETRY) and not o.is_call and o.activation_id:
+            name = o.provider or rt.default_provider
+            due[name] = due.get(name, 0) + 1
+    out: dict[tuple[str, str], ActiveActivation] = {}
+    for name, count in due.items():
+        if count < BULK_MIN or not rt.dialect(name).has_active_activations:
+            continue
+        try:
+            report.call("getActiveActivations")
+            rows = rt.provider_for(name).get_active_activations()
+        except perr.ProviderError as exc:
+            if exc.kind is not perr.ErrorKind.UNSUPPORTED:
+                log.warning("sweep: getActiveActivations at %s failed (%s); falling back to getStatus", name,
+                            exc.label)
+            continue
+        out.update({(name, str(r.activation_id)): r for r in rows})
+    return out
 
 
 # ---------------------------------------------------------------------------------------- commands
@@ -405,3 +550,65 @@ def finish_coded(rt: Runtime, order_ids: Iterable[str]) -> dict[Outcome, int]:
         with ThreadPoolExecutor(max_workers=min(FINISH_CONCURRENCY, len(ids)), thread_name_prefix="finish") as pool:
             outcomes = list(pool.map(one, ids))
     return dict(Counter(outcomes))
+
+
+# ---------------------------------------------------------------------------------------- unsettled purchases
+#: how long an unconfirmed purchase is looked for: past the activation's lifetime the provider has refunded it
+UNSETTLED_FOR = 25 * 60.0
+
+
+def settle_unconfirmed(rt: Runtime, *, limit: int = 100) -> int:
+    """Look up purchases left unconfirmed by a fail-over: at each provider that answers, an activation bought with
+    one of our orderIds that is not the order's number is cancelled (refunded: no code was asked for); one
+    getActiveActivations per provider per sweep. Returns how many entries were settled."""
+    due = rt.unsettled.claim(limit, lease=rt.settings.provider_cooldown)
+    by_provider: dict[str, list[tuple[str, str, str]]] = {}
+    now = rt.clock()
+    for d in due:
+        provider, poid, order_id, since = (d.order_id.split("|") + ["", "", "", "0"])[:4]
+        if now - float(since or 0) > UNSETTLED_FOR:  # the provider refunded it by now, if it ever sold it
+            rt.redis.zrem(rt.keys.unsettled, d.order_id)
+            continue
+        by_provider.setdefault(provider, []).append((d.order_id, poid, order_id))
+    settled = 0
+    for provider, entries in by_provider.items():
+        try:
+            rows = {r.order_id: r for r in rt.provider_for(provider).get_active_activations() if r.order_id}
+        except perr.ProviderError as exc:
+            log.info("sweep: unconfirmed purchases at %s not looked up yet (%s)", provider, exc.label)
+            continue  # the lease brings them back after the cool-down
+        for member, poid, order_id in entries:
+            row = rows.get(poid)
+            order = rt.activations.get(order_id)
+            if row is not None and (order is None or order.activation_id != str(row.activation_id)):
+                log.warning("order %s: unconfirmed purchase at %s found (activation %s); cancelling it", order_id,
+                            provider, row.activation_id)
+                try:
+                    rt.provider_for(provider).cancel_activation(str(row.activation_id))
+                except perr.ProviderError as exc:
+                    if exc.kind is ErrorKind.TOO_EARLY:
+                        continue  # inside the first two minutes: the lease brings it back
+                    log.warning("order %s: cancel of the unconfirmed activation failed (%s)", order_id, exc.label)
+            rt.redis.zrem(rt.keys.unsettled, member)
+            settled += 1
+    return settled
+
+
+# ---------------------------------------------------------------------------------------- prices for routing
+def refresh_quotes(rt: Runtime, service: str, country: int | None) -> int:
+    """Read every provider's price and stock for one service and country into the quote cache (cheapest
+    routing); a provider that fails is left without a quote (routing then keeps it in preference order)."""
+    stored = 0
+    for name in rt.provider_names:
+        try:
+            table = rt.provider_for(name).get_prices(service=service, country=country)
+        except perr.ProviderError as exc:
+            log.info("prices of %s at %s not read (%s)", service, name, exc.label)
+            continue
+        price = table.get(country, service) if country is not None else \
+            next((p for p in table if p.service == service), None)
+        if price is None or price.cost is None:
+            continue
+        rt.quotes.put(name, service, country, Quote(price.cost, int(price.count or 0), price.physical_count))
+        stored += 1
+    return stored

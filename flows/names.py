@@ -16,3 +16,4 @@ class TaskName(enum.StrEnum):
     RELAY_EVENTS = "otpflow.relay_events"     # forward events to DOWNSTREAM_TASK
     PLACE_RENT = "otpflow.place_rent"         # rent the number of a stored rent order
     RENT_COMMAND = "otpflow.rent_command"     # a downstream rent command: finish, cancel, prolong
+    REFRESH_QUOTES = "otpflow.refresh_quotes"  # read every provider's price and stock for a service and country

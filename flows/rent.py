@@ -34,12 +34,22 @@ POLL_PAGE_SIZE = 10
 RENT_LIST_LENGTH = 100
 
 
-def webhook_url(rt: Runtime) -> str | None:
-    """``{PUBLIC_URL}/webhooks/{WEBHOOK_TOKEN}`` (contains the secret: never logged), or None: polling only."""
-    s = rt.settings
-    if not s.public_url or not s.webhook_token:
+def webhook_url(rt: Runtime, provider: str) -> str | None:
+    """``{PUBLIC_URL}/webhooks/{the provider's token}`` (a secret: never logged), or None: polling only."""
+    public, token = rt.settings.public_url, rt.settings.provider_config(provider).webhook_token
+    if not public or not token:
         return None
-    return f"{s.public_url.rstrip('/')}/webhooks/{s.webhook_token}"
+    return f"{public.rstrip('/')}/webhooks/{token}"
+
+
+def _rent_provider(rt: Runtime, order: RentOrder) -> str:
+    """Where a rent is bought: the first provider of its preference whose breaker lets a call through (a rent
+    stays with its provider for good; its purchase is never sent twice, so there is no fail-over mid-purchase)."""
+    preference = [p for p in (order.preference or rt.provider_names) if p in rt.provider_names]
+    for name in preference:
+        if rt.health.allow(name):
+            return name
+    return preference[0] if preference else rt.default_provider
 
 
 def _end_text(value: object) -> str | None:
@@ -57,7 +67,8 @@ def place_rent(rt: Runtime, order_id: str) -> Outcome:
     if order is None:
         return Outcome.MISSING
     if order.state is RentState.PENDING:
-        if not rents.start_buying(order_id).ok:
+        provider = _rent_provider(rt, order)
+        if not rents.start_buying(order_id, provider=provider).ok:
             return Outcome.STALE
         order = rents.get(order_id) or order
     elif order.state is RentState.BUYING:
@@ -67,8 +78,9 @@ def place_rent(rt: Runtime, order_id: str) -> Outcome:
     else:
         return Outcome.STALE
     try:
-        rent = rt.provider.get_rent_number(order.service, rent_time=order.hours, operator=order.operator,
-                                           country=order.country, url=webhook_url(rt))
+        rent = rt.provider_for(order.provider).get_rent_number(
+            order.service, rent_time=order.hours, operator=order.operator, country=order.country,
+            url=webhook_url(rt, order.provider or rt.default_provider))
     except perr.ProviderError as exc:
         return _purchase_failed(rt, order, exc)
     return _assigned(rt, order, str(rent.rent_id), str(rent.phone), rent.end_date)
@@ -76,11 +88,12 @@ def place_rent(rt: Runtime, order_id: str) -> Outcome:
 
 def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object) -> Outcome:
     now = rt.clock()
-    res = rt.rents.assign_number(order.order_id, rent_id=rent_id, phone=phone, end_date=_end_text(end_date),
-                                 end_at=rent_end_at(end_date, now, order.hours))
+    provider = order.provider or rt.default_provider
+    res = rt.rents.assign_number(order.order_id, provider=provider, rent_id=rent_id, phone=phone,
+                                 end_date=_end_text(end_date), end_at=rent_end_at(end_date, now, order.hours))
     if res.ok:
         log.info("rent order %s: rented (rent %s)", order.order_id, rent_id)
-        _replay_early(rt, rent_id)
+        _replay_early(rt, provider, rent_id)
         return Outcome.ACTIVE
     current = rt.rents.get(order.order_id)
     if current is not None and current.rent_id == rent_id:
@@ -89,16 +102,16 @@ def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date:
     log.error("rent order %s: rent %s bought but the order is %s; cancelling it", order.order_id, rent_id,
               res.raw_state)
     try:
-        rt.provider.cancel_rent(rent_id)
+        rt.provider_for(provider).cancel_rent(rent_id)
     except perr.ProviderError as exc:
         log.warning("rent order %s: could not cancel orphan rent %s (%s)", order.order_id, rent_id, exc.label)
     return Outcome.ORPHAN
 
 
-def _replay_early(rt: Runtime, rent_id: str) -> None:
+def _replay_early(rt: Runtime, provider: str, rent_id: str) -> None:
     """Rent webhooks drained before the rent id was stored were held: apply them now (the poll is the backstop)."""
     try:
-        rt.consumer.replay_held(WebhookKind.RENT, rent_id)
+        rt.consumer.replay_held(WebhookKind.RENT, provider, rent_id)
     except Exception:  # the rent is stored; the poll reconciles what the replay missed
         log.exception("replay of early webhooks for rent %s failed; the poll will catch up", rent_id)
 
@@ -123,7 +136,7 @@ def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
     second purchase). Assumes otpflow is the account's only renter (as activation recovery does)."""
     rents = rt.rents
     try:
-        rows = list(rt.provider.get_rent_list(length=RENT_LIST_LENGTH))
+        rows = list(rt.provider_for(order.provider).get_rent_list(length=RENT_LIST_LENGTH))
     except perr.ProviderError as exc:
         if not exc.transient:
             log.error("rent order %s: getRentList refused (%s); failing it", order.order_id, exc.label)
@@ -136,7 +149,7 @@ def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
                     due=rt.clock() + rt.rent_config.backoff.delay(order.fails), fails=True)
         log.warning("rent order %s: getRentList failed (%s); reconciling later", order.order_id, exc.label)
         return Outcome.BACKOFF
-    known = rents.known_rent_ids(r.rent_id for r in rows)
+    known = rents.known_rent_ids(order.provider or rt.default_provider, (r.rent_id for r in rows))
     unknown = [r for r in rows if r.rent_id and not known.get(r.rent_id)]
     if len(unknown) == 1:
         row = unknown[0]
@@ -192,7 +205,7 @@ def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[Re
     """getRentStatus, newest page first; a further page only while the last one was full and all new to us."""
     rent_id = order.rent_id or ""
     report.call("getRentStatus")
-    status = rt.provider.get_rent_status(rent_id, page=0, size=POLL_PAGE_SIZE)
+    status = rt.provider_for(order.provider).get_rent_status(rent_id, page=0, size=POLL_PAGE_SIZE)
     messages, page_msgs = list(status.messages), list(status.messages)
     known: set[str] | None = None
     for page in range(1, MAX_POLL_PAGES):
@@ -202,7 +215,7 @@ def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[Re
         if any(sms_fingerprint(m.text, m.date, m.phone_from) in known for m in page_msgs):
             break
         report.call("getRentStatus")
-        page_msgs = list(rt.provider.get_rent_status(rent_id, page=page, size=POLL_PAGE_SIZE).messages)
+        page_msgs = list(rt.provider_for(order.provider).get_rent_status(rent_id, page=page, size=POLL_PAGE_SIZE).messages)
         messages += page_msgs
     return status, messages
 
@@ -269,9 +282,9 @@ def _close(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker,
     try:
         report.call("setRentStatus")
         if cancel:
-            rt.provider.cancel_rent(rent_id)
+            rt.provider_for(order.provider).cancel_rent(rent_id)
         else:
-            rt.provider.finish_rent(rent_id)
+            rt.provider_for(order.provider).finish_rent(rent_id)
     except perr.ProviderError as exc:
         outcome = close_outcome(exc)
         if outcome is CloseOutcome.FINISHED:
@@ -314,7 +327,7 @@ def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
         return Outcome.CLAIMED
     try:
         report.call("continueRentNumber")
-        rent = rt.provider.continue_rent_number(rent_id, rent_time=hours)
+        rent = rt.provider_for(order.provider).continue_rent_number(rent_id, rent_time=hours)
     except perr.ProviderError as exc:
         # A purchase: an ambiguous failure is not repeated; downstream may ask again (GET shows the error).
         never_sent = getattr(exc, "possibly_processed", None) is False
@@ -329,11 +342,12 @@ def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
         return Outcome.PROLONGED
     if order.state is RentState.ACTIVE:   # the provider had already ended it: a re-order under a new id
         rt.rents.finish(order.order_id, reason="provider_finished", rent_id=order.rent_id, keep_command=True)
-    res = rt.rents.reordered(order.order_id, old_rent_id=order.rent_id, previous=order.previous_rent_ids,
+    res = rt.rents.reordered(order.order_id, provider=order.provider or rt.default_provider,
+                             old_rent_id=order.rent_id, previous=order.previous_rent_ids,
                              rent_id=str(rent.rent_id), phone=str(rent.phone), end_date=_end_text(rent.end_date),
                              end_at=rent_end_at(rent.end_date, now, hours))
     if res.ok:
-        _replay_early(rt, str(rent.rent_id))
+        _replay_early(rt, order.provider or rt.default_provider, str(rent.rent_id))
     return Outcome.REORDERED if res.ok else Outcome.STALE
 
 

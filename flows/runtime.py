@@ -25,6 +25,9 @@ from lifecycle.keys import Keys
 from lifecycle.outbox.events import Event
 from lifecycle.outbox.relay import OutboxRelay
 from lifecycle.rent import RentConfig, RentService, RentStore
+from lifecycle.routing.health import HealthConfig, ProviderHealth
+from lifecycle.routing.quotes import QuoteCache
+from provider.dialects import Dialect
 from provider.transport import CallObserver
 
 from .api import ProviderApi
@@ -33,13 +36,19 @@ from .api import ProviderApi
 Publisher = Callable[[str, Mapping[str, Any]], None]
 
 
-def build_provider(settings: Settings, observer: CallObserver | None = None) -> ProviderApi:
-    """The handler_api client from PROVIDER, PROVIDER_URL, PROVIDER_API_KEY and the time-outs."""
+def build_providers(settings: Settings, observer: CallObserver | None = None) -> dict[str, ProviderApi]:
+    """One handler_api client per configured provider (its dialect, URL, key), with the shared time-outs."""
     from provider import ProviderClient
 
-    return ProviderClient(api_key=settings.provider_api_key, dialect=settings.provider, base_url=settings.provider_url,
-                          connect_timeout=settings.provider_connect_timeout,
-                          read_timeout=settings.provider_read_timeout, observer=observer)
+    return {p.name: ProviderClient(api_key=p.api_key, dialect=p.dialect, base_url=p.base_url,
+                                   connect_timeout=settings.provider_connect_timeout,
+                                   read_timeout=settings.provider_read_timeout, observer=observer)
+            for p in settings.provider_configs}
+
+
+def build_provider(settings: Settings, observer: CallObserver | None = None) -> ProviderApi:
+    """The client of the first (or only) configured provider."""
+    return next(iter(build_providers(settings, observer).values()))
 
 
 @dataclass
@@ -48,7 +57,8 @@ class Runtime:
 
     settings: Settings
     redis: redis.Redis
-    provider: ProviderApi
+    #: one client per provider name, or one client for every provider (tests with a single fake)
+    provider: ProviderApi | Mapping[str, ProviderApi]
     publish: Publisher
     clock: Clock = time.time
     #: unique per process and thread: pool children forked from one worker share thread ids, and two drains under
@@ -59,6 +69,39 @@ class Runtime:
     @cached_property
     def keys(self) -> Keys:
         return domain.keys(self.settings)
+
+    # ---------------------------------------------------------------- providers
+    @property
+    def provider_names(self) -> tuple[str, ...]:
+        """Every configured provider, in the default order of preference."""
+        return tuple(p.name for p in self.settings.provider_configs)
+
+    @property
+    def default_provider(self) -> str:
+        return self.provider_names[0]
+
+    def provider_for(self, name: str | None) -> ProviderApi:
+        """The client of provider ``name`` (the default one when None)."""
+        if isinstance(self.provider, Mapping):
+            return self.provider[name or self.default_provider]
+        return self.provider
+
+    def dialect(self, name: str | None) -> Dialect:
+        return self.settings.provider_config(name or self.default_provider).dialect
+
+    @cached_property
+    def health(self) -> ProviderHealth:
+        return ProviderHealth(self.redis, self.keys, HealthConfig(cooldown=self.settings.provider_cooldown),
+                              clock=self.clock)
+
+    @cached_property
+    def quotes(self) -> QuoteCache:
+        return QuoteCache(self.redis, self.keys, ttl=self.settings.price_cache_ttl)
+
+    @cached_property
+    def unsettled(self) -> Deadlines:
+        """Purchases whose outcome was never learnt (``provider|orderId|order``), due to be looked up."""
+        return Deadlines(self.redis, self.keys.unsettled, clock=self.clock)
 
     @cached_property
     def activation_config(self) -> ActivationConfig:
@@ -100,11 +143,12 @@ class Runtime:
 
     @cached_property
     def consumer(self) -> InboxConsumer:
-        return InboxConsumer(self.activations, self.rents, HeldWebhooks(self.redis, self.keys), self.inbox)
+        return InboxConsumer(self.activations, self.rents, HeldWebhooks(self.redis, self.keys), self.inbox,
+                             default_provider=self.default_provider)
 
     def relay(self, publish_event: Callable[[Event], None]) -> OutboxRelay:
         return OutboxRelay(self.redis, self.keys, publish_event, consumer=self.consumer_name)
 
     def warm(self) -> None:
         """Build the shared services now, before threads use them (cached_property is not thread-safe)."""
-        _ = (self.activations, self.orders, self.rents, self.deadlines, self.consumer)
+        _ = (self.activations, self.orders, self.rents, self.deadlines, self.consumer, self.health, self.quotes)

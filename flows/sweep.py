@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from .activation import advance, bulk_listing
+from .activation import advance, bulk_listing, settle_unconfirmed
 from .inbox import redrain
 from .rent import advance_rent
 from .report import Breaker, SweepReport
@@ -39,6 +39,7 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
                 pipe.execute()  # the queued re-arms (each still a compare-and-set on the state)
     report.rents = sweep_rents(rt, report, lease=lease)
     report.drained = redrain(rt)
+    settle_unconfirmed(rt)
     rt.redis.incr(rt.keys.sweep_runs)
     return report
 

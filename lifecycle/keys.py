@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def external(provider: str, ident: str) -> str:
+    """How an activation or rent is named across providers: ``<provider>:<its id there>``. Two providers' ids may
+    collide; ours never do."""
+    return f"{provider}:{ident}"
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key builder for one deployment: its prefix and the name of its events stream."""
@@ -24,9 +30,9 @@ class Keys:
         """Hash: the order record (state, activation, timestamps, codes seen, short history)."""
         return self.key("order", order_id)
 
-    def activation_index(self, activation_id: str) -> str:
-        """String: activation id -> order id (webhooks and polls name the activation, not our order)."""
-        return self.key("aid", activation_id)
+    def activation_index(self, ref: str) -> str:
+        """String: ``provider:activation id`` (:func:`external`) -> order id (webhooks name the activation)."""
+        return self.key("aid", ref)
 
     @property
     def deadlines(self) -> str:
@@ -38,9 +44,9 @@ class Keys:
         """Hash: a rent order record, keyed by OUR order id (rent id, phone, end, SMS fingerprints seen)."""
         return self.key("rent", order_id)
 
-    def rent_index(self, rent_id: str) -> str:
-        """String: provider rent id -> rent order id (a prolonged finished rent gets a new id: both point here)."""
-        return self.key("rid", rent_id)
+    def rent_index(self, ref: str) -> str:
+        """String: ``provider:rent id`` -> rent order id (a prolonged finished rent gets a new id: both point here)."""
+        return self.key("rid", ref)
 
     @property
     def rent_deadlines(self) -> str:
@@ -73,8 +79,30 @@ class Keys:
         return self.key("inbox", "unknown")
 
     def held(self, kind: str, ref: str) -> str:
-        """List: webhooks for an activation/rent id not yet stored (purchase answer in flight), replayed later."""
+        """List: webhooks for an activation/rent (``provider:id``) not yet stored (purchase answer in flight)."""
         return self.key("held", kind, ref)
+
+    # ---------------------------------------------------------------- providers: health, prices, unsettled purchases
+    def breaker(self, provider: str) -> str:
+        """Hash: a provider's circuit breaker (consecutive failures, open until), shared by every worker."""
+        return self.key("breaker", provider)
+
+    def breaker_probe(self, provider: str) -> str:
+        """String: held by the one caller allowed to probe a provider whose cool-down has passed (half-open)."""
+        return self.key("breaker", provider, "probe")
+
+    def quote(self, provider: str, service: str, country: int | None) -> str:
+        """String (JSON, with a TTL): a provider's cached price and stock for a service and country."""
+        return self.key("quote", provider, service, "" if country is None else str(country))
+
+    def quote_refresh(self, service: str, country: int | None) -> str:
+        """String: set while a price refresh for a service and country is scheduled (at most one per TTL)."""
+        return self.key("quote-refresh", service, "" if country is None else str(country))
+
+    @property
+    def unsettled(self) -> str:
+        """Sorted set: purchases whose outcome was never learnt (``provider|orderId|order``), due to be looked up."""
+        return self.key("unsettled")
 
     # ---------------------------------------------------------------- outbox relay, sweeper
     @property

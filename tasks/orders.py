@@ -42,6 +42,12 @@ def place_order(self: Any, order_id: str) -> Outcome:
     return activation.place_order(get_runtime(), order_id)
 
 
+@instrumented_task(TaskName.REFRESH_QUOTES)
+def refresh_quotes(self: Any, service: str, country: int | None = None) -> int:
+    """Read every provider's price and stock for a service and country (cheapest routing's cache)."""
+    return activation.refresh_quotes(get_runtime(), service, None if country is None else int(country))
+
+
 @instrumented_task(TaskName.COMMAND)
 def command(self: Any, order_id: str, command: str) -> Outcome:
     """Carry out a downstream command: finish, retry or cancel."""

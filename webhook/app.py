@@ -30,8 +30,9 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     """Build the Flask app. ``settings`` defaults to the environment (validated for the ``web`` role)."""
     if settings is None:
         settings = Settings.from_env().require("web")
-    if not settings.webhook_token:
-        raise ConfigError(["WEBHOOK_TOKEN: required (the secret path segment of the webhook URL)"])
+    missing = [p.var("WEBHOOK_TOKEN") for p in settings.provider_configs if not p.webhook_token]
+    if missing:
+        raise ConfigError([f"{var}: required (the secret path segment of the webhook URL)" for var in missing])
     configure_logging(settings.log_level, settings.log_format)
     _redact_werkzeug_log()
 

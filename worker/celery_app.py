@@ -94,7 +94,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
 def install_runtime(app: Celery, settings: Settings) -> None:
     """Tell the tasks how to build their per-process runtime (Redis, provider client, publisher)."""
     from config.redis_client import make_redis
-    from flows.runtime import Runtime, build_provider
+    from flows.runtime import Runtime, build_providers
     from tasks.runtime import set_factory
     from telemetry.worker_counters import TASK_METRICS
 
@@ -103,7 +103,7 @@ def install_runtime(app: Celery, settings: Settings) -> None:
             app.send_task(name, kwargs=dict(kwargs))
         # provider calls by action and result go into the worker counters, on /metrics
         return Runtime(settings=settings, redis=make_redis(settings),
-                       provider=build_provider(settings, observer=TASK_METRICS.record_call), publish=publish)
+                       provider=build_providers(settings, observer=TASK_METRICS.record_call), publish=publish)
 
     set_factory(factory)
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from ..cas import F_STATE, F_UPDATED
 from ..clock import parse_float as _float
 from ..clock import parse_int as _int
+from ..routing.choose import Routing
 from .machine import Command, State
 
 #: record field names (kept short: they are stored once per order)
@@ -39,6 +40,13 @@ F_FAILS = "fails"
 F_CMD = "cmd"
 F_REASON = "reason"
 F_HISTORY = "h"
+F_PROVIDER = "prov"         # the provider of the current number (or of the purchase in flight)
+F_PREFS = "prefs"           # the order's own provider preference (comma list), when it gave one
+F_ROUTING = "routing"       # the order's own routing, when it gave one
+F_COUNTRIES = "countries"   # the order's country rotation (comma list), when it gave one
+F_SKIP = "skip"             # candidates (provider:country) that refused this purchase attempt (comma list)
+F_CALLS = "calls"           # purchase requests routed for this order
+F_INFLIGHT = "inflight"     # "1": a purchase request may have reached the provider and its answer is unknown
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,23 @@ class OrderRequest:
     activation_type: int | None = None
     forward: bool | None = None
     order_id: str | None = None
+    #: restrict and reorder the configured providers for this order
+    providers: tuple[str, ...] | None = None
+    routing: Routing | None = None
+    #: countries to rotate over (the first one first); ``country`` is the single-country spelling
+    countries: tuple[int, ...] | None = None
 
     def record_fields(self) -> dict[str, str]:
         """The non-empty request fields as stored."""
         out: dict[str, str] = {F_SERVICE: self.service}
+        if self.providers:
+            out[F_PREFS] = ",".join(self.providers)
+        if self.routing is not None:
+            out[F_ROUTING] = Routing(self.routing).value
+        if self.countries:
+            out[F_COUNTRIES] = ",".join(str(int(c)) for c in self.countries)
+            if self.country is None:
+                out[F_COUNTRY] = str(int(self.countries[0]))
         if self.country is not None:
             out[F_COUNTRY] = str(int(self.country))
         if self.operator:
@@ -105,6 +126,13 @@ class Order:
     fails: int = 0
     command: Command | None = None
     reason: str | None = None
+    provider: str | None = None
+    preference: tuple[str, ...] = ()
+    routing: Routing | None = None
+    countries: tuple[int, ...] = ()
+    skip: frozenset[str] = frozenset()
+    calls: int = 0
+    in_flight: bool = False
     history_raw: str = field(default="", repr=False)
 
     @classmethod
@@ -140,8 +168,19 @@ class Order:
             fails=_int(rec.get(F_FAILS)),
             command=_command(rec.get(F_CMD)),
             reason=rec.get(F_REASON) or None,
+            provider=rec.get(F_PROVIDER) or None,
+            preference=tuple(p for p in rec.get(F_PREFS, "").split(",") if p),
+            routing=_routing(rec.get(F_ROUTING)),
+            countries=tuple(int(c) for c in rec.get(F_COUNTRIES, "").split(",") if c.lstrip("-").isdigit()),
+            skip=frozenset(k for k in rec.get(F_SKIP, "").split(",") if k),
+            calls=_int(rec.get(F_CALLS)), in_flight=rec.get(F_INFLIGHT) == "1",
             history_raw=rec.get(F_HISTORY, ""),
         )
+
+    @property
+    def rotation(self) -> tuple[int | None, ...]:
+        """The countries a purchase may try, in order (the one requested country, or none: the default)."""
+        return self.countries or (self.country,)
 
     @property
     def history(self) -> list[HistoryEntry]:
@@ -162,10 +201,17 @@ class Order:
         out: dict[str, Any] = {
             "order_id": self.order_id, "state": self.state.value, "service": self.service, "country": self.country,
             "activation_id": self.activation_id, "phone": self.phone, "code": self.code, "codes": list(self.codes),
-            "via": self.via, "attempts": self.attempts, "reason": self.reason,
+            "via": self.via, "attempts": self.attempts, "reason": self.reason, "provider": self.provider,
             "command": self.command.value if self.command else None,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
+
+
+def _routing(raw: str | None) -> Routing | None:
+    try:
+        return Routing(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _command(raw: str | None) -> Command | None:

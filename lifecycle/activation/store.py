@@ -13,15 +13,16 @@ import redis
 
 from ..cas import Change, Records, RecordKind, Result, states
 from ..clock import Clock, system_clock, ts
-from ..keys import Keys
+from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
-from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CMD, F_CODE, F_CODE_AT, F_COST, F_FAILS, F_NUMBER_AT,
-                     F_PHONE, F_REASON, F_RETRY_AT, F_VIA, Order)
+from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
+                     F_INFLIGHT, F_NUMBER_AT, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
-FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country"}
+FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country",
+                        "provider": F_PROVIDER}
 
 
 def state_of(result: Result[Any]) -> State | None:
@@ -54,15 +55,24 @@ class ActivationStore:
         return {oid: Order.from_record(oid, rec) if rec else None
                 for oid, rec in self.records.read_many(order_ids).items()}
 
-    def order_for_activation(self, activation_id: str) -> str | None:
-        return cast("str | None", self.redis.get(self.keys.activation_index(str(activation_id))))
+    def order_for_activation(self, provider: str, activation_id: str) -> str | None:
+        return cast("str | None", self.redis.get(self.keys.activation_index(external(provider, activation_id))))
 
-    def orders_for_activations(self, activation_ids: Iterable[str]) -> dict[str, str | None]:
+    def orders_for_activations(self, provider: str, activation_ids: Iterable[str]) -> dict[str, str | None]:
+        """Activation id (at ``provider``) -> our order id, for a batch, in one MGET."""
         ids = [str(a) for a in activation_ids]
         if not ids:
             return {}
-        values = cast("list[str | None]", self.redis.mget([self.keys.activation_index(a) for a in ids]))
+        values = cast("list[str | None]", self.redis.mget(
+            [self.keys.activation_index(external(provider, a)) for a in ids]))
         return dict(zip(ids, values))
+
+    def _ref(self, order_id: str, provider: str | None, activation_id: str | None) -> str | None:
+        """The index name of the order's activation (its provider read from the record when not given)."""
+        if not activation_id:
+            return None
+        provider = provider or cast("str | None", self.redis.hget(self.keys.order(order_id), F_PROVIDER))
+        return external(provider, activation_id) if provider else None
 
     # ------------------------------------------------------------------ the primitive
     def apply(self, order_id: str, change: Change, *, now: float | None = None, pipe: Any = None) -> Result[State]:
@@ -76,28 +86,52 @@ class ActivationStore:
                                            set={F_BUYING_AT: ts(now)}, deadline=now + self.config.buying_stale),
                           now=now)
 
-    def assign_number(self, order_id: str, *, activation_id: str, phone: str, cost: str | None = None) -> Result[State]:
+    def choose_provider(self, order_id: str, *, provider: str, country: int | None, calls: int) -> Result[State]:
+        """Record where the next purchase request goes, BEFORE it is sent: a re-delivered task finds it and asks
+        the same provider again with the same orderId (``calls`` numbers the request)."""
+        return self.apply(order_id, Change(expect=states([State.BUYING]),
+                                           set={F_PROVIDER: provider, F_CALLS: str(calls), F_INFLIGHT: "1",
+                                                F_COUNTRY: None if country is None else str(country)},
+                                           delete=(F_FAILS,)))
+
+    def skip_candidate(self, order_id: str, *, skip: frozenset[str], before: frozenset[str],
+                       reason: str) -> Result[State]:
+        """A candidate refused this purchase attempt: remember it (a field-level CAS on the list) and try the next
+        one at once."""
+        now = self.clock()
+        return self.apply(order_id, Change(expect=states([State.BUYING]), match={F_SKIP: ",".join(sorted(before))},
+                                           set={F_SKIP: ",".join(sorted(skip)), F_REASON: reason},
+                                           delete=(F_PROVIDER, F_INFLIGHT, F_FAILS), deadline=now,
+                                           hist=f"skip:{reason.split(':', 1)[0]}"), now=now)
+
+    def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
+                      cost: str | None = None) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned and the activation index."""
         now = self.clock()
         due = now + min(self.config.poll_after, self.config.activation_timeout)
-        event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, activation_id=activation_id, phone=phone)
+        event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, activation_id=activation_id, phone=phone,
+                           provider=provider)
         return self.apply(order_id, Change(
             expect=states(sources(State.WAITING)), to=State.WAITING.value,
-            set={F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now)},
-            delete=(F_FAILS, F_REASON), deadline=due, event=event, ref=activation_id, index=True), now=now)
+            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now)},
+            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=due, event=event, ref=external(provider, activation_id),
+            index=True), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float) -> Result[State]:
         """A definite no-purchase (no stock): count the attempt, back to pending, due after ``delay``."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([State.BUYING]), to=State.PENDING.value,
-                                           set={F_REASON: reason}, incr={F_ATTEMPTS: 1}, delete=(F_FAILS,),
+                                           set={F_REASON: reason}, incr={F_ATTEMPTS: 1},
+                                           delete=(F_FAILS, F_SKIP, F_PROVIDER, F_INFLIGHT),
                                            deadline=now + delay, hist=f"retry:{reason}"), now=now)
 
-    def purchase_backoff(self, order_id: str, *, reason: str, delay: float) -> Result[State]:
-        """A transient failure: stay buying (the same orderId will be tried again), due after ``delay``."""
+    def purchase_backoff(self, order_id: str, *, reason: str, delay: float, sent: bool = True) -> Result[State]:
+        """A transient failure: stay buying (the same orderId will be tried again), due after ``delay``;
+        ``sent=False``: the request surely never reached the provider, so nothing can be in flight."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([State.BUYING]), set={F_REASON: reason},
-                                           incr={F_FAILS: 1}, deadline=now + delay), now=now)
+                                           incr={F_FAILS: 1}, delete=() if sent else (F_INFLIGHT,),
+                                           deadline=now + delay), now=now)
 
     def fail(self, order_id: str, *, reason: str) -> Result[State]:
         now = self.clock()
@@ -109,14 +143,16 @@ class ActivationStore:
     # ------------------------------------------------------------------ codes
     def receive_code(self, order_id: str, *, code: str, via: Via, text: str | None = None,
                      activation_id: str | None = None) -> Result[State]:
-        """A code arrived (webhook or poll). Deduplicated on the code: a repeat of a known code is ``dup``."""
+        """A code arrived (webhook or poll). Deduplicated on the code: a repeat of a known code is ``dup``; a code
+        for another activation than the order's current one (a replaced number's) is ``stale``."""
         now = self.clock()
         event = make_event(EventType.CODE_RECEIVED, order_id, now, discriminator=code, code=code, text=text,
                            via=via)
         return self.apply(order_id, Change(
             expect=states(sources(State.CODE_RECEIVED)), to=State.CODE_RECEIVED.value,
             set={F_CODE: code, F_CODE_AT: ts(now), F_VIA: via}, code=code, deadline=self.config.after_code(now),
-            event=event, ref=activation_id, hist=f"{State.CODE_RECEIVED.value}:{Via(via).value}"), now=now)
+            match={F_AID: activation_id} if activation_id else {}, event=event,
+            hist=f"{State.CODE_RECEIVED.value}:{Via(via).value}"), now=now)
 
     def retry_requested(self, order_id: str) -> Result[State]:
         """setStatus 3 succeeded: wait for another code."""
@@ -126,19 +162,23 @@ class ActivationStore:
                                            deadline=now + self.config.poll_after), now=now)
 
     # ------------------------------------------------------------------ endings
-    def finish(self, order_id: str, *, activation_id: str | None, reason: str | None = None) -> Result[State]:
+    def finish(self, order_id: str, *, activation_id: str | None, reason: str | None = None,
+               provider: str | None = None) -> Result[State]:
         now = self.clock()
         event = make_event(EventType.ACTIVATION_FINISHED, order_id, now, reason=reason)
         return self.apply(order_id, Change(expect=states(sources(State.FINISHED)), to=State.FINISHED.value,
                                            set={F_REASON: reason}, delete=(F_CMD, F_FAILS), clear_deadline=True,
-                                           event=event, ref=activation_id, terminal=True), now=now)
+                                           event=event, ref=self._ref(order_id, provider, activation_id),
+                                           terminal=True), now=now)
 
-    def cancel(self, order_id: str, *, activation_id: str | None, reason: str) -> Result[State]:
+    def cancel(self, order_id: str, *, activation_id: str | None, reason: str,
+               provider: str | None = None) -> Result[State]:
         now = self.clock()
         event = make_event(EventType.ACTIVATION_CANCELLED, order_id, now, reason=reason)
         return self.apply(order_id, Change(expect=states(sources(State.CANCELLED)), to=State.CANCELLED.value,
                                            set={F_REASON: reason}, delete=(F_CMD, F_FAILS), clear_deadline=True,
-                                           event=event, ref=activation_id, terminal=True), now=now)
+                                           event=event, ref=self._ref(order_id, provider, activation_id),
+                                           terminal=True), now=now)
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def rearm(self, order_id: str, *, state: State, due: float, fails: bool = False, reset_fails: bool = False,

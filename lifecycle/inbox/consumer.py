@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from ..activation.store import ActivationStore
 from ..cas import CasStatus
+from ..keys import external
 from ..outbox.events import Via
 from ..rent.store import RentStore
 from .fingerprint import WebhookKind
@@ -35,7 +36,7 @@ class InboxEntryLike(Protocol):
 
 
 class InboxLike(Protocol):
-    def record_unknown(self, kind: WebhookKind, payload: Mapping[str, Any]) -> Any: ...
+    def record_unknown(self, kind: WebhookKind, payload: Mapping[str, Any], provider: str = "") -> Any: ...
 
 
 @dataclass
@@ -73,41 +74,52 @@ def _str(value: Any) -> str | None:
 class InboxConsumer:
     """Applies inbox entries; acknowledging them is the caller's job (after this returns)."""
 
-    def __init__(self, activations: ActivationStore, rents: RentStore, held: HeldWebhooks, inbox: InboxLike) -> None:
+    def __init__(self, activations: ActivationStore, rents: RentStore, held: HeldWebhooks, inbox: InboxLike, *,
+                 default_provider: str = "") -> None:
         self.activations = activations
         self.rents = rents
         self.held = held
         self.inbox = inbox
+        #: whose an entry stored without a provider is (stored by a web process of a single-provider version)
+        self.default_provider = default_provider
+
+    def _provider(self, entry: InboxEntryLike) -> str:
+        return getattr(entry, "provider", "") or self.default_provider
 
     def handle_batch(self, entries: Sequence[InboxEntryLike]) -> DrainReport:
         report = DrainReport()
-        acts = [e for e in entries if e.kind == WebhookKind.ACTIVATION]
-        index = self.activations.orders_for_activations(
-            a for a in (_str(e.payload.get("activationId") or e.payload.get("activation_id")) for e in acts) if a)
+        by_provider: dict[str, list[str]] = {}
+        for e in entries:
+            if e.kind == WebhookKind.ACTIVATION and (aid := _activation_id(e.payload)):
+                by_provider.setdefault(self._provider(e), []).append(aid)
+        index = {(provider, aid): order for provider, ids in by_provider.items()
+                 for aid, order in self.activations.orders_for_activations(provider, ids).items()}
         for entry in entries:
-            self._handle(entry, index, report)
+            self._handle(entry, self._provider(entry), index, report)
             report.processed.append(entry.entry_id)
         return report
 
-    def _handle(self, entry: InboxEntryLike, index: Mapping[str, str | None], report: DrainReport) -> None:
+    def _handle(self, entry: InboxEntryLike, provider: str, index: Mapping[tuple[str, str], str | None],
+                report: DrainReport) -> None:
         payload = entry.payload
         if entry.kind == WebhookKind.RENT:
-            self._handle_rent(payload, report)
+            self._handle_rent(payload, provider, report)
             return
         if entry.kind != WebhookKind.ACTIVATION:
             report.invalid += 1
             log.warning("inbox entry %s has unknown kind %r", entry.entry_id, entry.kind)
             return
-        activation_id = _str(payload.get("activationId") or payload.get("activation_id"))
-        order_id = index.get(activation_id) if activation_id else None
-        if activation_id and order_id is None:
-            order_id = self.activations.order_for_activation(activation_id)
-        if activation_id and not order_id:
-            order_id = self._hold(WebhookKind.ACTIVATION, activation_id, payload, report)
-        if not activation_id or not order_id:
-            if not activation_id:
-                report.unknown += 1
-                self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload))
+        activation_id = _activation_id(payload)
+        if not activation_id:
+            report.unknown += 1
+            self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload), provider)
+            return
+        order_id = index.get((provider, activation_id))
+        if order_id is None:
+            order_id = self.activations.order_for_activation(provider, activation_id)
+        if not order_id:
+            order_id = self._hold(WebhookKind.ACTIVATION, provider, activation_id, payload, report)
+        if not order_id:
             return
         text = _str(payload.get("text"))
         code = extract_code(payload.get("code"), text)
@@ -123,52 +135,52 @@ class InboxConsumer:
             report.duplicates += 1
         elif result.status is CasStatus.MISSING:
             report.unknown += 1
-            self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload))
+            self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload), provider)
         else:
-            report.stale += 1   # finished/cancelled already: a late webhook never moves state back
+            report.stale += 1   # finished/cancelled already, or a replaced number's: never moves state back
 
-    def _hold(self, kind: WebhookKind, ref: str, payload: Mapping[str, Any], report: DrainReport) -> str | None:
+    def _hold(self, kind: WebhookKind, provider: str, ident: str, payload: Mapping[str, Any],
+              report: DrainReport) -> str | None:
         """Unknown id: record it for inspection and hold it for a replay; if the id got indexed meanwhile (the
         purchase answer was stored between our lookup and the hold), return its order to apply it now."""
-        known = self.held.hold(kind, ref, payload)
+        known = self.held.hold(kind, external(provider, ident), payload)
         if known:
             return known
         report.unknown += 1
         report.held += 1
-        self.inbox.record_unknown(kind, dict(payload))
+        self.inbox.record_unknown(kind, dict(payload), provider)
         return None
 
-    def replay_held(self, kind: WebhookKind | str, ref: str) -> DrainReport:
-        """Apply webhooks held for ``ref`` (called right after its purchase answer is stored and indexed).
+    def replay_held(self, kind: WebhookKind | str, provider: str, ident: str) -> DrainReport:
+        """Apply webhooks held for ``ident`` at ``provider`` (called right after its purchase answer is stored
+        and indexed).
 
         Each goes through the normal path (``via: webhook``); the code/fingerprint dedupe makes a second replay
         (a crash before the held list was trimmed) harmless."""
         report = DrainReport()
         kind = WebhookKind(kind)
+        ref = external(provider, ident)
         held = self.held.peek(kind, ref)
         if not held:
             return report
-        index = self.activations.orders_for_activations([ref]) if kind is WebhookKind.ACTIVATION else {}
         for i, payload in enumerate(held):
             entry_id = f"held-{i}"
-            if kind is WebhookKind.RENT:
-                self._handle_rent(payload, report)
-            else:
-                self._handle(_Held(entry_id, kind, payload), index, report)
+            self._handle(_Held(entry_id, kind, payload, provider), provider, {}, report)
             report.processed.append(entry_id)
         self.held.drop(kind, ref, len(held))
         log.info("replayed %d early %s webhook(s) for %s", len(held), kind.value, ref)
         return report
 
-    def _handle_rent(self, payload: Mapping[str, Any], report: DrainReport) -> None:
+    def _handle_rent(self, payload: Mapping[str, Any], provider: str, report: DrainReport) -> None:
         rent_id = _str(payload.get("rentId") or payload.get("rent_id"))
         raw_sms = payload.get("sms")
         sms: Mapping[str, Any] = raw_sms if isinstance(raw_sms, Mapping) else {}
         if not rent_id:
             report.unknown += 1
-            self.inbox.record_unknown(WebhookKind.RENT, dict(payload))
+            self.inbox.record_unknown(WebhookKind.RENT, dict(payload), provider)
             return
-        order_id = self.rents.order_for_rent(rent_id) or self._hold(WebhookKind.RENT, rent_id, payload, report)
+        order_id = self.rents.order_for_rent(provider, rent_id) or \
+            self._hold(WebhookKind.RENT, provider, rent_id, payload, report)
         if not order_id:
             return
         result = self.rents.receive_sms(order_id, rent_id=rent_id, text=_str(sms.get("text")),
@@ -180,11 +192,16 @@ class InboxConsumer:
             report.stale += 1
 
 
+def _activation_id(payload: Mapping[str, Any]) -> str | None:
+    return _str(payload.get("activationId") or payload.get("activation_id"))
+
+
 @dataclass(frozen=True)
 class _Held:
     entry_id: str
     kind: WebhookKind
     payload: Mapping[str, Any]
+    provider: str
 
 
 __all__ = ["InboxConsumer", "DrainReport", "extract_code"]

@@ -22,6 +22,8 @@ R_UPDATED = F_UPDATED
 R_CMD, R_CMD_HOURS, R_CMD_AT, R_CMD_ERR = "cmd", "cmd_hours", "cmd_at", "cmd_err"
 R_REASON, R_ATTEMPTS, R_FAILS, R_SMS, R_PREV = "reason", "attempts", "fails", "sms", "prev"
 R_AMBIGUOUS, R_HISTORY = "ambiguous", "h"
+R_PROVIDER = "prov"    # the provider the rent was bought from (or is being bought from)
+R_PREFS = "prefs"      # the rent order's own provider preference (comma list), when it gave one
 
 
 def _command(raw: str | None) -> RentCommand | None:
@@ -40,9 +42,13 @@ class RentRequest:
     operator: str | None = None
     hours: int = 4
     order_id: str | None = None
+    #: restrict and reorder the configured providers for this rent (the first one that can rent is used)
+    providers: tuple[str, ...] | None = None
 
     def record_fields(self) -> dict[str, str]:
         out = {R_SERVICE: self.service, R_HOURS: str(int(self.hours))}
+        if self.providers:
+            out[R_PREFS] = ",".join(self.providers)
         if self.country is not None:
             out[R_COUNTRY] = str(int(self.country))
         if self.operator:
@@ -77,6 +83,8 @@ class RentOrder:
     sms_count: int = 0
     previous_rent_ids: tuple[str, ...] = ()
     ambiguous: bool = False
+    provider: str | None = None
+    preference: tuple[str, ...] = ()
     history_raw: str = ""
 
     @classmethod
@@ -92,7 +100,8 @@ class RentOrder:
             command_at=_f(rec.get(R_CMD_AT)), command_error=rec.get(R_CMD_ERR) or None,
             reason=rec.get(R_REASON) or None, attempts=_i(rec.get(R_ATTEMPTS)), fails=_i(rec.get(R_FAILS)),
             sms_count=_i(rec.get(R_SMS)), previous_rent_ids=tuple(p for p in rec.get(R_PREV, "").split(",") if p),
-            ambiguous=rec.get(R_AMBIGUOUS) == "1", history_raw=rec.get(R_HISTORY, ""),
+            ambiguous=rec.get(R_AMBIGUOUS) == "1", provider=rec.get(R_PROVIDER) or None,
+            preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), history_raw=rec.get(R_HISTORY, ""),
         )
 
     def can_cancel(self, now: float) -> bool:
@@ -106,6 +115,7 @@ class RentOrder:
             "country": self.country, "hours": self.hours, "rent_id": self.rent_id, "phone": self.phone,
             "end_date": self.end_date, "sms_count": self.sms_count, "reason": self.reason, "command": self.command.value if self.command else None,
             "command_error": self.command_error, "previous_rent_ids": list(self.previous_rent_ids),
+            "provider": self.provider,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
 

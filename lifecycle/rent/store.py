@@ -13,16 +13,18 @@ import redis
 
 from ..cas import Change, Records, RecordKind, Result, states
 from ..clock import Clock, system_clock, ts
-from ..keys import Keys
+from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import RentConfig
 from .decisions import normalize_sms_date, sms_fingerprint
 from .machine import RENT_COMMANDS, RentCommand, RentState, sources
 from .record import (R_AMBIGUOUS, R_ATTEMPTS, R_BUYING_AT, R_CMD, R_CMD_AT, R_CMD_ERR, R_CMD_HOURS, R_END,
-                     R_END_AT, R_FAILS, R_PHONE, R_PREV, R_REASON, R_RID, R_SMS, R_STARTED_AT, RentOrder)
+                     R_END_AT, R_FAILS, R_PHONE, R_PREV, R_PROVIDER, R_REASON, R_RID, R_SMS, R_STARTED_AT,
+                     RentOrder)
 
 #: record fields copied into every rent event inside Redis
-RENT_FILL: dict[str, str] = {"rent_id": R_RID, "phone": R_PHONE, "service": "service", "country": "country"}
+RENT_FILL: dict[str, str] = {"rent_id": R_RID, "phone": R_PHONE, "service": "service", "country": "country",
+                             "provider": R_PROVIDER}
 
 
 def rent_state_of(result: Result[Any]) -> RentState | None:
@@ -54,14 +56,15 @@ class RentStore:
         return {oid: RentOrder.from_record(oid, rec) if rec else None
                 for oid, rec in self.records.read_many(order_ids).items()}
 
-    def order_for_rent(self, rent_id: str) -> str | None:
-        return cast("str | None", self.redis.get(self.keys.rent_index(str(rent_id))))
+    def order_for_rent(self, provider: str, rent_id: str) -> str | None:
+        return cast("str | None", self.redis.get(self.keys.rent_index(external(provider, rent_id))))
 
-    def known_rent_ids(self, rent_ids: Iterable[str]) -> dict[str, str | None]:
+    def known_rent_ids(self, provider: str, rent_ids: Iterable[str]) -> dict[str, str | None]:
         ids = [str(r) for r in rent_ids]
         if not ids:
             return {}
-        return dict(zip(ids, cast("list[str | None]", self.redis.mget([self.keys.rent_index(r) for r in ids]))))
+        return dict(zip(ids, cast("list[str | None]", self.redis.mget(
+            [self.keys.rent_index(external(provider, r)) for r in ids]))))
 
     def sms_fingerprints(self, order_id: str) -> set[str]:
         """The SMS fingerprints this rent has recorded (the dedupe keys of ``receive_sms``)."""
@@ -83,21 +86,31 @@ class RentStore:
                                            match={R_CMD: ""}, deadline=now, hist=f"cmd:{command.value}"), now=now)
 
     # ------------------------------------------------------------------ purchase
-    def start_buying(self, order_id: str) -> Result[RentState]:
+    def start_buying(self, order_id: str, *, provider: str) -> Result[RentState]:
+        """pending -> buying at ``provider``, recorded before the (non-idempotent) getRentNumber is sent."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([RentState.PENDING]), to=RentState.BUYING.value,
-                                           set={R_BUYING_AT: ts(now)}, delete=(R_AMBIGUOUS,),
+                                           set={R_BUYING_AT: ts(now), R_PROVIDER: provider}, delete=(R_AMBIGUOUS,),
                                            deadline=now + self.config.buying_stale), now=now)
 
-    def assign_number(self, order_id: str, *, rent_id: str, phone: str, end_date: str | None,
+    def _ref(self, order_id: str, provider: str | None, rent_id: str | None) -> str | None:
+        """The index name of the rent (its provider read from the record when not given)."""
+        if not rent_id:
+            return None
+        provider = provider or cast("str | None", self.redis.hget(self.keys.rent(order_id), R_PROVIDER))
+        return external(provider, rent_id) if provider else None
+
+    def assign_number(self, order_id: str, *, provider: str, rent_id: str, phone: str, end_date: str | None,
                       end_at: float) -> Result[RentState]:
         """buying -> active: writes rent.started and the rent index (rent id -> order) in one step."""
         now = self.clock()
         event = make_event(EventType.RENT_STARTED, order_id, now, discriminator=rent_id, rent_id=rent_id,
-                           phone=phone, end_date=end_date)
+                           phone=phone, end_date=end_date, provider=provider)
         return self.apply(order_id, Change(
-            expect=states([RentState.BUYING]), to=RentState.ACTIVE.value, ref=rent_id, index=True,
-            set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at), R_STARTED_AT: ts(now)},
+            expect=states([RentState.BUYING]), to=RentState.ACTIVE.value, ref=external(provider, rent_id),
+            index=True,
+            set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at),
+                 R_STARTED_AT: ts(now)},
             delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), event=event),
             now=now)
 
@@ -135,7 +148,8 @@ class RentStore:
                                            event=event, hist=f"sms:{Via(via).value}"), now=now)
 
     # ------------------------------------------------------------------ endings
-    def finish(self, order_id: str, *, reason: str, rent_id: str | None = None, keep_command: bool = False) -> Result[RentState]:
+    def finish(self, order_id: str, *, reason: str, rent_id: str | None = None,
+               keep_command: bool = False) -> Result[RentState]:
         """active -> finished with rent.finished; the record is kept RETENTION_SECONDS (prolong, GET).
 
         ``keep_command``: a prolongation in flight found the rent over; it carries on as a re-order."""
@@ -152,7 +166,7 @@ class RentStore:
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), to=to.value, set={R_REASON: reason},
             delete=() if keep_command else (R_CMD, R_CMD_HOURS, R_CMD_AT), clear_deadline=True, event=event,
-            terminal=True, ref=rent_id), now=now)
+            terminal=True, ref=self._ref(order_id, None, rent_id)), now=now)
 
     # ------------------------------------------------------------------ prolongation
     def mark_prolonging(self, order_id: str, state: RentState) -> Result[RentState]:
@@ -170,8 +184,8 @@ class RentStore:
             set={R_END: end_date, R_END_AT: ts(end_at)}, delete=(R_CMD, R_CMD_HOURS, R_CMD_AT),
             deadline=min(now + self.config.poll_interval, end_at), hist="prolonged"), now=now)
 
-    def reordered(self, order_id: str, *, old_rent_id: str | None, previous: tuple[str, ...], rent_id: str,
-                  phone: str, end_date: str | None, end_at: float) -> Result[RentState]:
+    def reordered(self, order_id: str, *, provider: str, old_rent_id: str | None, previous: tuple[str, ...],
+                  rent_id: str, phone: str, end_date: str | None, end_at: float) -> Result[RentState]:
         """finished -> active under a NEW rent id (continueRentNumber on a finished rent): index it, rent.started."""
         now = self.clock()
         event = make_event(EventType.RENT_STARTED, order_id, now, discriminator=rent_id, rent_id=rent_id,
@@ -179,7 +193,7 @@ class RentStore:
         prev = ",".join([*previous, old_rent_id] if old_rent_id else previous)
         return self.apply(order_id, Change(
             expect=states([RentState.FINISHED]), to=RentState.ACTIVE.value,
-            match={R_CMD: RentCommand.PROLONGING.value}, ref=rent_id, index=True, persist=True,
+            match={R_CMD: RentCommand.PROLONGING.value}, ref=external(provider, rent_id), index=True, persist=True,
             set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at), R_STARTED_AT: ts(now),
                  R_PREV: prev or None, R_SMS: "0"},
             delete=(R_CMD, R_CMD_HOURS, R_CMD_AT, R_REASON), deadline=self.config.first_poll(now, end_at),

@@ -47,10 +47,10 @@ def test_early_webhook_replayed_once_on_assign(real_redis: redis.Redis) -> None:
     inbox.ack(report.processed)
     assert report.held == 2 and _events(real_redis, settings) == []
 
-    assert orders.store.assign_number("early-1", activation_id=AID, phone="79990000042").ok
-    replay = consumer.replay_held("activation", AID)
+    assert orders.store.assign_number("early-1", provider="sms-activate", activation_id=AID, phone="79990000042").ok
+    replay = consumer.replay_held("activation", "sms-activate", AID)
     assert replay.coded == ["early-1"] and replay.duplicates == 1
-    consumer.replay_held("activation", AID)    # a second replay (re-delivered task) finds nothing
+    consumer.replay_held("activation", "sms-activate", AID)    # a second replay (re-delivered task) finds nothing
 
     codes = [e for e in _events(real_redis, settings) if e["type"] == "code.received"]
     assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["activation_id"] == AID
@@ -63,7 +63,7 @@ def test_webhook_after_assign_is_not_held(real_redis: redis.Redis) -> None:
     orders, inbox, consumer = _services(real_redis, settings)
     orders.submit(OrderRequest("tg", order_id="late-1"))
     orders.store.start_buying("late-1")
-    orders.store.assign_number("late-1", activation_id=AID, phone="7999")
+    orders.store.assign_number("late-1", provider="sms-activate", activation_id=AID, phone="7999")
     inbox.append("activation", {"activationId": AID, "code": "1111"}, "fp-x")
     report = consumer.handle_batch(inbox.read_batch("test", count=10))
     assert report.held == 0 and report.coded == ["late-1"]

@@ -26,7 +26,7 @@ def test_buys_with_stable_order_id(rt: Runtime, provider: FakeProvider) -> None:
     assert provider.calls[0] == ("get_number_v2", ("tg", 0, "o1-1"))
     order = rt.activations.get("o1")
     assert order is not None and order.state is State.WAITING and order.activation_id in provider.activations
-    assert rt.activations.order_for_activation(order.activation_id) == "o1"
+    assert rt.activations.order_for_activation("sms-activate", order.activation_id) == "o1"
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
 
 

@@ -60,7 +60,7 @@ def test_no_public_url_means_polling_only(rt: Runtime, provider: FakeRentProvide
 
 def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
     rt.rent_orders.submit(RentRequest("full", order_id="r1"))
-    assert rt.rents.start_buying("r1").ok              # a worker marked it and died mid-call ...
+    assert rt.rents.start_buying("r1", provider="sms-activate").ok              # a worker marked it and died mid-call ...
     provider.add_rent("full")                           # ... after the provider rented the number
     assert rent_flows.place_rent(rt, "r1") == "in_flight"   # fresh mark: maybe still in flight elsewhere
     clock.advance(rt.rent_config.buying_stale + 1)
@@ -73,7 +73,7 @@ def test_unreconcilable_purchase_fails_without_buying(rt: Runtime, provider: Fak
                                                       clock: FakeClock) -> None:
     for oid in ("a", "b"):
         rt.rent_orders.submit(RentRequest("full", order_id=oid))
-        rt.rents.start_buying(oid)
+        rt.rents.start_buying(oid, provider="sms-activate")
     clock.advance(rt.rent_config.buying_stale + 1)
     assert rent_flows.place_rent(rt, "a") == "failed"       # nothing listed: it never rented
     provider.add_rent()
@@ -201,7 +201,7 @@ def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentPr
     assert rent_flows.rent_command(rt, "r1", "prolong") == "reordered"
     order = rt.rents.get("r1")
     assert order.state is RentState.ACTIVE and order.rent_id != rid and order.previous_rent_ids == (rid,)
-    assert rt.rents.order_for_rent(order.rent_id) == "r1"
+    assert rt.rents.order_for_rent("sms-activate", order.rent_id) == "r1"
     assert types(rt) == [ev.RENT_STARTED, ev.RENT_FINISHED, ev.RENT_STARTED]
 
 

@@ -62,7 +62,8 @@ def make_consumer(redis_client: Any, settings: Settings, inbox: Any, *, clock: A
 
     kw = {"clock": clock} if clock else {}
     return InboxConsumer(domain.activation_store(settings, redis_client, **kw),
-                         domain.rent_store(settings, redis_client, **kw), make_held(redis_client, settings), inbox)
+                         domain.rent_store(settings, redis_client, **kw), make_held(redis_client, settings), inbox,
+                         default_provider=settings.provider_configs[0].name)
 
 
 def make_held(redis_client: Any, settings: Settings) -> "HeldWebhooks":

@@ -31,7 +31,7 @@ class Entry:
 class RecordingInbox:
     unknown: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def record_unknown(self, kind: str, payload: Mapping[str, Any]) -> str:
+    def record_unknown(self, kind: str, payload: Mapping[str, Any], provider: str = "") -> str:
         self.unknown.append((kind, dict(payload)))
         return "1-0"
 
@@ -41,7 +41,7 @@ def setup(fake_redis: Any, settings: Settings, clock: FakeClock) -> tuple[InboxC
     svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
     svc.store.start_buying("o1")
-    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    svc.store.assign_number("o1", provider="sms-activate", activation_id=AID, phone="7999")
     inbox = RecordingInbox()
     return make_consumer(fake_redis, settings, inbox, clock=clock), inbox, svc
 
@@ -86,9 +86,9 @@ def test_code_extracted_from_text(setup: Any) -> None:
 def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     rents = make_rents(fake_redis, settings, clock=clock)
     rents.submit(RentRequest("full", order_id="r1"))
-    assert rents.store.start_buying("r1").ok
-    assert rents.store.assign_number("r1", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
-    assert not rents.store.assign_number("r1", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
+    assert rents.store.start_buying("r1", provider="sms-activate").ok
+    assert rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
+    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
     inbox = RecordingInbox()
     consumer = make_consumer(fake_redis, settings, inbox, clock=clock)
     sms = {"rentId": 777, "sms": {"phoneFrom": "SPORT", "text": "Code 2792", "date": "2025-06-17 16:01:10"}}
@@ -107,7 +107,7 @@ def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: Fake
     svc = make_orders(fake_redis, settings, clock=clock)
     svc.submit(OrderRequest("tg", order_id="o1"))
     svc.store.start_buying("o1")
-    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    svc.store.assign_number("o1", provider="sms-activate", activation_id=AID, phone="7999")
     inbox = make_inbox(fake_redis, settings)
     payload = dict(webhook(1).payload)
     inbox.append("activation", payload, "fp1")

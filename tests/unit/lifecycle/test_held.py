@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
+from lifecycle.keys import external
 from lifecycle.outbox import events as ev
 from lifecycle.inbox import InboxConsumer
 from lifecycle.inbox import HELD_MAX, HeldWebhooks
@@ -37,10 +38,10 @@ def test_early_webhook_is_held_then_replayed_once(fake_redis: Any, settings: Set
     report = consumer.handle_batch([Entry("1-0", "activation", _webhook()), Entry("2-0", "activation", _webhook())])
     assert report.held == 2 and len(inbox.unknown) == 2          # still recorded for inspection
     assert stream_events(fake_redis, settings) == []
-    assert svc.store.assign_number("o1", activation_id=AID, phone="7999").ok
-    replay = consumer.replay_held("activation", AID)
+    assert svc.store.assign_number("o1", provider="sms-activate", activation_id=AID, phone="7999").ok
+    replay = consumer.replay_held("activation", "sms-activate", AID)
     assert replay.coded == ["o1"] and replay.duplicates == 1
-    assert consumer.replay_held("activation", AID).processed == []   # trimmed: nothing left
+    assert consumer.replay_held("activation", "sms-activate", AID).processed == []   # trimmed: nothing left
     codes = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.CODE_RECEIVED]
     assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["code"] == "1234"
     assert svc.get("o1").state.value == "code_received"
@@ -51,21 +52,23 @@ def test_replay_twice_is_harmless(fake_redis: Any, settings: Settings, clock: Fa
     svc = _buying(fake_redis, settings, clock)
     consumer = make_consumer(fake_redis, settings, RecordingInbox(), clock=clock)
     consumer.handle_batch([Entry("1-0", "activation", _webhook())])
-    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    svc.store.assign_number("o1", provider="sms-activate", activation_id=AID, phone="7999")
     held = make_held(fake_redis, settings)
-    payloads = held.peek("activation", AID)
-    consumer.replay_held("activation", AID)
-    fake_redis.rpush(settings.key("held", "activation", AID), *[__import__("json").dumps(p) for p in payloads])
-    assert consumer.replay_held("activation", AID).duplicates == 1
+    payloads = held.peek("activation", external("sms-activate", AID))
+    assert payloads
+    consumer.replay_held("activation", "sms-activate", AID)
+    fake_redis.rpush(settings.key("held", "activation", external("sms-activate", AID)),
+                     *[__import__("json").dumps(p) for p in payloads])
+    assert consumer.replay_held("activation", "sms-activate", AID).duplicates == 1
     assert len([e for e in stream_events(fake_redis, settings) if e["type"] == ev.CODE_RECEIVED]) == 1
 
 
 def test_hold_sees_an_index_written_meanwhile(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     """The hold is atomic with the index check: if the number got stored in between, apply at once."""
     svc = _buying(fake_redis, settings, clock)
-    svc.store.assign_number("o1", activation_id=AID, phone="7999")
+    svc.store.assign_number("o1", provider="sms-activate", activation_id=AID, phone="7999")
     held = make_held(fake_redis, settings)
-    assert held.hold("activation", AID, _webhook()) == "o1"
+    assert held.hold("activation", external("sms-activate", AID), _webhook()) == "o1"
     assert held.peek("activation", AID) == []
 
 
@@ -81,11 +84,11 @@ def test_held_list_is_bounded_and_expires(fake_redis: Any, settings: Settings) -
 def test_early_rent_webhook_replayed(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
     rents = make_rents(fake_redis, settings, clock=clock)
     rents.submit(RentRequest("full", order_id="r1"))
-    rents.store.start_buying("r1")
+    rents.store.start_buying("r1", provider="sms-activate")
     consumer = make_consumer(fake_redis, settings, RecordingInbox(), clock=clock)
     sms = {"rentId": "88", "sms": {"phoneFrom": "X", "text": "hello", "date": "2025-01-01 00:00:00"}}
     assert consumer.handle_batch([Entry("1-0", "rent", sms)]).held == 1
-    rents.store.assign_number("r1", rent_id="88", phone="7999", end_date=None, end_at=clock() + 3600)
-    consumer.replay_held("rent", "88")
+    rents.store.assign_number("r1", provider="sms-activate", rent_id="88", phone="7999", end_date=None, end_at=clock() + 3600)
+    consumer.replay_held("rent", "sms-activate", "88")
     events = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
     assert len(events) == 1 and events[0]["order_id"] == "r1" and events[0]["via"] == "webhook"

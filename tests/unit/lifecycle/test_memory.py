@@ -21,7 +21,7 @@ def test_memory_per_waiting_activation(real_redis: Any) -> None:
         oid = f"{i:032x}"  # uuid-sized ids, as generated
         svc.submit(OrderRequest("tg", country=0, max_price=None, order_id=oid))
         svc.store.start_buying(oid)
-        svc.store.assign_number(oid, activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
+        svc.store.assign_number(oid, provider="sms-activate", activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
     real_redis.delete(settings.events_stream)  # events are trimmed by length; not per-activation state
     per_record = sum(int(real_redis.memory_usage(settings.key("order", f"{i:032x}"), samples=0) or 0)
                      for i in range(0, N, 50)) / len(range(0, N, 50))

@@ -23,8 +23,8 @@ def rents(fake_redis: Any, settings: Settings, clock: FakeClock) -> RentService:
 
 def active(rents: RentService, clock: FakeClock, order_id: str = "r1", rent_id: str = "555") -> None:
     rents.submit(RentRequest("full", country=0, hours=4, order_id=order_id))
-    assert rents.store.start_buying(order_id).ok
-    assert rents.store.assign_number(order_id, rent_id=rent_id, phone="79990001122", end_date="2025-01-01T12:00:00",
+    assert rents.store.start_buying(order_id, provider="sms-activate").ok
+    assert rents.store.assign_number(order_id, provider="sms-activate", rent_id=rent_id, phone="79990001122", end_date="2025-01-01T12:00:00",
                          end_at=clock() + 4 * 3600).ok
 
 
@@ -42,8 +42,8 @@ def test_submit_is_idempotent_and_validated(rents: RentService, fake_redis: Any,
 def test_started_once_with_index_and_event(rents: RentService, clock: FakeClock, fake_redis: Any,
                                            settings: Settings) -> None:
     active(rents, clock)
-    assert rents.store.order_for_rent("555") == "r1"
-    assert not rents.store.assign_number("r1", rent_id="555", phone="7", end_date=None, end_at=0).ok
+    assert rents.store.order_for_rent("sms-activate", "555") == "r1"
+    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="555", phone="7", end_date=None, end_at=0).ok
     [started] = stream_events(fake_redis, settings)
     assert started["type"] == ev.RENT_STARTED and started["order_id"] == "r1" and started["rent_id"] == "555"
     assert started["phone"] == "79990001122" and started["end_date"] == "2025-01-01T12:00:00" and started["at"]
@@ -93,7 +93,7 @@ def test_end_is_terminal_and_single(rents: RentService, clock: FakeClock, fake_r
 
 def test_fail_emits_order_failed_for_a_rent(rents: RentService, fake_redis: Any, settings: Settings) -> None:
     rents.submit(RentRequest("full", order_id="r2"))
-    assert rents.store.start_buying("r2").ok
+    assert rents.store.start_buying("r2", provider="sms-activate").ok
     assert rents.store.fail("r2", reason="rent_unrecoverable").ok
     [failed] = stream_events(fake_redis, settings)
     assert failed["type"] == ev.ORDER_FAILED and failed["kind"] == "rent" and failed["reason"] == "rent_unrecoverable"
@@ -147,11 +147,11 @@ def test_reorder_after_finish_new_rent_id(rents: RentService, clock: FakeClock, 
     rents.store.finish("r1", reason="end_date", rent_id="555")
     rents.request("r1", "prolong", hours=4)
     assert rents.store.mark_prolonging("r1", RentState.FINISHED).ok
-    assert rents.store.reordered("r1", old_rent_id="555", previous=(), rent_id="777", phone="79990001122",
+    assert rents.store.reordered("r1", provider="sms-activate", old_rent_id="555", previous=(), rent_id="777", phone="79990001122",
                            end_date=None, end_at=clock() + 4 * 3600).ok
     order = rents.get("r1")
     assert order.state is RentState.ACTIVE and order.rent_id == "777" and order.previous_rent_ids == ("555",)
-    assert rents.store.order_for_rent("777") == "r1" and rents.store.order_for_rent("555") == "r1"
+    assert rents.store.order_for_rent("sms-activate", "777") == "r1" and rents.store.order_for_rent("sms-activate", "555") == "r1"
     assert fake_redis.ttl(settings.key("rent", "r1")) == -1     # live again: no retention expiry
     started = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_STARTED]
     assert [e["rent_id"] for e in started] == ["555", "777"] and started[0]["event_id"] != started[1]["event_id"]

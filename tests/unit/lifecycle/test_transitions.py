@@ -31,7 +31,7 @@ def tr(svc: OrderService) -> ActivationStore:
 def waiting_order(svc: OrderService, order_id: str = "o1") -> None:
     svc.submit(OrderRequest("tg", country=0, order_id=order_id))
     assert svc.store.start_buying(order_id).ok
-    assert svc.store.assign_number(order_id, activation_id=AID, phone="79990001122", cost="0.5").ok
+    assert svc.store.assign_number(order_id, provider="sms-activate", activation_id=AID, phone="79990001122", cost="0.5").ok
 
 
 def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, fake_redis: Any, settings: Settings) -> None:
@@ -50,7 +50,7 @@ def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, f
     assert [h.label for h in order.history] == ["pending", "buying", "waiting", "code_received:webhook", "finished"]
     assert fake_redis.zscore(settings.key("deadlines"), "o1") is None
     assert 0 < fake_redis.ttl(settings.key("order", "o1")) <= RETENTION_SECONDS
-    assert 0 < fake_redis.ttl(settings.key("aid", AID)) <= RETENTION_SECONDS
+    assert 0 < fake_redis.ttl(settings.key("aid", "sms-activate", AID)) <= RETENTION_SECONDS
 
 
 def test_event_ids_are_deterministic() -> None:
@@ -90,14 +90,14 @@ def test_late_webhook_after_finish_never_moves_back(svc: OrderService, tr: Activ
     res = tr.receive_code("o1", code="7777", via="webhook", activation_id=AID)
     assert res.status == "stale" and res.state is State.FINISHED
     assert tr.cancel("o1", activation_id=AID, reason="timeout").status == "stale"
-    assert tr.assign_number("o1", activation_id="1", phone="2").status == "stale"
+    assert tr.assign_number("o1", provider="sms-activate", activation_id="1", phone="2").status == "stale"
     assert len(stream_events(fake_redis, settings)) == before
 
 
 def test_rerun_transition_gives_no_second_event(svc: OrderService, tr: ActivationStore, fake_redis: Any,
                                                 settings: Settings) -> None:
     waiting_order(svc)
-    again = tr.assign_number("o1", activation_id=AID, phone="79990001122")
+    again = tr.assign_number("o1", provider="sms-activate", activation_id=AID, phone="79990001122")
     assert again.status == "stale" and again.state is State.WAITING
     tr.receive_code("o1", code="5", via="poll", activation_id=AID)
     assert tr.finish("o1", activation_id=AID).ok

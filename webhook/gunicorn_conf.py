@@ -2,8 +2,24 @@
 
 Every value comes from ``config.settings.Settings`` (``WEB_CONCURRENCY``, ``GUNICORN_ACCESSLOG``, ``PORT``, ...).
 
-* sync workers (2 by default, ``WEB_CONCURRENCY``): the steadiest figures on 2 cores; a webhook is a few ms of
-  CPU plus one Redis round trip, so threads buy nothing.
+* 2 worker processes (``WEB_CONCURRENCY``) of ``webhook.gunicorn_worker.BufferingThreadWorker`` with 4 threads
+  each (``WEB_THREADS``): each worker's event loop buffers a connection until its whole request has arrived (at
+  most ``WEB_READ_TIMEOUT``, 10 s, after the connect) and only then lends it a thread, so idle and slow clients
+  cost a buffer, never a worker. Sync workers (the endpoint is public, nothing buffers in front of it) let two
+  idle connections stop every webhook until the 30 s worker timeout; gunicorn's own gthread still gives each new
+  connection a thread for its first read and reads headers with no time limit. gevent would also do, but
+  monkey-patches Redis, kombu and prometheus_client in the web process and is one more compiled dependency.
+  Measured with ``bench/ingress.py --embedded`` on the 2-core machine (load average 2-5 from other work):
+
+  ========================================  ==========================================================
+  sync x2, as before                        1,154 req/s (ratio 0.69 to the bare endpoint), 1,073 us CPU
+  sync x2, 2 idle connections held          30 req/s; requests wait 10 s and more (first 200 after 31 s)
+  gthread x2x4, 20 idle + 20 slow held      ~0 req/s: every request waits past the 10 s client limit
+  this worker x2x4                          805-834 req/s, 1,290-1,350 us CPU (stock gthread: 759-817)
+  this worker, 20 idle + 20 slow held       764 req/s, p50 4.6 ms, p99 16 ms, no errors
+  ========================================  ==========================================================
+
+  So the fix costs no throughput beyond the machine's noise.
 * ``graceful_timeout`` 20 s, under Heroku's 30 s between SIGTERM and SIGKILL, so in-flight webhooks finish.
 * the access log goes through a logger class that masks ``/webhooks/<token>``.
 * ``forwarded_allow_ips`` follows ``TRUSTED_PROXIES``: behind a router (Heroku: 1) the peer is the router, whose
@@ -24,10 +40,12 @@ _settings = Settings.from_env()
 
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-worker_class = "sync"
+worker_class = "webhook.gunicorn_worker.BufferingThreadWorker"
+threads = _settings.web_threads
+worker_connections = 1000  # connections per worker, most of them only waiting for their request to arrive
 timeout = 30
 graceful_timeout = 20
-keepalive = 5  # ignored by sync workers (they close after each response); kept for other worker classes
+keepalive = 0  # every request on a new connection, read by the event loop (webhook/gunicorn_worker.py)
 preload_app = False  # each worker builds its own app and Redis pool after the fork
 accesslog = _settings.gunicorn_accesslog
 errorlog = "-"

@@ -10,6 +10,7 @@ import pytest
 from gunicorn.config import Config
 
 from webhook.gunicorn_logging import RedactingLogger
+from webhook.gunicorn_worker import BODY_PREFETCH_MAX, HEADER_BYTES_MAX, request_complete
 
 from .conftest import TOKEN
 
@@ -51,7 +52,8 @@ def test_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     conf = runpy.run_path(str(CONF))
     assert conf["bind"] == "0.0.0.0:5123"
-    assert conf["workers"] == 3 and conf["worker_class"] == "sync"
+    assert conf["workers"] == 3 and conf["worker_class"] == "webhook.gunicorn_worker.BufferingThreadWorker"
+    assert conf["threads"] == 4 and conf["keepalive"] == 0  # every request through the event loop's buffer
     assert conf["graceful_timeout"] < 30 and conf["timeout"] == 30
     assert conf["forwarded_allow_ips"] == "*"
     assert conf["logger_class"] == "webhook.gunicorn_logging.RedactingLogger"
@@ -62,3 +64,20 @@ def test_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY")
     conf = runpy.run_path(str(CONF))
     assert conf["forwarded_allow_ips"] == "127.0.0.1,::1" and conf["workers"] == 2
+
+
+@pytest.mark.parametrize("data, complete", [
+    (b"", False),
+    (b"POST /webhooks/x HTTP/1.1\r\nHost: a\r\n", False),                       # headers still arriving
+    (b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", True),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabc", False),                 # body still arriving
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde", True),
+    (b"POST / HTTP/1.1\r\ncontent-length: 2\r\nContent-Length: 3\r\n\r\n", True),  # the parser refuses it
+    (b"POST / HTTP/1.1\r\nContent-Length: 99\r\nExpect: 100-continue\r\n\r\n", True),  # waits for 100
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", False),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", True),
+    (b"GET /" + b"a" * (HEADER_BYTES_MAX + 1), True),                                # too long: the parser says 400
+    (b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n" + b"x" * BODY_PREFETCH_MAX, True),
+])
+def test_a_request_is_handed_to_a_thread_only_once_it_has_arrived(data: bytes, complete: bool) -> None:
+    assert request_complete(data) is complete

@@ -8,6 +8,7 @@ import redis
 
 from lifecycle.activation import ActivationConfig, ActivationStore, OrderService
 from lifecycle.clock import Clock, system_clock
+from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
 from lifecycle.inbox.stream import InboxConfig
 from lifecycle.keys import Keys
 from lifecycle.outbox.events import OutboxConfig
@@ -64,3 +65,10 @@ def order_service(settings: Settings, client: redis.Redis, *, clock: Clock = sys
 def rent_service(settings: Settings, client: redis.Redis, *, clock: Clock = system_clock) -> RentService:
     """Where rent orders enter (the rent API, the CLI): the rent store on ``client``."""
     return RentService(rent_store(settings, client, clock=clock))
+
+
+def inbox_consumer(settings: Settings, client: redis.Redis, *, clock: Clock = system_clock) -> InboxConsumer:
+    """What turns stored webhooks into transitions (an entry without a provider is the first provider's)."""
+    return InboxConsumer(activation_store(settings, client, clock=clock), rent_store(settings, client, clock=clock),
+                         HeldWebhooks(client, keys(settings)), Inbox(client, keys(settings), inbox_config(settings)),
+                         default_provider=settings.provider_configs[0].name)

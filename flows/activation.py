@@ -160,14 +160,18 @@ def _buy(rt: Runtime, order: Order) -> Outcome | None:
     except perr.ProviderError as exc:
         return _purchase_failed(rt, order, poid, exc)
     rt.health.succeeded(provider)
-    return _assigned(rt, order, str(act.activation_id), str(act.phone), act.cost)
+    return _assigned(rt, order, str(act.activation_id), str(act.phone), act.cost,
+                     act.currency if act.currency is not None else dialect.default_currency)
 
 
-def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: object) -> Outcome:
+def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: object,
+              currency: int | None = None) -> Outcome:
     store = rt.activations
     provider = order.provider or rt.default_provider
     res = store.assign_number(order.order_id, provider=provider, activation_id=activation_id, phone=phone,
-                              cost=None if cost is None else str(cost))
+                              cost=None if cost is None else str(cost),
+                              currency=currency if currency is not None else rt.dialect(provider).default_currency,
+                              attempt=order.numbers + 1)
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
         _replay_early(rt, provider, activation_id)
@@ -216,22 +220,15 @@ def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderErr
     never_sent = getattr(exc, "possibly_processed", None) is False or exc.kind is ErrorKind.RATE_LIMITED
     ambiguous = (exc.transient and not never_sent) or exc.kind is ErrorKind.UNREADABLE
     others = [c for c in _candidates(rt, order) if c.provider != provider]
-    if ambiguous:
-        # the request may have bought a number: ask this provider again with the same orderId (it recovers)
-        # while it is worth it; past that, move on and have the sweeper look for it later
-        if decision.verdict is Verdict.BACKOFF:
-            store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay)
-            return Outcome.BACKOFF
-        if not others:
-            store.fail(order.order_id, reason=reason)
-            return Outcome.FAILED
-        _unsettled(rt, provider, poid, order.order_id)
-    elif exc.transient and not others:
+    if (exc.transient or ambiguous) and not others:
+        # the only place left: ask it again later with the same orderId (it recovers a purchase that happened)
         if decision.verdict is not Verdict.BACKOFF:
             store.fail(order.order_id, reason=reason)
             return Outcome.FAILED
-        store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay, sent=False)
+        store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay, sent=not never_sent)
         return Outcome.BACKOFF
+    if ambiguous and rt.dialect(provider).idempotent_purchase:
+        _unsettled(rt, provider, poid, order.order_id)
     key = f"{Candidate(provider, order.country).key}={exc.kind.value}"
     res = store.skip_candidate(order.order_id, skip=order.skip | {key}, before=order.skip, reason=reason)
     return None if res.ok else Outcome.STALE

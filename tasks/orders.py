@@ -8,6 +8,7 @@ from flows import activation
 from flows.names import TaskName
 from flows.outcomes import Outcome
 from lifecycle.activation import Command, OrderRequest
+from lifecycle.routing import Routing
 
 from .base import instrumented_task
 from .runtime import get_runtime
@@ -25,13 +26,17 @@ def _decimal(value: Any) -> Decimal | None:
 @instrumented_task(TaskName.ORDER)
 def order(self: Any, service: str, country: int | None = None, operator: str | None = None,
           max_price: str | float | None = None, activation_type: int | None = None, forward: bool | None = None,
-          order_id: str | None = None) -> Outcome:
+          order_id: str | None = None, providers: list[str] | None = None, routing: str | None = None,
+          countries: list[int] | None = None) -> Outcome:
     """Create an order (idempotent on ``order_id``) and buy its number in the same task."""
     rt = get_runtime()
     request = OrderRequest(service=service, country=None if country is None else int(country), operator=operator,
                            max_price=_decimal(max_price),
                            activation_type=None if activation_type is None else int(activation_type),
-                           forward=forward, order_id=order_id)
+                           forward=forward, order_id=order_id,
+                           providers=tuple(p for p in providers if p in rt.provider_names) if providers else None,
+                           routing=Routing(routing) if routing else None,
+                           countries=tuple(int(c) for c in countries) if countries else None)
     stored, _created = rt.orders.submit(request)
     return activation.place_order(rt, stored.order_id)
 

@@ -18,6 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from flows.names import TaskName
 from lifecycle.activation import (COMMANDS, CommandConflict, OrderError, OrderRequest, OrderService, UnknownOrder,
                                   valid_order_id)
+from lifecycle.routing import Routing
 from webhook.context import current_context
 from webhook.errors import error_response, unavailable
 
@@ -36,9 +37,21 @@ class OrderSchema(Schema):
     activation_type = fields.Integer(load_default=None, allow_none=True, validate=validate.OneOf([0, 1, 2]))
     forward = fields.Boolean(load_default=None, allow_none=True)
     order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    #: restrict and reorder the configured providers for this order (names from PROVIDERS)
+    providers = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=None,
+                            allow_none=True, validate=validate.Length(min=1, max=16))
+    routing = fields.Enum(Routing, by_value=True, load_default=None, allow_none=True)
+    #: countries to rotate over, the first one first
+    countries = fields.List(fields.Integer(validate=validate.Range(min=0, max=100000)), load_default=None,
+                            allow_none=True, validate=validate.Length(min=1, max=16))
 
 
 _schema = OrderSchema()
+
+
+def _unknown_providers(names: list[str] | None) -> list[str]:
+    known = {p.name for p in current_context().settings.provider_configs}
+    return [n for n in names or () if n not in known]
 
 
 def _authorized() -> bool:
@@ -99,6 +112,12 @@ def create_order() -> tuple[Response, int] | Response:
         return error_response(400, "invalid_request", "validation failed",
                               extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
     try:
+        if unknown := _unknown_providers(data.get("providers")):
+            return error_response(400, "invalid_request", "validation failed",
+                                  extra={"fields": {"providers": [f"not configured: {', '.join(unknown)}"]}})
+        for many in ("providers", "countries"):
+            if data.get(many) is not None:
+                data[many] = tuple(data[many])
         order, created = _service().submit(OrderRequest(**data))
     except OrderError as exc:
         return error_response(400, "invalid_request", str(exc))

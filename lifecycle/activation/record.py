@@ -47,6 +47,8 @@ F_COUNTRIES = "countries"   # the order's country rotation (comma list), when it
 F_SKIP = "skip"             # candidates (provider:country) that refused this purchase attempt (comma list)
 F_CALLS = "calls"           # purchase requests routed for this order
 F_INFLIGHT = "inflight"     # "1": a purchase request may have reached the provider and its answer is unknown
+F_NUMBERS = "numbers"       # numbers bought for this order so far
+F_CURRENCY = "currency"     # ISO 4217 numeric currency of ``cost`` (the provider's)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Order:
     skip: frozenset[str] = frozenset()
     calls: int = 0
     in_flight: bool = False
+    numbers: int = 0
+    currency: int | None = None
     history_raw: str = field(default="", repr=False)
 
     @classmethod
@@ -173,7 +177,8 @@ class Order:
             routing=_routing(rec.get(F_ROUTING)),
             countries=tuple(int(c) for c in rec.get(F_COUNTRIES, "").split(",") if c.lstrip("-").isdigit()),
             skip=frozenset(k for k in rec.get(F_SKIP, "").split(",") if k),
-            calls=_int(rec.get(F_CALLS)), in_flight=rec.get(F_INFLIGHT) == "1",
+            calls=_int(rec.get(F_CALLS)), in_flight=rec.get(F_INFLIGHT) == "1", numbers=_int(rec.get(F_NUMBERS)),
+            currency=_int(rec.get(F_CURRENCY)) or None,
             history_raw=rec.get(F_HISTORY, ""),
         )
 
@@ -202,6 +207,7 @@ class Order:
             "order_id": self.order_id, "state": self.state.value, "service": self.service, "country": self.country,
             "activation_id": self.activation_id, "phone": self.phone, "code": self.code, "codes": list(self.codes),
             "via": self.via, "attempts": self.attempts, "reason": self.reason, "provider": self.provider,
+            "cost": self.cost, "currency": self.currency, "numbers": self.numbers or None,
             "command": self.command.value if self.command else None,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}

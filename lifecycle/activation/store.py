@@ -18,7 +18,7 @@ from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
-                     F_INFLIGHT, F_NUMBER_AT, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
+                     F_CURRENCY, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
 FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country",
@@ -105,15 +105,18 @@ class ActivationStore:
                                            hist=f"skip:{reason.split(':', 1)[0]}"), now=now)
 
     def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
-                      cost: str | None = None) -> Result[State]:
-        """buying (or pending, when recovering) -> waiting; writes number.assigned and the activation index."""
+                      cost: str | None = None, currency: int | None = None, attempt: int = 1) -> Result[State]:
+        """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
+        number of the order it is, and what it cost as the provider said) and the activation index."""
         now = self.clock()
         due = now + min(self.config.poll_after, self.config.activation_timeout)
-        event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, activation_id=activation_id, phone=phone,
-                           provider=provider)
+        event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, discriminator=external(provider, activation_id),
+                           activation_id=activation_id, phone=phone, provider=provider, attempt=attempt, cost=cost,
+                           currency=currency)
         return self.apply(order_id, Change(
             expect=states(sources(State.WAITING)), to=State.WAITING.value,
-            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now)},
+            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now),
+                 F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt)},
             delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=due, event=event, ref=external(provider, activation_id),
             index=True), now=now)
 

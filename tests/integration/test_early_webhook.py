@@ -12,7 +12,7 @@ import redis
 from config import domain
 from config.settings import Settings
 from lifecycle.activation import OrderRequest, OrderService
-from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
+from lifecycle.inbox import Inbox, InboxConsumer
 
 pytestmark = pytest.mark.redis
 
@@ -21,11 +21,9 @@ AID = "5100000000042"
 
 def _services(client: redis.Redis, settings: Settings) -> tuple[OrderService, Inbox, InboxConsumer]:
     """The order service, the inbox and its consumer, built as the application builds them (config/domain.py)."""
-    keys = domain.keys(settings)
-    inbox = Inbox(client, keys, domain.inbox_config(settings))
-    consumer = InboxConsumer(domain.activation_store(settings, client), domain.rent_store(settings, client),
-                             HeldWebhooks(client, keys), inbox)
-    return domain.order_service(settings, client), inbox, consumer
+    consumer = domain.inbox_consumer(settings, client)
+    return domain.order_service(settings, client), Inbox(client, domain.keys(settings), domain.inbox_config(settings)), \
+        consumer
 
 
 def _events(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:

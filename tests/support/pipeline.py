@@ -47,6 +47,11 @@ class Pipeline:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     processes: dict[str, ChildProcess] = field(default_factory=dict)
     sandbox_server: Any = None
+    #: several providers: a sandbox per name (PROVIDERS=<names>), each with its own webhook token; empty: one
+    #: provider through the single-provider variables, as before
+    provider_names: tuple[str, ...] = ()
+    sandboxes: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     @property
@@ -65,18 +70,53 @@ class Pipeline:
                                **overrides)
         self.sandbox_server = serve_in_thread(create_app(config))
 
+    def start_sandboxes(self, overrides: dict[str, dict[str, Any]]) -> None:
+        """One sandbox per provider name, each posting its webhooks to its own token (``overrides`` by name)."""
+        from sandbox import SandboxConfig, create_app
+        from sandbox.server import serve_in_thread
+
+        for name in self.provider_names:
+            token = self.tokens.setdefault(name, secrets.token_urlsafe(24))
+            config = SandboxConfig(api_key=f"{SANDBOX_KEY}-{name}", webhook_url=f"{self.base_url}/webhooks/{token}",
+                                   balance=Decimal("1000"), **overrides.get(name, {}))
+            self.sandboxes[name] = serve_in_thread(create_app(config))
+        self.sandbox_server = self.sandboxes[self.provider_names[0]]
+
+    def sandbox(self, name: str) -> Any:
+        return self.sandboxes[name]
+
+    def control_at(self, name: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST to one provider's sandbox control API."""
+        response = requests.post(f"{self.sandboxes[name].url}/control/{path}", json=payload or {}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json() if response.content else {}
+
+    def state_at(self, name: str) -> dict[str, Any]:
+        response = requests.get(f"{self.sandboxes[name].url}/control/state", timeout=10)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def _provider_env(self) -> dict[str, str]:
+        if not self.provider_names:
+            return {"PROVIDER": "sms-activate", "PROVIDER_URL": f"{self.sandbox_server.url}/stubs/handler_api.php",
+                    "PROVIDER_API_KEY": SANDBOX_KEY, "WEBHOOK_TOKEN": self.webhook_token}
+        env = {"PROVIDERS": ",".join(self.provider_names)}
+        for name in self.provider_names:
+            prefix = f"PROVIDER_{name.upper().replace('-', '_')}_"
+            env.update({f"{prefix}DIALECT": "sms-activate",
+                        f"{prefix}URL": f"{self.sandboxes[name].url}/stubs/handler_api.php",
+                        f"{prefix}API_KEY": f"{SANDBOX_KEY}-{name}", f"{prefix}WEBHOOK_TOKEN": self.tokens[name]})
+        return env
+
     @property
     def env(self) -> dict[str, str]:
         import os
 
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTPFLOW_TEST", "PYTEST"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTPFLOW_TEST", "PYTEST", "PROVIDER"))}
+        env.update(self._provider_env())
         env.update({
             "REDIS_URL": self.redis_url,
             "PORT": str(self.web_port),
-            "PROVIDER": "sms-activate",
-            "PROVIDER_URL": f"{self.sandbox_server.url}/stubs/handler_api.php",
-            "PROVIDER_API_KEY": SANDBOX_KEY,
-            "WEBHOOK_TOKEN": self.webhook_token,
             "API_TOKEN": self.api_token,
             "WEB_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
@@ -86,9 +126,13 @@ class Pipeline:
         env.update(self.extra_env)
         return env
 
-    def start(self, *, web: bool = True, worker: bool = True, beat: bool = True, **sandbox: Any) -> "Pipeline":
+    def start(self, *, web: bool = True, worker: bool = True, beat: bool = True,
+              per_provider: dict[str, dict[str, Any]] | None = None, **sandbox: Any) -> "Pipeline":
         if self.sandbox_server is None:
-            self.start_sandbox(**sandbox)
+            if self.provider_names:
+                self.start_sandboxes(per_provider or {})
+            else:
+                self.start_sandbox(**sandbox)
         env = self.env
         if web:
             self.processes["web"] = gunicorn(env, self.log_dir).start()
@@ -118,9 +162,10 @@ class Pipeline:
     def stop(self) -> None:
         for proc in list(self.processes.values()):
             proc.stop()
-        if self.sandbox_server is not None:
-            self.sandbox_server.stop()
-            self.sandbox_server = None
+        for server in {id(s): s for s in [*self.sandboxes.values(), self.sandbox_server] if s}.values():
+            server.stop()
+        self.sandbox_server = None
+        self.sandboxes.clear()
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes.values())

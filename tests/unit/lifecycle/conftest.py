@@ -58,12 +58,10 @@ def make_rents(redis_client: Any, settings: Settings, *, clock: Any = None) -> "
 
 def make_consumer(redis_client: Any, settings: Settings, inbox: Any, *, clock: Any = None) -> "InboxConsumer":
     from config import domain
-    from lifecycle.inbox import HeldWebhooks, InboxConsumer
 
-    kw = {"clock": clock} if clock else {}
-    return InboxConsumer(domain.activation_store(settings, redis_client, **kw),
-                         domain.rent_store(settings, redis_client, **kw), make_held(redis_client, settings), inbox,
-                         default_provider=settings.provider_configs[0].name)
+    consumer = domain.inbox_consumer(settings, redis_client, **({"clock": clock} if clock else {}))
+    consumer.inbox = inbox
+    return consumer
 
 
 def make_held(redis_client: Any, settings: Settings) -> "HeldWebhooks":

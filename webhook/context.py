@@ -18,8 +18,12 @@ from lifecycle.activation import OrderService
 from lifecycle.inbox import Inbox
 from lifecycle.keys import Keys
 from lifecycle.rent import RentService
+from webhook.breaker import RedisBreaker
 
 EXTENSION_KEY = "otpflow"
+#: the web's drain publish must not hold a webhook's answer past the provider's patience (HeroSMS: 3 s) when Redis
+#: hangs between the append and the publish; the worker's own connections keep the longer time-outs
+PRODUCER_TRANSPORT_OPTIONS = {"socket_timeout": 1.5, "socket_connect_timeout": 1.0, "retry_on_timeout": False}
 
 
 class ContextMissing(RuntimeError):
@@ -45,7 +49,12 @@ class LazyCelery:
                 if self._app is None:
                     from worker.celery_app import make_celery
 
-                    self._app = make_celery(self._settings)
+                    app = make_celery(self._settings)
+                    conf = getattr(app, "conf", None)
+                    if conf is not None:
+                        conf.broker_transport_options = {**conf.broker_transport_options,
+                                                         **PRODUCER_TRANSPORT_OPTIONS}
+                    self._app = app
         return self._app
 
     def __getattr__(self, name: str) -> Any:
@@ -59,6 +68,7 @@ class WebContext:
     settings: Settings
     redis: redis.Redis
     celery: Any
+    breaker: RedisBreaker = field(default_factory=RedisBreaker)
     keys: Keys = field(init=False)
     inbox: Inbox = field(init=False)
     orders: OrderService = field(init=False)

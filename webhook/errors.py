@@ -10,6 +10,7 @@ import traceback
 
 import redis
 from flask import Flask, Response, jsonify, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 from config.logging_setup import redact
@@ -64,6 +65,18 @@ def register_error_handlers(app: Flask) -> None:
     def _redis_error(exc: redis.RedisError) -> Response:
         log.warning("redis unavailable on %s %s: %s", request.method, redact(request.path), type(exc).__name__)
         return unavailable()
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response:
+        return error_response(400, "invalid_json", "the body is nested too deeply")
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def _bad_framing(exc: Exception) -> Response:
+        # raised by gunicorn while the app reads the body (bad chunk sizes, a missing terminator, a client gone)
+        response = error_response(400, "bad_body", "the request body could not be read (framing)")
+        response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

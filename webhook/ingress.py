@@ -7,19 +7,22 @@ for an address outside the allowlist, 413 for an oversized body. No provider cal
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
 from flask import Blueprint, Response, current_app, request
 
+from config.logging_setup import redact
 from config.settings import Settings
 from flows.names import TaskName
 from lifecycle.inbox import InboxUnavailable
 from webhook.context import WebContext, current_context
 from webhook.errors import error_response, not_found, unavailable
-from webhook.metrics import DRAIN_PUBLISH_FAILURES, OUTCOMES, WEBHOOK_SECONDS, WEBHOOKS
+from webhook.metrics import DIRECT_PEERS, DRAIN_PUBLISH_FAILURES, OUTCOMES, WEBHOOK_SECONDS, WEBHOOKS
 from webhook.schemas import MalformedWebhook, parse_webhook
 from webhook.security import IPNetwork, TokenChecker, address_allowed, client_address
 
@@ -52,16 +55,27 @@ class IngressPolicy:
                    settings.trusted_proxies, settings.webhook_max_bytes)
 
 
+class BodyUnreadable(Exception):
+    """The request body could not be read: bad chunked framing, a client gone or too slow mid-body."""
+
+
 def read_capped(stream: IO[bytes], limit: int) -> bytes:
-    """Read at most ``limit`` bytes; a chunked body has no Content-Length, so the cap is the only bound."""
+    """Read at most ``limit`` bytes; a chunked body has no Content-Length, so the cap is the only bound.
+
+    Whatever the server raises while reading (gunicorn's InvalidChunkSize, ChunkMissingTerminator, NoMoreData, a
+    socket time-out) is the client's framing, not our error: :class:`BodyUnreadable`.
+    """
     chunks: list[bytes] = []
     remaining = limit
-    while remaining > 0:
-        chunk = stream.read(min(remaining, 65_536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 65_536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except Exception as exc:  # the WSGI server's own body errors; none of them is ours
+        raise BodyUnreadable(type(exc).__name__) from exc
     return b"".join(chunks)
 
 
@@ -73,6 +87,11 @@ def receive(token: str) -> Response:
     try:
         response, outcome = _handle(token, current_context(), current_app.extensions[INGRESS_KEY])
         return response
+    except Exception as exc:  # never a 500: the provider retries a 503, and the log says what broke
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.error("unhandled %s while receiving a webhook; answering 503\n%s", type(exc).__name__, redact(trace))
+        outcome = "error"
+        return unavailable("internal error, retry later")
     finally:
         _COUNTERS[outcome].inc()
         WEBHOOK_SECONDS.observe(time.perf_counter() - started)
@@ -82,6 +101,8 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     if not policy.token.matches(token):
         return not_found(), "unauthorized"
 
+    if policy.trusted_proxies:
+        warn_direct_peer(request.remote_addr)
     forwarded = request.headers.getlist("X-Forwarded-For") if policy.trusted_proxies else []
     address = client_address(request.remote_addr, forwarded, policy.trusted_proxies)
     if not address_allowed(address, policy.allowed):
@@ -92,7 +113,13 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     if declared is not None and declared > policy.max_bytes:
         return _too_large(policy), "too_large"
     # With a declared length (already <= the cap) read exactly that; a chunked body is read up to cap + 1 bytes.
-    raw = read_capped(request.stream, declared if declared is not None else policy.max_bytes + 1)
+    try:
+        raw = read_capped(request.stream, declared if declared is not None else policy.max_bytes + 1)
+    except BodyUnreadable as exc:
+        log.info("webhook body unreadable (%s)", exc)
+        response = error_response(400, "bad_body", "the request body could not be read (framing)")
+        response.headers["Connection"] = "close"  # where the next request would start is unknown
+        return response, "malformed"
     if len(raw) > policy.max_bytes:
         return _too_large(policy), "too_large"
 
@@ -101,17 +128,45 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     except MalformedWebhook as exc:
         return _reject(ctx, exc, raw, address)
 
+    if not ctx.breaker.allow():
+        return unavailable(), "unavailable"
     try:
         result = ctx.inbox.append(parsed.kind, parsed.payload, parsed.fingerprint)
     except InboxUnavailable as exc:
         log.warning("webhook not stored, answering 503: %s", type(exc.__cause__ or exc).__name__)
+        ctx.breaker.failed(exc)
         return unavailable(), "unavailable"
+    ctx.breaker.succeeded()
+    if parsed.replaced:
+        _keep_original(ctx, raw, address)
 
     if result.duplicate:
         return _static(DUPLICATE_BODY), "duplicate"
     if result.schedule_drain:
         _publish_drain(ctx)
     return _static(ACCEPTED_BODY), "accepted"
+
+
+_direct_peer_warned = False
+
+
+def warn_direct_peer(remote_addr: str | None) -> None:
+    """With TRUSTED_PROXIES > 0 the socket peer should be the proxy, on a private network. A public peer means
+    the port is reachable directly, and such a client can forge X-Forwarded-For past WEBHOOK_ALLOWED_IPS: count
+    it, and say so once per process."""
+    global _direct_peer_warned
+    try:
+        public = remote_addr is not None and ipaddress.ip_address(remote_addr).is_global
+    except ValueError:
+        return
+    if not public:
+        return
+    DIRECT_PEERS.inc()
+    if not _direct_peer_warned:
+        _direct_peer_warned = True
+        log.warning("TRUSTED_PROXIES is set but a webhook came straight from the public address %s: a client "
+                    "reaching this port directly can forge X-Forwarded-For past WEBHOOK_ALLOWED_IPS; expose the "
+                    "port only through the proxy", remote_addr)
 
 
 def _static(body: bytes) -> Response:
@@ -123,6 +178,16 @@ def _too_large(policy: IngressPolicy) -> Response:
     return error_response(413, "too_large", f"body exceeds {policy.max_bytes} bytes")
 
 
+def _keep_original(ctx: WebContext, raw: bytes, address: Any) -> None:
+    """The webhook was stored with characters replaced: keep the body as received next to the rejects (a second
+    round trip, only in this rare case); a failure costs the copy, never the stored webhook."""
+    try:
+        ctx.inbox.dead_letter("stored with unencodable characters replaced by U+FFFD", raw,
+                              {"stored": True, "remote": str(address or request.remote_addr or "")})
+    except InboxUnavailable as err:
+        log.warning("original of a stored webhook not kept: %s", type(err.__cause__ or err).__name__)
+
+
 def _reject(ctx: WebContext, exc: MalformedWebhook, raw: bytes, address: Any) -> tuple[Response, str]:
     """400 after keeping the body in the dead-letter stream; 503 if even that cannot be stored (nothing lost)."""
     meta = {
@@ -131,9 +196,12 @@ def _reject(ctx: WebContext, exc: MalformedWebhook, raw: bytes, address: Any) ->
         "content_type": (request.content_type or "")[:DEAD_LETTER_META_MAX],
         "bytes": len(raw),
     }
+    if not ctx.breaker.allow():
+        return unavailable(), "unavailable"
     try:
-        ctx.inbox.dead_letter(exc.reason, raw.decode("utf-8", errors="replace"), meta)
+        ctx.inbox.dead_letter(exc.reason, raw, meta)
     except InboxUnavailable as err:
+        ctx.breaker.failed(err)
         log.warning("malformed webhook not dead-lettered, answering 503: %s", type(err.__cause__ or err).__name__)
         return unavailable(), "unavailable"
     log.info("malformed webhook dead-lettered: %s", exc.reason)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,8 +22,9 @@ from prometheus_client.registry import Collector
 
 from telemetry.worker_counters import queue_reads, read_counters, split_field
 from webhook.context import WebContext
+from webhook.redis_state import MemoryState, entry_age, redis_memory
 
-OUTCOMES = ("accepted", "duplicate", "malformed", "unauthorized", "forbidden", "too_large", "unavailable")
+OUTCOMES = ("accepted", "duplicate", "malformed", "unauthorized", "forbidden", "too_large", "unavailable", "error")
 
 WEBHOOKS = Counter("otpflow_webhooks", "Provider webhooks received, by outcome.", ["outcome"], registry=None)
 WEBHOOK_SECONDS = Histogram(
@@ -32,6 +33,10 @@ WEBHOOK_SECONDS = Histogram(
 )
 DRAIN_PUBLISH_FAILURES = Counter(
     "otpflow_drain_publish_failures", "Drain task publishes that failed after the webhook was stored.", registry=None)
+DIRECT_PEERS = Counter(
+    "otpflow_webhook_direct_peers",
+    "Webhooks whose socket peer was a public address although TRUSTED_PROXIES is set (X-Forwarded-For forgeable).",
+    registry=None)
 
 for _outcome in OUTCOMES:
     WEBHOOKS.labels(outcome=_outcome)
@@ -77,6 +82,15 @@ def provider_counters(calls: Mapping[str, str], seconds: Mapping[str, str]) -> I
                    seconds)
 
 
+def memory_gauges(state: MemoryState) -> Iterator[Metric]:
+    """Redis memory against maxmemory, and whether it refuses writes now."""
+    yield GaugeMetricFamily("otpflow_redis_used_memory_bytes", "Memory Redis counts against maxmemory.",
+                            value=state.used)
+    yield GaugeMetricFamily("otpflow_redis_maxmemory_bytes", "Redis maxmemory (0: no limit).", value=state.limit)
+    yield GaugeMetricFamily("otpflow_redis_oom", "1 while Redis refuses writes for lack of memory (noeviction).",
+                            value=1 if state.full else 0)
+
+
 def _number(value: str) -> float | None:
     try:
         return float(value)
@@ -99,8 +113,13 @@ class RedisMetrics(Collector):
             pipe.xlen(keys.dead_letters)
             pipe.xlen(keys.unknown_webhooks)
             pipe.zcount(keys.deadlines, "-inf", time.time())
+            pipe.xrange(keys.inbox, count=1)
+            pipe.info("memory")  # may be refused (a renamed command on some hosted plans): then left out
             queue_reads(pipe, keys)
-            pending, dead, unknown, due, *hashes = pipe.execute()
+            pending, dead, unknown, due, oldest, memory, *hashes = pipe.execute(raise_on_error=False)
+            failed = [r for r in (pending, dead, unknown, due, oldest, *hashes) if isinstance(r, Exception)]
+            if failed:
+                raise failed[0]
             counters = read_counters(hashes)
         except Exception:  # a scrape must never fail because Redis is down
             up.add_metric([], 0)
@@ -108,6 +127,14 @@ class RedisMetrics(Collector):
             return
         up.add_metric([], 1)
         yield up
+        if not isinstance(memory, Exception):
+            yield from memory_gauges(redis_memory(memory))
+        yield GaugeMetricFamily("otpflow_inbox_oldest_age_seconds",
+                                "Age of the oldest webhook not yet drained (0: none); grows while no worker drains.",
+                                value=entry_age(oldest, time.time()))
+        yield from self._queues(pending, dead, unknown, due, counters)
+
+    def _queues(self, pending: int, dead: int, unknown: int, due: int, counters: Any) -> Iterator[Metric]:
         yield GaugeMetricFamily("otpflow_inbox_pending", "Webhooks stored but not yet drained.", value=int(pending))
         yield GaugeMetricFamily("otpflow_dead_letters", "Entries in the dead-letter stream.", value=int(dead))
         yield GaugeMetricFamily("otpflow_unknown_webhooks", "Webhooks recorded for unknown activations/rents.",
@@ -130,5 +157,6 @@ def render(ctx: WebContext) -> tuple[bytes, str]:
         registry.register(WEBHOOKS)
         registry.register(WEBHOOK_SECONDS)
         registry.register(DRAIN_PUBLISH_FAILURES)
+        registry.register(DIRECT_PEERS)
     registry.register(RedisMetrics(ctx))
     return generate_latest(registry), CONTENT_TYPE_LATEST

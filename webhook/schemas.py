@@ -4,10 +4,16 @@ Providers disagree on types (ids and phone numbers as strings or numbers, HeroSM
 dates) and on Content-Type, so the body is parsed as JSON whatever the header says (form-encoded as a fallback),
 the kind is told apart by shape, and ids/numbers are normalised to strings. Unknown fields are kept: a provider
 adding a field must not make us reject, and so lose, its webhooks.
+
+What cannot be encoded is replaced, not refused: a lone UTF-16 surrogate (``"\\ud83d"``, a truncated emoji) or a
+byte that is not UTF-8 becomes U+FFFD, so the SMS is still stored (and its code still read); ``replaced`` tells
+the caller to keep the original bytes in the dead letters as well. A body nested too deeply for the parser is
+malformed (400), never an error of ours.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import parse_qsl
@@ -30,11 +36,61 @@ class MalformedWebhook(Exception):
 
 @dataclass(frozen=True)
 class ParsedWebhook:
-    """A validated webhook: its kind, the normalised payload (unknown fields kept) and its dedupe fingerprint."""
+    """A validated webhook: its kind, the normalised payload (unknown fields kept) and its dedupe fingerprint.
+
+    ``replaced``: characters that cannot be stored (lone surrogates, bytes that are not UTF-8) were replaced by
+    U+FFFD; the original body should be kept in the dead letters too.
+    """
 
     kind: str
     payload: dict[str, Any]
     fingerprint: str = field(default="")
+    replaced: bool = False
+
+
+REPLACEMENT = "\ufffd"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (what UTF-8, and so Redis, cannot hold)."""
+    return _SURROGATES.sub(REPLACEMENT, text)
+
+
+def has_surrogates(text: str) -> bool:
+    return _SURROGATES.search(text) is not None
+
+
+def scrub_tree(value: Any) -> tuple[Any, bool]:
+    """A decoded JSON value with every string (and object key) scrubbed; and whether anything was replaced.
+
+    Iterative, so a body as deep as the JSON parser allows cannot exhaust the stack here.
+    """
+    changed = False
+
+    def clean(item: Any) -> Any:
+        nonlocal changed
+        if isinstance(item, str) and has_surrogates(item):
+            changed = True
+            return scrub(item)
+        return item
+
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, dict):
+            if any(isinstance(k, str) and has_surrogates(k) for k in item):
+                item = {clean(k): v for k, v in item.items()}
+                container[key] = item
+            stack.extend((item, k) for k in item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+        else:
+            container[key] = clean(item)
+    return root[0], changed
 
 
 class IdString(fields.Field):
@@ -138,7 +194,9 @@ def _form_body(text: str) -> dict[str, Any] | None:
             sms[key[4:-1]] = value
         elif key == "sms" and value.lstrip().startswith("{"):
             try:
-                decoded = json.loads(value)
+                decoded = json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
+            except RecursionError as exc:
+                raise MalformedWebhook("sms field is nested too deeply") from exc
             except ValueError:
                 body[key] = value
             else:
@@ -152,25 +210,30 @@ def _form_body(text: str) -> dict[str, Any] | None:
 
 
 def parse_body(raw: bytes) -> Any:
-    """JSON whatever the Content-Type (providers are unreliable there), form-encoded as a fallback."""
+    """JSON whatever the Content-Type (providers are unreliable there), form-encoded as a fallback.
+
+    Bytes that are not UTF-8 are decoded as U+FFFD (the caller scrubs and flags what was replaced).
+    """
     if not raw.strip():
         raise MalformedWebhook("empty body")
+    text: str | bytes = raw
     try:
-        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise MalformedWebhook("body is nested too deeply") from exc
     except ValueError as exc:
         json_error = exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedWebhook("body is not valid UTF-8 JSON") from exc
-    stripped = text.lstrip()
-    if "=" in text and not stripped.startswith(("{", "[", '"')):
-        form = _form_body(text)
+    decoded = text if isinstance(text, str) else raw.decode("utf-8")
+    stripped = decoded.lstrip()
+    if "=" in decoded and not stripped.startswith(("{", "[", '"')):
+        form = _form_body(decoded)
         if form:
             return form
-    raise MalformedWebhook(f"body is not valid JSON: {json_error}")
+    raise MalformedWebhook(f"body is not valid JSON: {scrub(str(json_error))[:200]}")
 
 
 def classify(body: Any) -> str:
@@ -187,8 +250,8 @@ def classify(body: Any) -> str:
     )
 
 
-def validate(body: Any) -> ParsedWebhook:
-    """Validate a decoded body; raise :class:`MalformedWebhook` naming each bad field."""
+def validate(body: Any, *, replaced: bool = False) -> ParsedWebhook:
+    """Validate a decoded (and scrubbed) body; raise :class:`MalformedWebhook` naming each bad field."""
     kind = classify(body)
     schema = _RENT if kind == RENT else _ACTIVATION
     try:
@@ -204,12 +267,23 @@ def validate(body: Any) -> ParsedWebhook:
             raise MalformedWebhook(f"invalid activation webhook: {_describe(messages)}", messages)
         payload["activationId"] = payload["id"]
     fp = rent_fingerprint(payload) if kind == RENT else activation_fingerprint(payload)
-    return ParsedWebhook(kind=kind, payload=payload, fingerprint=fp)
+    return ParsedWebhook(kind=kind, payload=payload, fingerprint=fp, replaced=replaced)
 
 
 def parse_webhook(raw: bytes) -> ParsedWebhook:
-    """Raw request body to a validated webhook."""
-    return validate(parse_body(raw))
+    """Raw request body to a validated webhook (what cannot be encoded replaced, see the module doc)."""
+    try:
+        body, replaced = parse_body(raw), False
+        # only a JSON \u escape (perhaps percent-encoded in a form field) can make a lone surrogate
+        if b"%" in raw or _SURROGATE_ESCAPE.search(raw):
+            body, replaced = scrub_tree(body)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            replaced = True
+        return validate(body, replaced=replaced)
+    except RecursionError as exc:  # a validator or schema walking a deep body
+        raise MalformedWebhook("body is nested too deeply") from exc
 
 
 def _describe(messages: Mapping[str, Any], prefix: str = "") -> str:

@@ -7,7 +7,12 @@ and publishes a ``otpflow.drain_inbox`` task only when no drain is already sched
 
 Keys (``lifecycle.keys.Keys``): the stream (entry fields ``kind``, ``payload`` JSON, ``fp``; never trimmed by
 length: an entry leaves it only when the drain acknowledges it), a dedupe marker per fingerprint, the drain flag
-(present = a drain is scheduled or running), dead letters and unknown-webhook records (both bounded).
+(present = a drain is scheduled or running), dead letters and unknown-webhook records.
+
+Dead letters and unknown records are kept for inspection only, so both are bounded by bytes as well as by count,
+sized for the smallest Redis plans (25 MB): each entry keeps at most ``entry_max_bytes`` of its body (UTF-8
+bytes, the full length noted), and each stream at most as many entries as fit its byte budget at that size. A
+body that is not UTF-8 keeps (a bounded prefix of) its original bytes, base64-encoded, next to the readable text.
 
 Consumers read through the consumer group ``drain`` (created idempotently with MKSTREAM).
 
@@ -16,6 +21,7 @@ Pure redis-py: no Flask or Celery imports here.
 """
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass
@@ -33,17 +39,33 @@ from .fingerprint import KINDS, WebhookKind
 T = TypeVar("T")
 
 GROUP = "drain"
-DEAD_LETTER_BODY_MAX = 16_384
+#: bytes of a rejected body (or an unknown webhook's payload) kept per entry
+ENTRY_MAX_BYTES = 2048
+#: what an entry costs besides its body: reason, meta, time, id, and Redis's own bookkeeping
+ENTRY_OVERHEAD_BYTES = 1024
+#: bytes each inspection stream (dead letters, unknown webhooks) may take: a few percent of a 25 MB plan
+STREAM_MAX_BYTES = 2 * 1024 * 1024
+REASON_MAX_BYTES = 300
+META_MAX_BYTES = 600
 
 
 @dataclass(frozen=True)
 class InboxConfig:
     """How long a delivered webhook is remembered (WEBHOOK_DEDUPE_TTL) and how many rejects are kept
-    (DEAD_LETTER_MAXLEN); the drain flag's lifetime bounds how long a lost drain publish delays a drain."""
+    (DEAD_LETTER_MAXLEN, and a byte budget per inspection stream); the drain flag's lifetime bounds how long a
+    lost drain publish delays a drain."""
 
     dedupe_ttl: int = 3 * 3600
     dead_letter_maxlen: int = 10_000
     drain_flag_ttl: int = 15
+    entry_max_bytes: int = ENTRY_MAX_BYTES
+    stream_max_bytes: int = STREAM_MAX_BYTES
+
+    @property
+    def inspection_maxlen(self) -> int:
+        """Entries kept per inspection stream: the count limit, or fewer when the byte budget says so."""
+        by_bytes = self.stream_max_bytes // (self.entry_max_bytes + ENTRY_OVERHEAD_BYTES)
+        return max(1, min(self.dead_letter_maxlen, by_bytes))
 
 
 class InboxError(Exception):
@@ -77,7 +99,34 @@ class InboxEntry:
 
 
 def _dumps(payload: Mapping[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON that Redis can always store: text that UTF-8 cannot hold (a lone surrogate) is escaped."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload, ensure_ascii=True, separators=(",", ":"), default=str)
+    return text
+
+
+def clip(text: str, max_bytes: int) -> tuple[str, int]:
+    """``text`` cut to at most ``max_bytes`` of UTF-8 (never inside a character), and its full length in bytes.
+
+    What UTF-8 cannot hold (a lone surrogate) comes back as ``?``: the result can always be stored.
+    """
+    encoded = text.encode("utf-8", errors="replace")
+    return encoded[:max_bytes].decode("utf-8", errors="ignore"), len(encoded)
+
+
+def _meta_json(meta: Mapping[str, Any]) -> str:
+    """The meta object as JSON within META_MAX_BYTES: long field messages shrink to the field names."""
+    text = _dumps(meta)
+    if len(text.encode("utf-8")) <= META_MAX_BYTES:
+        return text
+    fields = meta.get("fields")
+    smaller = {**meta, "fields": [clip(str(name), 64)[0] for name in list(fields)[:10]]
+               if isinstance(fields, Mapping) else "..."}
+    text = _dumps(smaller)
+    return text if len(text.encode("utf-8")) <= META_MAX_BYTES else _dumps({"truncated": True})
 
 
 class Inbox:
@@ -114,25 +163,51 @@ class Inbox:
             raise InboxError(f"unexpected answer from the inbox append script: {status[:40]!r}")
         return AppendResult(duplicate=False, entry_id=status[1:], schedule_drain=status[0] == "s")
 
-    def dead_letter(self, reason: str, body: str, meta: Mapping[str, Any] | None = None) -> str:
-        """Keep a rejected body for inspection, in a stream trimmed to about ``DEAD_LETTER_MAXLEN`` entries."""
-        truncated = len(body) > DEAD_LETTER_BODY_MAX
+    def dead_letter(self, reason: str, body: str | bytes, meta: Mapping[str, Any] | None = None) -> str:
+        """Keep a rejected body for inspection, in a stream bounded by count and bytes (see the module doc)."""
+        fields = self._dead_letter_fields(reason, body, meta)
+        return str(self._call(lambda: self.redis.xadd(
+            self.dead_letter_key, fields, maxlen=self.config.inspection_maxlen, approximate=False)))
+
+    def _dead_letter_fields(self, reason: str, body: str | bytes,
+                            meta: Mapping[str, Any] | None) -> dict[FieldT, EncodableT]:
+        """``body`` as text within the entry's byte budget; bytes that are not UTF-8 also as base64 (half each)."""
+        limit = self.config.entry_max_bytes
+        original: bytes | None = None
+        if isinstance(body, bytes):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text, original = body.decode("utf-8", errors="replace"), body
+        else:
+            text = body
+        kept, size = clip(text, limit if original is None else limit // 2)
         fields: dict[FieldT, EncodableT] = {
-            "reason": reason[:1000],
-            "body": body[:DEAD_LETTER_BODY_MAX],
-            "truncated": "1" if truncated else "0",
-            "meta": _dumps(dict(meta or {})),
+            "reason": clip(reason, REASON_MAX_BYTES)[0],
+            "body": kept,
+            "truncated": "1" if len(kept.encode("utf-8")) < size else "0",
+            "bytes": str(len(original) if original is not None else size),
+            "meta": _meta_json(dict(meta or {})),
             "at": f"{time.time():.3f}",
         }
-        return str(self._call(lambda: self.redis.xadd(
-            self.dead_letter_key, fields, maxlen=self.config.dead_letter_maxlen, approximate=True)))
+        if original is not None:
+            fields["raw_b64"] = base64.b64encode(original[: (limit // 2) * 3 // 4]).decode("ascii")
+        return fields
 
     def record_unknown(self, kind: WebhookKind | str, payload: Mapping[str, Any]) -> str:
-        """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying)."""
-        fields: dict[FieldT, EncodableT] = {"kind": WebhookKind(kind).value, "payload": _dumps(payload),
+        """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying).
+
+        Bounded like the dead letters: a payload over ``entry_max_bytes`` keeps its first bytes (as text, no
+        longer JSON) with ``truncated`` set and its full length in ``bytes``.
+        """
+        kept, size = clip(_dumps(payload), self.config.entry_max_bytes)
+        fields: dict[FieldT, EncodableT] = {"kind": WebhookKind(kind).value, "payload": kept,
                                             "at": f"{time.time():.3f}"}
+        if len(kept.encode("utf-8")) < size:
+            fields["truncated"] = "1"
+            fields["bytes"] = str(size)
         return str(self._call(lambda: self.redis.xadd(
-            self.unknown_key, fields, maxlen=self.config.dead_letter_maxlen, approximate=True)))
+            self.unknown_key, fields, maxlen=self.config.inspection_maxlen, approximate=False)))
 
     # ---------------------------------------------------------------- consumer side (drain task)
 

@@ -1,6 +1,7 @@
 """The webhook inbox (lifecycle/inbox.py), on fakeredis[lua] and on a real Redis (the Lua script runs on both)."""
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import time
@@ -13,7 +14,7 @@ import redis
 from config.redis_client import make_redis
 from config.settings import Settings
 from lifecycle.inbox import Inbox, InboxUnavailable, activation_fingerprint, fingerprint, rent_fingerprint
-from lifecycle.inbox.stream import DEAD_LETTER_BODY_MAX
+from lifecycle.inbox.stream import ENTRY_MAX_BYTES, InboxConfig
 from tests.unit.lifecycle.conftest import make_inbox
 
 SETTINGS = Settings(webhook_token="t" * 24, dead_letter_maxlen=10, webhook_dedupe_ttl=3600)
@@ -145,19 +146,42 @@ def test_dead_letter_keeps_body_reason_and_meta(inbox: Inbox, client: redis.Redi
     assert inbox.dead_letter_count() == 1
 
 
-def test_dead_letter_body_is_bounded(inbox: Inbox, client: redis.Redis) -> None:
-    inbox.dead_letter("too long", "x" * (DEAD_LETTER_BODY_MAX + 500))
+def test_dead_letter_body_is_bounded_in_utf8_bytes(inbox: Inbox, client: redis.Redis) -> None:
+    """A 64 KiB body of two-byte characters once became a 48 KiB dead letter: the cap is in bytes now."""
+    inbox.dead_letter("too long", "é" * 32_768)
     (_id, fields), = client.xrange(inbox.dead_letter_key)
-    assert len(fields["body"]) == DEAD_LETTER_BODY_MAX and fields["truncated"] == "1"
+    assert len(fields["body"].encode()) <= ENTRY_MAX_BYTES and fields["body"] == "é" * (ENTRY_MAX_BYTES // 2)
+    assert fields["truncated"] == "1" and fields["bytes"] == str(65_536)
+
+
+def test_bytes_that_are_not_utf8_keep_their_original_prefix(inbox: Inbox, client: redis.Redis) -> None:
+    raw = b'{"activationId": "\xff\xfe"}'
+    inbox.dead_letter("bad", raw)
+    (_id, fields), = client.xrange(inbox.dead_letter_key)
+    assert base64.b64decode(fields["raw_b64"]) == raw and fields["body"].startswith('{"activationId": "\ufffd')
+
+
+def test_unknown_payloads_are_bounded_in_bytes(inbox: Inbox, client: redis.Redis) -> None:
+    inbox.record_unknown("activation", {"activationId": "1", "text": "x" * 60_000})
+    inbox.record_unknown("activation", {"activationId": "2", "text": "short"})
+    (_a, big), (_b, small) = client.xrange(inbox.unknown_key)
+    assert len(big["payload"].encode()) == ENTRY_MAX_BYTES and big["truncated"] == "1" and int(big["bytes"]) > 60_000
+    assert json.loads(small["payload"])["text"] == "short" and "truncated" not in small
+
+
+def test_inspection_streams_are_bounded_by_bytes_too() -> None:
+    """The count limit applies, or fewer entries when the byte budget says so (sized for a 25 MB plan)."""
+    assert InboxConfig(dead_letter_maxlen=10).inspection_maxlen == 10
+    worst = InboxConfig(dead_letter_maxlen=10_000)
+    assert worst.inspection_maxlen * (worst.entry_max_bytes + 1024) <= worst.stream_max_bytes <= 2 * 1024 * 1024
 
 
 def test_dead_letter_and_unknown_streams_are_trimmed(inbox: Inbox, client: redis.Redis) -> None:
-    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default), so bound loosely but far below 1000.
     for i in range(1000):
         inbox.dead_letter("r", f"body {i}")
         inbox.record_unknown("activation", {"activationId": str(i)})
-    assert SETTINGS.dead_letter_maxlen <= client.xlen(inbox.dead_letter_key) <= 250
-    assert SETTINGS.dead_letter_maxlen <= client.xlen(inbox.unknown_key) <= 250
+    assert client.xlen(inbox.dead_letter_key) == inbox.config.inspection_maxlen
+    assert client.xlen(inbox.unknown_key) == inbox.config.inspection_maxlen
     last = client.xrevrange(inbox.unknown_key, count=1)[0][1]
     assert last["kind"] == "activation" and json.loads(last["payload"]) == {"activationId": "999"}
 

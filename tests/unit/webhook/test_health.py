@@ -19,7 +19,8 @@ def test_healthz_does_no_io(make_harness: MakeHarness, closed_port: int) -> None
 
 
 def test_readyz(harness: Harness, make_harness: MakeHarness, closed_port: int) -> None:
-    assert harness.client.get("/readyz").get_json() == {"status": "ready"}
+    ready = harness.client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["inbox"] == {"pending": 0, "oldest_age_seconds": 0.0}
     rv = _down(make_harness, closed_port).client.get("/readyz")
     assert rv.status_code == 503 and rv.headers["Retry-After"]
     assert rv.get_json()["error"] == "unavailable" and "ConnectionError" in rv.get_json()["reason"]

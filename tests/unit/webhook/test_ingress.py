@@ -1,6 +1,7 @@
 """POST /webhooks/<token>: every answer the provider can get, and what is stored for each."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -209,11 +210,40 @@ def test_malformed_body_is_400_with_reason_and_dead_lettered(harness: Harness, b
     assert harness.celery.calls == []
 
 
-def test_undecodable_bytes_are_dead_lettered_with_replacement_characters(harness: Harness) -> None:
-    rv = post(harness, b'{"activationId": "\xff\xfe"}')
-    assert rv.status_code == 400
+def test_undecodable_bytes_are_stored_replaced_and_kept_as_sent(harness: Harness) -> None:
+    """Bytes that are not UTF-8 inside a valid webhook: the SMS is stored with U+FFFD, and the body as it came
+    (base64) is kept in the dead letters."""
+    raw = b'{"activationId": "77", "code": "4321", "text": "code 4321 \xff\xfe"}'
+    rv = post(harness, raw)
+    assert rv.status_code == 200 and rv.get_json() == {"status": "accepted"}
+    ((kind, payload),) = harness.inbox_payloads()
+    assert kind == "activation" and json.loads(payload)["text"] == "code 4321 \ufffd\ufffd"
     (letter,) = harness.dead_letters()
-    assert "\ufffd" in letter["body"] and letter["body"].startswith('{"activationId"')
+    assert base64.b64decode(letter["raw_b64"]) == raw and "\ufffd" in letter["body"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"activationId":10,"text":"\\ud83d"}',                      # a truncated emoji, as the issue saw it
+    b'{"activationId":10,"code":"5555","text":"\\udc00 5555"}',
+    b'{"rentId":"9","sms":{"text":"\\ud800","phoneFrom":"\\udfff","date":"2025-01-01 00:00:00"}}',
+    b'{"activationId":10,"\\ud83d":"an unknown field whose name is a lone surrogate"}',
+    b'rentId=9&sms=%7B%22text%22%3A%22%5Cud83d%22%7D',             # the same, form-encoded
+])
+def test_a_lone_surrogate_is_stored_replaced_never_500(harness: Harness, raw: bytes) -> None:
+    rv = post(harness, raw)
+    assert rv.status_code == 200, rv.get_data()
+    ((_kind, payload),) = harness.inbox_payloads()
+    assert "\ufffd" in payload
+    (letter,) = harness.dead_letters()
+    assert letter["body"] == raw.decode() and json.loads(letter["meta"])["stored"] is True
+
+
+def test_deep_nesting_in_a_form_encoded_sms_field_is_400(harness: Harness) -> None:
+    deep = "[" * 1010 + "]" * 1010  # deeper than the parser allows, within WEBHOOK_MAX_BYTES (2048 here)
+    rv = post(harness, f"rentId=1&sms={{\"a\":{deep}}}".encode(), content_type="application/x-www-form-urlencoded")
+    assert rv.status_code == 400 and "nested too deeply" in rv.get_json()["reason"]
+    (letter,) = harness.dead_letters()
+    assert letter["bytes"] == str(len(letter["body"].encode()))
 
 
 def test_malformed_body_while_redis_is_down_is_503_not_400(make_harness: MakeHarness, closed_port: int) -> None:
@@ -257,18 +287,22 @@ def test_token_never_appears_in_logs(make_harness: MakeHarness, closed_port: int
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
-def test_unexpected_error_is_json_500_and_logged_without_token(harness: Harness, monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unexpected_error_is_503_never_500_and_logged_without_token(harness: Harness,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A bug of ours while receiving must not turn into a 500 the provider gives up on: 503, so it retries."""
     harness.app.testing = False
     def explode(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError(f"while handling {WEBHOOK}")
 
     monkeypatch.setattr(harness.inbox, "append", explode)
+    before = count("error")
     with caplog.at_level(logging.ERROR):
         rv = post(harness, SMS_ACTIVATE)
-    assert rv.status_code == 500 and rv.get_json() == {"status": "error", "error": "internal",
-                                                       "reason": "internal error"}
+    assert rv.status_code == 503 and rv.headers["Retry-After"] == "5"
+    assert rv.get_json() == {"status": "error", "error": "unavailable", "reason": "internal error, retry later"}
     assert "ZeroDivisionError" in caplog.text and TOKEN not in caplog.text
+    assert count("error") == before + 1
 
 
 # ------------------------------------------------------------------ 403

@@ -84,7 +84,7 @@ def test_read_with_the_gauges_in_one_round_trip(harness: Harness) -> None:
 
     harness.redis.pipeline = pipeline  # type: ignore[method-assign]
     list(RedisMetrics(harness.ctx).collect())
-    assert calls == [8]  # 4 gauges + 2 task hashes + 2 provider-call hashes, one execute
+    assert calls == [10]  # 4 gauges, the oldest inbox entry, INFO memory, 2 task + 2 provider hashes: one execute
 
 
 def test_key_prefix_moves_the_worker_hashes(make_harness: MakeHarness) -> None:

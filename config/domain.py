@@ -32,7 +32,8 @@ def activation_config(settings: Settings) -> ActivationConfig:
                             activation_timeout=s.activation_timeout, early_cancel_seconds=s.early_cancel_seconds,
                             auto_finish=s.auto_finish, finish_timeout=s.finish_timeout,
                             order_max_attempts=s.order_max_attempts, order_retry_delay=s.order_retry_delay,
-                            buying_stale=buying_stale(s))
+                            buying_stale=buying_stale(s), max_numbers=s.order_max_numbers,
+                            order_timeout=s.order_timeout)
 
 
 def rent_config(settings: Settings) -> RentConfig:

@@ -258,6 +258,13 @@ class Settings:
         doc="with AUTO_FINISH=false, finish after this many seconds anyway")
     order_max_attempts: int = setting(
         "ORDER_MAX_ATTEMPTS", 3, parse=_parse_positive_int, roles=_WORKER, doc="purchase attempts on NO_NUMBERS")
+    order_max_numbers: int = setting(
+        "ORDER_MAX_NUMBERS", 3, parse=_parse_positive_int, roles=_WORKER,
+        doc="numbers an order may buy until a code is accepted: a number without a code is replaced (cancelled, "
+            "so refunded)")
+    order_timeout: float = setting(
+        "ORDER_TIMEOUT", 3600.0, parse=_parse_positive_float, roles=("worker", "web"),
+        doc="seconds after an order is placed that no replacement number is bought any more")
     order_retry_delay: float = setting(
         "ORDER_RETRY_DELAY", 30.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds between purchase attempts")

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from typing import Iterable, Mapping
 
 from lifecycle.activation import Command, Order, State
-from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, finish_is_closed, next_step,
-                                            provider_order_id, purchase_decision)
+from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed,
+                                            next_step, provider_order_id, purchase_decision)
 from lifecycle.activation.reconcile import Action, Observation, decide, observe_listed, observe_status
 from lifecycle.activation.store import state_of
 from lifecycle.inbox import WebhookKind
@@ -78,6 +78,8 @@ def place_order(rt: Runtime, order_id: str) -> Outcome:
 def _candidates(rt: Runtime, order: Order) -> list[Candidate]:
     """The places this order may still buy from, best first (routing and the order's own preference)."""
     preference = [p for p in (order.preference or rt.provider_names) if p in rt.provider_names]
+    # a replacement tries first the providers whose numbers have not failed this order yet
+    preference.sort(key=lambda p: p in order.failed_at)
     routing = order.routing or rt.settings.routing
     skip = frozenset(k.split("=", 1)[0] for k in order.skip)
     quotes = None
@@ -171,7 +173,7 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
     res = store.assign_number(order.order_id, provider=provider, activation_id=activation_id, phone=phone,
                               cost=None if cost is None else str(cost),
                               currency=currency if currency is not None else rt.dialect(provider).default_currency,
-                              attempt=order.numbers + 1)
+                              attempt=order.numbers + 1, repeated=phone in order.bad_phones)
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
         _replay_early(rt, provider, activation_id)
@@ -384,15 +386,11 @@ def _apply_observation(rt: Runtime, order: Order, obs: Observation, report: Swee
                 return _finish(rt, fresh, report, breaker, reason="auto")
         return Outcome.CODE
     if decision.action is Action.CANCELLED:
-        store.cancel(order.order_id, activation_id=order.activation_id, reason=decision.reason or "provider",
-                     provider=order.provider)
         report.did("cancelled")
-        return Outcome.CANCELLED
+        return _end_number(rt, order, finished=False, reason=decision.reason or "provider_closed")
     if decision.action is Action.FINISHED:
-        store.finish(order.order_id, activation_id=order.activation_id, reason=decision.reason,
-                     provider=order.provider)
         report.did("finished")
-        return Outcome.FINISHED
+        return _end_number(rt, order, finished=True, reason=decision.reason or "provider_closed")
     store.rearm(order.order_id, state=order.state, due=rt.activation_config.after_poll(order, rt.clock()),
                 reset_fails=bool(order.fails), pipe=report.pipe)
     report.did("poll")
@@ -428,9 +426,8 @@ def _cancel(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
         elif outcome is CancelOutcome.REFUSED:
             log.error("order %s: cancel failed with %s; re-armed", order.order_id, exc.label)
             return _backoff(rt, order, report, exc.label)
-    res = store.cancel(order.order_id, activation_id=order.activation_id, reason=reason, provider=order.provider)
     report.did("cancel")
-    return Outcome.CANCELLED if res.ok else Outcome.STALE
+    return _end_number(rt, order, finished=False, reason=reason)
 
 
 def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *, reason: str) -> Outcome:
@@ -446,10 +443,31 @@ def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
         else:
             log.error("order %s: finish failed with %s; re-armed", order.order_id, exc.label)
             return _backoff(rt, order, report, exc.label)
-    res = rt.activations.finish(order.order_id, activation_id=order.activation_id, reason=reason,
-                                provider=order.provider)
     report.did("finish")
-    return Outcome.FINISHED if res.ok else Outcome.STALE
+    return _end_number(rt, order, finished=True, reason=reason)
+
+
+def _end_number(rt: Runtime, order: Order, *, finished: bool, reason: str) -> Outcome:
+    """The current number is closed at the provider: buy the next one (a replacement), or end the order with its
+    one terminal event."""
+    store = rt.activations
+    end = ending(order, finished=finished, reason=reason, now=rt.clock(), config=rt.activation_config)
+    if end.replace and order.activation_id:
+        res = store.replace_number(order.order_id, state=order.state, provider=order.provider,
+                                   activation_id=order.activation_id, phone=order.phone, finished=finished,
+                                   reason=reason, bad_phones=order.bad_phones, failed_at=order.failed_at)
+        if not res.ok:
+            return Outcome.STALE
+        log.info("order %s: number %s %s (%s); buying the next one", order.order_id, order.activation_id,
+                 "finished" if finished else "cancelled", reason)
+        rt.publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
+        return Outcome.REPLACED
+    close = store.finish if finished else store.cancel
+    res = close(order.order_id, activation_id=order.activation_id, reason=reason, provider=order.provider,
+                final=end.final, final_reason=end.final_reason)
+    if not res.ok:
+        return Outcome.STALE
+    return Outcome.FINISHED if finished else Outcome.CANCELLED
 
 
 def _retry(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker) -> Outcome:

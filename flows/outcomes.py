@@ -17,6 +17,7 @@ class Outcome(enum.StrEnum):
     WAITING = "waiting"                    # a number was assigned; waiting for its code
     ACTIVE = "active"                      # a rent started
     ORPHAN = "orphan"                      # bought for an order that no longer wanted it: given back
+    REPLACED = "replaced"                  # the number failed; the next one is being bought
     PLACE_ORDER = "place_order"            # the purchase was (re-)published
     PLACE_RENT = "place_rent"
     RETRY_LATER = "retry_later"            # no stock: back to pending

@@ -90,7 +90,8 @@ class Change:
     #: unix time of the next deadline; ``clear_deadline`` removes it; neither: left as is
     deadline: float | None = None
     clear_deadline: bool = False
-    event: EventSpec | None = None
+    #: the outbox events of this change, written in order (an order's last number: its own event, then the order's)
+    events: tuple[EventSpec, ...] = ()
     #: the external id (activation or rent id) this change concerns: its index entry expires with a terminal
     #: record, persists with ``persist``, and is written when ``index`` is set
     ref: str | None = None
@@ -98,6 +99,8 @@ class Change:
     index: bool = False
     #: the record is now terminal: expire it (and its index entry) after RETENTION_SECONDS
     terminal: bool = False
+    #: expire only the index entry of ``ref`` after RETENTION_SECONDS (a replaced number's)
+    retire_ref: bool = False
     #: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
     persist: bool = False
     #: label for the short history (default: the new state, when there is one)
@@ -147,9 +150,11 @@ class Records:
             spec["undeadline"] = True
         elif change.deadline is not None:
             spec["deadline"] = ts(change.deadline)
-        if change.event is not None:
-            spec["event"] = {"type": change.event.type.value, "data": change.event.to_json(),
-                             "fill": dict(self.kind.fill)}
+        if change.events:
+            spec["events"] = [{"type": e.type.value, "data": e.to_json(), "fill": dict(self.kind.fill)}
+                              for e in change.events]
+        if change.retire_ref:
+            spec["ref_ttl"] = RETENTION_SECONDS
         if change.index and change.ref:
             spec["index"] = record_id
         if change.terminal:

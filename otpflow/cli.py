@@ -155,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("order_id")
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("command", help="send a downstream command to an order: finish, retry or cancel")
+    p = sub.add_parser("command", help="send a downstream command to an order: finish, retry, cancel or replace")
     p.add_argument("order_id")
-    p.add_argument("name", choices=("finish", "retry", "cancel"))
+    p.add_argument("name", choices=("finish", "retry", "cancel", "replace"))
     p.set_defaults(func=_command)
 
     p = sub.add_parser("events", help="print the downstream event stream (JSON lines)")

@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 import redis
 
-#: event types that end an order, and the exit status a command following it should return
-TERMINAL: dict[str, int] = {"activation.finished": 0, "activation.cancelled": 1, "order.failed": 1}
+#: the event types that end an order (exactly one per order), and the exit status a command following it returns
+TERMINAL: dict[str, int] = {"order.completed": 0, "order.cancelled": 1, "order.failed": 1}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def _decimal(value: Any) -> Decimal | None:
 def order(self: Any, service: str, country: int | None = None, operator: str | None = None,
           max_price: str | float | None = None, activation_type: int | None = None, forward: bool | None = None,
           order_id: str | None = None, providers: list[str] | None = None, routing: str | None = None,
-          countries: list[int] | None = None) -> Outcome:
+          countries: list[int] | None = None, max_numbers: int | None = None) -> Outcome:
     """Create an order (idempotent on ``order_id``) and buy its number in the same task."""
     rt = get_runtime()
     request = OrderRequest(service=service, country=None if country is None else int(country), operator=operator,
@@ -36,7 +36,8 @@ def order(self: Any, service: str, country: int | None = None, operator: str | N
                            forward=forward, order_id=order_id,
                            providers=tuple(p for p in providers if p in rt.provider_names) if providers else None,
                            routing=Routing(routing) if routing else None,
-                           countries=tuple(int(c) for c in countries) if countries else None)
+                           countries=tuple(int(c) for c in countries) if countries else None,
+                           max_numbers=None if max_numbers is None else int(max_numbers))
     stored, _created = rt.orders.submit(request)
     return activation.place_order(rt, stored.order_id)
 

@@ -44,6 +44,8 @@ class OrderSchema(Schema):
     #: countries to rotate over, the first one first
     countries = fields.List(fields.Integer(validate=validate.Range(min=0, max=100000)), load_default=None,
                             allow_none=True, validate=validate.Length(min=1, max=16))
+    #: numbers the order may buy until a code is accepted (default ORDER_MAX_NUMBERS)
+    max_numbers = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=20))
 
 
 _schema = OrderSchema()

@@ -37,6 +37,10 @@ class ActivationConfig:
     early_cancel_margin: float = 5.0
     #: transient failures of one purchase attempt (or one poll/cancel/finish) before giving up on it
     max_transient_fails: int = 8
+    #: numbers an order may buy until a code is accepted (ORDER_MAX_NUMBERS; an order may say its own)
+    max_numbers: int = 3
+    #: the order's own deadline after it was placed (ORDER_TIMEOUT): no replacement is bought after it
+    order_timeout: float = 3600.0
     backoff: Backoff = field(default=PROVIDER_BACKOFF)
 
     def timeout_at(self, order: Order) -> float | None:
@@ -80,6 +84,12 @@ class ActivationConfig:
         """EARLY_CANCEL_DENIED: try again once the two-minute mark has passed."""
         base = order.number_at or order.created_at
         return max(base + self.early_cancel_seconds + self.early_cancel_margin, now + self.early_cancel_margin)
+
+    def may_replace(self, order: Order, now: float) -> bool:
+        """Another number may be bought for ``order``: numbers left, and its own deadline not passed."""
+        limit = order.max_numbers or self.max_numbers
+        until = order.until if order.until is not None else order.created_at + self.order_timeout
+        return order.numbers < limit and now < until
 
     def after_code(self, now: float) -> float:
         """Due after a code arrived: at once under AUTO_FINISH (finish it), else when FINISH_TIMEOUT passes."""

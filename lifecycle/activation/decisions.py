@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from provider.errors import ErrorKind, ProviderError
 
+from ..outbox.events import EventType
 from ..steps import Next, Step
 from .config import ActivationConfig
 from .machine import Command, State
@@ -62,15 +63,17 @@ def purchase_decision(exc: ProviderError, order: Order, config: ActivationConfig
 
 
 def provider_order_id(order: Order) -> str:
-    """Our getNumberV2 ``orderId``: the order id plus the attempt number.
+    """Our getNumberV2 ``orderId``: the order id plus the number of the purchase request (``calls``, counted when
+    the request is routed, before it is sent).
 
-    Stable across re-deliveries of one attempt (so a crash mid-call recovers via ORDER_ALREADY_EXISTS), and new
-    for a new attempt after a definite NO_NUMBERS (a provider might remember a failed orderId).
+    Stable across re-deliveries of one request (so a crash mid-call recovers via ORDER_ALREADY_EXISTS), and new
+    for every new request: another attempt after no stock, another provider, a replacement number (a provider
+    remembers an orderId it has seen).
     """
     base = order.order_id
     if len(base) > 40 or not all(ch.isalnum() or ch in "-_" for ch in base):
         base = hashlib.sha1(base.encode("utf-8")).hexdigest()[:32]
-    return f"{base}-{order.attempts + 1}"
+    return f"{base}-{max(1, order.calls)}"
 
 
 def next_step(order: Order | None, now: float, config: ActivationConfig, *, outage: bool = False) -> Next:
@@ -94,9 +97,12 @@ def next_step(order: Order | None, now: float, config: ActivationConfig, *, outa
     timeout = config.timeout_at(order)
     timed_out = timeout is not None and now >= timeout
     if state is State.WAITING:
-        if command is Command.CANCEL or timed_out:
-            return Next(Step.CANCEL, reason="command" if command is Command.CANCEL else "timeout")
+        if command is Command.CANCEL or command is Command.REPLACE or timed_out:
+            return Next(Step.CANCEL, reason=command.value if command in (Command.CANCEL, Command.REPLACE)
+                        else "timeout")
         return Next(Step.POLL)
+    if command is Command.REPLACE:  # a code came but did not work: finish this number (no cancel after a code)
+        return Next(Step.FINISH, reason=Command.REPLACE.value)
     if state is State.WAITING_RETRY:
         if command is Command.FINISH or timed_out:
             return Next(Step.FINISH, reason="command" if command is Command.FINISH else "timeout")
@@ -134,6 +140,34 @@ def cancel_outcome(exc: ProviderError) -> CancelOutcome:
     if exc.transient:
         return CancelOutcome.OUTAGE
     return CancelOutcome.REFUSED
+
+
+#: why a number ended that leaves its order wanting another one (a replacement, where one may be bought)
+REPLACEABLE = frozenset({"timeout", "provider_closed", "free_cancellation_expired", Command.REPLACE.value})
+
+
+def ending(order: Order, *, finished: bool, reason: str, now: float, config: ActivationConfig) -> "Ending":
+    """How an order goes on when its current number ends: a replacement, or the order's own end (and which
+    terminal event: completed when a code was accepted, cancelled by command, failed otherwise)."""
+    if reason in REPLACEABLE and config.may_replace(order, now):
+        return Ending(replace=True)
+    if reason == Command.CANCEL.value:
+        return Ending(final=EventType.ORDER_CANCELLED, final_reason=reason)
+    if finished and reason != Command.REPLACE.value:
+        return Ending(final=EventType.ORDER_COMPLETED, final_reason=reason)
+    if reason != Command.REPLACE.value:
+        return Ending(final=EventType.ORDER_FAILED, final_reason=reason)
+    numbers_left = order.numbers < (order.max_numbers or config.max_numbers)
+    return Ending(final=EventType.ORDER_FAILED, final_reason="order_timeout" if numbers_left else "max_numbers")
+
+
+@dataclass(frozen=True)
+class Ending:
+    """The outcome of :func:`ending`: ``replace``, or the order's terminal event and its reason."""
+
+    replace: bool = False
+    final: EventType = EventType.ORDER_FAILED
+    final_reason: str | None = None
 
 
 def finish_is_closed(exc: ProviderError) -> bool:

@@ -12,7 +12,7 @@ from typing import Final
 class State(str, enum.Enum):
     """Where an order is. ``str`` so it is stored in Redis as its value."""
 
-    PENDING = "pending"              # stored, no purchase attempted yet (or waiting to retry NO_NUMBERS)
+    PENDING = "pending"              # stored, no number yet (or waiting to retry, or its last number replaced)
     BUYING = "buying"                # getNumberV2 in flight (a crash here is recovered with the same orderId)
     WAITING = "waiting"              # number assigned, waiting for the code
     CODE_RECEIVED = "code_received"  # a code arrived (webhook or poll)
@@ -33,7 +33,8 @@ HAS_CODE: Final = frozenset({State.CODE_RECEIVED, State.WAITING_RETRY})
 #: allowed edges: target -> the states it may be reached from
 TRANSITIONS: Final[dict[State, frozenset[State]]] = {
     State.BUYING: frozenset({State.PENDING}),
-    State.PENDING: frozenset({State.BUYING}),                       # NO_NUMBERS / transient: try again later
+    # no stock: try again later; or the number failed and the next one is to be bought (a replacement)
+    State.PENDING: frozenset({State.BUYING, State.WAITING, State.CODE_RECEIVED, State.WAITING_RETRY}),
     State.WAITING: frozenset({State.BUYING, State.PENDING}),       # number assigned (pending: recovered after a crash)
     State.CODE_RECEIVED: frozenset({State.WAITING, State.WAITING_RETRY, State.CODE_RECEIVED}),
     State.WAITING_RETRY: frozenset({State.CODE_RECEIVED}),
@@ -45,9 +46,10 @@ TRANSITIONS: Final[dict[State, frozenset[State]]] = {
 class Command(enum.StrEnum):
     """What downstream may ask of an order (the API's ``/finish``, ``/retry``, ``/cancel``)."""
 
-    FINISH = "finish"   # the code worked: setStatus 6
-    RETRY = "retry"     # the code did not work: setStatus 3, wait for another
-    CANCEL = "cancel"   # give the number back (refunded when no code came)
+    FINISH = "finish"    # the code worked: setStatus 6
+    RETRY = "retry"      # the code did not work: setStatus 3, wait for another on the same number
+    CANCEL = "cancel"    # give the number back (refunded when no code came) and end the order
+    REPLACE = "replace"  # this number did not work: close it as the rules allow and buy the next one
 
 
 #: downstream commands and the states they are accepted in (409 otherwise)
@@ -55,6 +57,7 @@ COMMANDS: Final[dict[Command, frozenset[State]]] = {
     Command.FINISH: frozenset({State.CODE_RECEIVED, State.WAITING_RETRY}),
     Command.RETRY: frozenset({State.CODE_RECEIVED}),
     Command.CANCEL: frozenset({State.PENDING, State.BUYING, State.WAITING}),
+    Command.REPLACE: frozenset({State.WAITING, State.CODE_RECEIVED, State.WAITING_RETRY}),
 }
 
 

@@ -12,7 +12,7 @@ from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
 from ..scripts import script
 from .machine import Command, State
-from .record import F_CREATED, F_STATE, HistoryEntry, Order, OrderRequest
+from .record import F_CREATED, F_STATE, F_UNTIL, HistoryEntry, Order, OrderRequest
 from .store import ActivationStore, state_of
 
 MAX_ORDER_ID_LENGTH = 128
@@ -64,7 +64,8 @@ class OrderService:
         if not valid_order_id(order_id):
             raise OrderError("order_id: 1-128 characters of letters, digits, '-', '_', '.', ':'")
         now = self.clock()
-        fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: ts(now)}
+        fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: ts(now),
+                                            F_UNTIL: ts(now + self.store.config.order_timeout)}
         flat: list[str] = []
         for k, v in fields.items():
             flat += [k, v]
@@ -107,6 +108,9 @@ class OrderService:
 
     def cancel(self, order_id: str) -> CommandAccepted:
         return self.request(order_id, Command.CANCEL)
+
+    def replace(self, order_id: str) -> CommandAccepted:
+        return self.request(order_id, Command.REPLACE)
 
 
 __all__ = ["OrderService", "OrderRequest", "Order", "OrderError", "UnknownOrder", "CommandConflict",

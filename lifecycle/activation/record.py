@@ -49,6 +49,10 @@ F_CALLS = "calls"           # purchase requests routed for this order
 F_INFLIGHT = "inflight"     # "1": a purchase request may have reached the provider and its answer is unknown
 F_NUMBERS = "numbers"       # numbers bought for this order so far
 F_CURRENCY = "currency"     # ISO 4217 numeric currency of ``cost`` (the provider's)
+F_MAX_NUMBERS = "max_numbers"  # how many numbers this order may buy (ORDER_MAX_NUMBERS, or its own)
+F_BAD_PHONES = "bad_phones"    # numbers that failed for this order (comma list): never taken again
+F_UNTIL = "until"              # the order's own deadline: no replacement is bought after it
+F_FAILED_AT = "failed_at"      # providers whose numbers failed for this order (comma list): tried last
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,16 @@ class OrderRequest:
     routing: Routing | None = None
     #: countries to rotate over (the first one first); ``country`` is the single-country spelling
     countries: tuple[int, ...] | None = None
+    #: how many numbers the order may buy until a code is accepted (None: ORDER_MAX_NUMBERS)
+    max_numbers: int | None = None
 
     def record_fields(self) -> dict[str, str]:
         """The non-empty request fields as stored."""
         out: dict[str, str] = {F_SERVICE: self.service}
         if self.providers:
             out[F_PREFS] = ",".join(self.providers)
+        if self.max_numbers is not None:
+            out[F_MAX_NUMBERS] = str(int(self.max_numbers))
         if self.routing is not None:
             out[F_ROUTING] = Routing(self.routing).value
         if self.countries:
@@ -137,6 +145,10 @@ class Order:
     in_flight: bool = False
     numbers: int = 0
     currency: int | None = None
+    max_numbers: int = 0
+    bad_phones: frozenset[str] = frozenset()
+    until: float | None = None
+    failed_at: tuple[str, ...] = ()
     history_raw: str = field(default="", repr=False)
 
     @classmethod
@@ -178,7 +190,10 @@ class Order:
             countries=tuple(int(c) for c in rec.get(F_COUNTRIES, "").split(",") if c.lstrip("-").isdigit()),
             skip=frozenset(k for k in rec.get(F_SKIP, "").split(",") if k),
             calls=_int(rec.get(F_CALLS)), in_flight=rec.get(F_INFLIGHT) == "1", numbers=_int(rec.get(F_NUMBERS)),
-            currency=_int(rec.get(F_CURRENCY)) or None,
+            currency=_int(rec.get(F_CURRENCY)) or None, max_numbers=_int(rec.get(F_MAX_NUMBERS)),
+            bad_phones=frozenset(p for p in rec.get(F_BAD_PHONES, "").split(",") if p),
+            until=_float(rec.get(F_UNTIL)),
+            failed_at=tuple(p for p in rec.get(F_FAILED_AT, "").split(",") if p),
             history_raw=rec.get(F_HISTORY, ""),
         )
 

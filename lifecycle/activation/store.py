@@ -18,7 +18,7 @@ from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
-                     F_CURRENCY, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
+                     F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
 FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country",
@@ -105,19 +105,22 @@ class ActivationStore:
                                            hist=f"skip:{reason.split(':', 1)[0]}"), now=now)
 
     def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
-                      cost: str | None = None, currency: int | None = None, attempt: int = 1) -> Result[State]:
+                      cost: str | None = None, currency: int | None = None, attempt: int = 1,
+                      repeated: bool = False) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
         number of the order it is, and what it cost as the provider said) and the activation index."""
         now = self.clock()
         due = now + min(self.config.poll_after, self.config.activation_timeout)
         event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, discriminator=external(provider, activation_id),
                            activation_id=activation_id, phone=phone, provider=provider, attempt=attempt, cost=cost,
-                           currency=currency)
+                           currency=currency, repeated=True if repeated else None)
         return self.apply(order_id, Change(
             expect=states(sources(State.WAITING)), to=State.WAITING.value,
             set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now),
-                 F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt)},
-            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=due, event=event, ref=external(provider, activation_id),
+                 F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt),
+                 # a number that already failed for this order is not used: it is replaced as soon as it may be
+                 F_CMD: Command.REPLACE.value if repeated else None},
+            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=now if repeated else due, events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float) -> Result[State]:
@@ -137,11 +140,12 @@ class ActivationStore:
                                            deadline=now + delay), now=now)
 
     def fail(self, order_id: str, *, reason: str) -> Result[State]:
+        """No number could be bought (any more): the order ends with ``order.failed``."""
         now = self.clock()
         event = make_event(EventType.ORDER_FAILED, order_id, now, reason=reason)
         return self.apply(order_id, Change(expect=states(sources(State.FAILED)), to=State.FAILED.value,
                                            set={F_REASON: reason}, delete=(F_CMD,), clear_deadline=True,
-                                           event=event, terminal=True), now=now)
+                                           events=(event,), terminal=True), now=now)
 
     # ------------------------------------------------------------------ codes
     def receive_code(self, order_id: str, *, code: str, via: Via, text: str | None = None,
@@ -149,12 +153,14 @@ class ActivationStore:
         """A code arrived (webhook or poll). Deduplicated on the code: a repeat of a known code is ``dup``; a code
         for another activation than the order's current one (a replaced number's) is ``stale``."""
         now = self.clock()
-        event = make_event(EventType.CODE_RECEIVED, order_id, now, discriminator=code, code=code, text=text,
+        # one event per (number, code): a replacement number may bring the same digits
+        event = make_event(EventType.CODE_RECEIVED, order_id, now,
+                           discriminator=f"{activation_id}|{code}" if activation_id else code, code=code, text=text,
                            via=via)
         return self.apply(order_id, Change(
             expect=states(sources(State.CODE_RECEIVED)), to=State.CODE_RECEIVED.value,
             set={F_CODE: code, F_CODE_AT: ts(now), F_VIA: via}, code=code, deadline=self.config.after_code(now),
-            match={F_AID: activation_id} if activation_id else {}, event=event,
+            match={F_AID: activation_id} if activation_id else {}, events=(event,),
             hist=f"{State.CODE_RECEIVED.value}:{Via(via).value}"), now=now)
 
     def retry_requested(self, order_id: str) -> Result[State]:
@@ -166,22 +172,54 @@ class ActivationStore:
 
     # ------------------------------------------------------------------ endings
     def finish(self, order_id: str, *, activation_id: str | None, reason: str | None = None,
-               provider: str | None = None) -> Result[State]:
+               provider: str | None = None, final: EventType = EventType.ORDER_COMPLETED,
+               final_reason: str | None = None) -> Result[State]:
+        """The number is finished (setStatus 6) and so is the order: ``activation.finished``, then the order's
+        terminal event (``order.completed``; ``order.failed`` when its code did not work and no number is left)."""
         now = self.clock()
-        event = make_event(EventType.ACTIVATION_FINISHED, order_id, now, reason=reason)
+        events = (make_event(EventType.ACTIVATION_FINISHED, order_id, now, discriminator=activation_id or "",
+                             reason=reason),
+                  make_event(final, order_id, now, reason=final_reason or reason))
         return self.apply(order_id, Change(expect=states(sources(State.FINISHED)), to=State.FINISHED.value,
-                                           set={F_REASON: reason}, delete=(F_CMD, F_FAILS), clear_deadline=True,
-                                           event=event, ref=self._ref(order_id, provider, activation_id),
-                                           terminal=True), now=now)
+                                           set={F_REASON: final_reason or reason}, delete=(F_CMD, F_FAILS),
+                                           clear_deadline=True, events=events,
+                                           ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
 
     def cancel(self, order_id: str, *, activation_id: str | None, reason: str,
-               provider: str | None = None) -> Result[State]:
+               provider: str | None = None, final: EventType = EventType.ORDER_CANCELLED,
+               final_reason: str | None = None) -> Result[State]:
+        """The number is cancelled (refunded) and the order ends: ``activation.cancelled``, then the order's
+        terminal event (``order.cancelled`` by command; ``order.failed`` when no code came and no number is left)."""
         now = self.clock()
-        event = make_event(EventType.ACTIVATION_CANCELLED, order_id, now, reason=reason)
+        events = (make_event(EventType.ACTIVATION_CANCELLED, order_id, now, discriminator=activation_id or "",
+                             reason=reason),
+                  make_event(final, order_id, now, reason=final_reason or reason))
         return self.apply(order_id, Change(expect=states(sources(State.CANCELLED)), to=State.CANCELLED.value,
-                                           set={F_REASON: reason}, delete=(F_CMD, F_FAILS), clear_deadline=True,
-                                           event=event, ref=self._ref(order_id, provider, activation_id),
-                                           terminal=True), now=now)
+                                           set={F_REASON: final_reason or reason}, delete=(F_CMD, F_FAILS),
+                                           clear_deadline=True, events=events,
+                                           ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
+
+    def replace_number(self, order_id: str, *, state: State, provider: str | None, activation_id: str,
+                       phone: str | None, finished: bool, reason: str, bad_phones: frozenset[str],
+                       failed_at: tuple[str, ...] = ()) -> Result[State]:
+        """The current number failed (no code in time, the provider closed it, or downstream said its code did not
+        work): it was cancelled (refunded) or finished at the provider, and the order goes back to ``pending`` to
+        buy the next one at once. Its event (``activation.cancelled`` / ``activation.finished``) is written; its
+        phone is remembered so it is never taken again; its index entry outlives it a while (late webhooks)."""
+        now = self.clock()
+        etype = EventType.ACTIVATION_FINISHED if finished else EventType.ACTIVATION_CANCELLED
+        # the number's fields are cleared in the same step, so the event names them itself
+        event = make_event(etype, order_id, now, discriminator=activation_id, reason=reason, replaced=True,
+                           activation_id=activation_id, phone=phone, provider=provider)
+        phones = bad_phones | ({phone} if phone else set())
+        return self.apply(order_id, Change(
+            expect=states([state]), to=State.PENDING.value, match={F_AID: activation_id},
+            set={F_BAD_PHONES: ",".join(sorted(phones)), F_REASON: reason,
+                 F_FAILED_AT: ",".join(dict.fromkeys([*failed_at, *([provider] if provider else [])]))},
+            delete=(F_AID, F_PHONE, F_COST, F_CURRENCY, F_NUMBER_AT, F_CODE, F_CODES, F_CODE_AT, F_VIA, F_RETRY_AT,
+                    F_CMD, F_FAILS, F_PROVIDER, F_INFLIGHT, F_SKIP),
+            deadline=now, events=(event,), ref=self._ref(order_id, provider, activation_id), retire_ref=True,
+            hist=f"replaced:{reason}"), now=now)
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def rearm(self, order_id: str, *, state: State, due: float, fails: bool = False, reset_fails: bool = False,

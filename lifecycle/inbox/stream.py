@@ -96,6 +96,8 @@ class InboxEntry:
     kind: WebhookKind
     payload: dict[str, Any]
     fingerprint: str = ""
+    #: whose webhook it is (told by the token it was posted to); "" for an entry stored before providers had names
+    provider: str = ""
 
 
 def _dumps(payload: Mapping[str, Any]) -> str:
@@ -148,13 +150,16 @@ class Inbox:
 
     # ---------------------------------------------------------------- producer side (web process)
 
-    def append(self, kind: WebhookKind | str, payload: Mapping[str, Any], fingerprint: str) -> AppendResult:
-        """Store one webhook durably, in one round trip; say whether it was a repeat and whether to publish a drain."""
+    def append(self, kind: WebhookKind | str, payload: Mapping[str, Any], fingerprint: str, *,
+               provider: str = "") -> AppendResult:
+        """Store one webhook of ``provider`` durably, in one round trip; say whether it was a repeat (of the same
+        provider's: two providers' identical payloads are two webhooks) and whether to publish a drain."""
         kind = WebhookKind(kind)
         if not fingerprint:
             raise ValueError("fingerprint must not be empty")
-        keys = [self.keys.inbox_seen(fingerprint), self.stream_key, self.drain_flag_key]
-        args = [*self._ttl_args, kind.value, _dumps(payload), fingerprint]
+        seen = self.keys.inbox_seen(f"{provider}:{fingerprint}" if provider else fingerprint)
+        keys = [seen, self.stream_key, self.drain_flag_key]
+        args = [*self._ttl_args, kind.value, _dumps(payload), fingerprint, provider]
         raw = self._call(lambda: self._append(keys=keys, args=args))
         status = raw.decode() if isinstance(raw, bytes) else str(raw)
         if status == "d":
@@ -194,7 +199,7 @@ class Inbox:
             fields["raw_b64"] = base64.b64encode(original[: (limit // 2) * 3 // 4]).decode("ascii")
         return fields
 
-    def record_unknown(self, kind: WebhookKind | str, payload: Mapping[str, Any]) -> str:
+    def record_unknown(self, kind: WebhookKind | str, payload: Mapping[str, Any], provider: str = "") -> str:
         """Record a webhook for an activation/rent we do not know (answered 200 so the provider stops retrying).
 
         Bounded like the dead letters: a payload over ``entry_max_bytes`` keeps its first bytes (as text, no
@@ -202,7 +207,7 @@ class Inbox:
         """
         kept, size = clip(_dumps(payload), self.config.entry_max_bytes)
         fields: dict[FieldT, EncodableT] = {"kind": WebhookKind(kind).value, "payload": kept,
-                                            "at": f"{time.time():.3f}"}
+                                            "provider": provider, "at": f"{time.time():.3f}"}
         if len(kept.encode("utf-8")) < size:
             fields["truncated"] = "1"
             fields["bytes"] = str(size)
@@ -326,7 +331,7 @@ class Inbox:
                 gone.append(entry_id)
                 continue
             out.append(InboxEntry(entry_id=entry_id, kind=WebhookKind(kind), payload=payload,
-                                  fingerprint=data.get("fp", "")))
+                                  fingerprint=data.get("fp", ""), provider=data.get("prov", "")))
         if gone:
             self.ack(gone)
         return out

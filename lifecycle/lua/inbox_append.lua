@@ -2,6 +2,7 @@
 --
 -- KEYS[1] dedupe key for this fingerprint   KEYS[2] inbox stream   KEYS[3] drain flag
 -- ARGV[1] dedupe TTL (s)  ARGV[2] drain flag TTL (s)  ARGV[3] kind  ARGV[4] payload JSON  ARGV[5] fingerprint
+-- ARGV[6] the provider whose webhook it is ("" for an unnamed one)
 --
 -- Returns one status string (cheaper for the client to parse than an array, on the hot path of every webhook):
 --   'd'           a duplicate, dropped
@@ -15,7 +16,7 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 'd'
 end
-local id = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[3], 'payload', ARGV[4], 'fp', ARGV[5])
+local id = redis.call('XADD', KEYS[2], '*', 'kind', ARGV[3], 'payload', ARGV[4], 'fp', ARGV[5], 'prov', ARGV[6] or '')
 redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[1]))
 if redis.call('SET', KEYS[3], id, 'NX', 'EX', tonumber(ARGV[2])) then
   return 's' .. id

@@ -8,7 +8,8 @@
 --   code     dedupe key: if already in the record's `codes`, nothing happens (status "dup"); else it is appended
 --   codes_max how many dedupe keys the record keeps (default 8; rents keep more: a poll re-reads the last SMS)
 --   deadline unix time (string) to (re)arm; undeadline=true removes the entry; both absent: left as is
---   event    {type, data (JSON string), fill: {data_field: record_field}}   maxlen: stream MAXLEN ~
+--   events   [{type, data (JSON string), fill: {data_field: record_field}}], written in order   maxlen: MAXLEN ~
+--   ref_ttl  seconds: expire KEYS[4] only (a replaced number's index entry outlives it a while)
 --   index    value to SET at KEYS[4] (activation id -> order id)
 --   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
 --   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
@@ -80,10 +81,10 @@ if spec.index and KEYS[4] ~= '' then
   redis.call('SET', KEYS[4], spec.index)
 end
 local sid = ''
-if spec.event then
-  local data = cjson.decode(spec.event.data)
-  if spec.event.fill then
-    for dk, rk in pairs(spec.event.fill) do
+for _, event in ipairs(spec.events or {}) do
+  local data = cjson.decode(event.data)
+  if event.fill then
+    for dk, rk in pairs(event.fill) do
       if data[dk] == nil then
         local v = redis.call('HGET', order, rk)
         if v then
@@ -93,7 +94,11 @@ if spec.event then
       end
     end
   end
-  sid = redis.call('XADD', KEYS[3], 'MAXLEN', '~', spec.maxlen, '*', 'type', spec.event.type, 'data', cjson.encode(data))
+  local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', spec.maxlen, '*', 'type', event.type, 'data', cjson.encode(data))
+  if sid == '' then sid = id end
+end
+if spec.ref_ttl and KEYS[4] ~= '' then
+  redis.call('EXPIRE', KEYS[4], spec.ref_ttl)
 end
 if spec.persist then
   redis.call('PERSIST', order)

@@ -21,6 +21,8 @@ class EventType(enum.StrEnum):
     CODE_RECEIVED = "code.received"
     ACTIVATION_FINISHED = "activation.finished"
     ACTIVATION_CANCELLED = "activation.cancelled"
+    ORDER_COMPLETED = "order.completed"
+    ORDER_CANCELLED = "order.cancelled"
     ORDER_FAILED = "order.failed"
     RENT_STARTED = "rent.started"
     RENT_SMS = "rent.sms"
@@ -40,6 +42,10 @@ CODE_RECEIVED: Final = EventType.CODE_RECEIVED
 ACTIVATION_FINISHED: Final = EventType.ACTIVATION_FINISHED
 ACTIVATION_CANCELLED: Final = EventType.ACTIVATION_CANCELLED
 ORDER_FAILED: Final = EventType.ORDER_FAILED
+ORDER_COMPLETED: Final = EventType.ORDER_COMPLETED
+ORDER_CANCELLED: Final = EventType.ORDER_CANCELLED
+#: every order ends with exactly one of these (its numbers' own events come before it)
+ORDER_TERMINAL: Final = frozenset({EventType.ORDER_COMPLETED, EventType.ORDER_CANCELLED, EventType.ORDER_FAILED})
 RENT_STARTED: Final = EventType.RENT_STARTED
 RENT_SMS: Final = EventType.RENT_SMS
 RENT_FINISHED: Final = EventType.RENT_FINISHED

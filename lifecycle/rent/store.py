@@ -111,7 +111,7 @@ class RentStore:
             index=True,
             set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at),
                  R_STARTED_AT: ts(now)},
-            delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), event=event),
+            delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,)),
             now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float, transient: bool = False) -> Result[RentState]:
@@ -133,7 +133,7 @@ class RentStore:
         event = make_event(EventType.ORDER_FAILED, order_id, now, discriminator="rent", kind="rent", reason=reason)
         return self.apply(order_id, Change(expect=states(sources(RentState.FAILED)), to=RentState.FAILED.value,
                                            set={R_REASON: reason}, delete=(R_CMD,), clear_deadline=True,
-                                           event=event, terminal=True), now=now)
+                                           events=(event,), terminal=True), now=now)
 
     # ------------------------------------------------------------------ SMS
     def receive_sms(self, order_id: str, *, rent_id: str | None, text: str | None, phone_from: str | None,
@@ -145,7 +145,7 @@ class RentStore:
                            phone_from=phone_from, sms_date=normalize_sms_date(date) or None, via=via)
         return self.apply(order_id, Change(expect=states([RentState.ACTIVE]), code=fp,
                                            codes_max=self.config.sms_fingerprints_kept, incr={R_SMS: 1},
-                                           event=event, hist=f"sms:{Via(via).value}"), now=now)
+                                           events=(event,), hist=f"sms:{Via(via).value}"), now=now)
 
     # ------------------------------------------------------------------ endings
     def finish(self, order_id: str, *, reason: str, rent_id: str | None = None,
@@ -165,7 +165,7 @@ class RentStore:
         event = make_event(etype, order_id, now, discriminator=rent_id or "", reason=reason)
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), to=to.value, set={R_REASON: reason},
-            delete=() if keep_command else (R_CMD, R_CMD_HOURS, R_CMD_AT), clear_deadline=True, event=event,
+            delete=() if keep_command else (R_CMD, R_CMD_HOURS, R_CMD_AT), clear_deadline=True, events=(event,),
             terminal=True, ref=self._ref(order_id, None, rent_id)), now=now)
 
     # ------------------------------------------------------------------ prolongation
@@ -197,7 +197,7 @@ class RentStore:
             set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at), R_STARTED_AT: ts(now),
                  R_PREV: prev or None, R_SMS: "0"},
             delete=(R_CMD, R_CMD_HOURS, R_CMD_AT, R_REASON), deadline=self.config.first_poll(now, end_at),
-            event=event), now=now)
+            events=(event,)), now=now)
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def drop_command(self, order_id: str, state: RentState, *, error: str, due: float | None) -> Result[RentState]:

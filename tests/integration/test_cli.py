@@ -14,7 +14,7 @@ from otpflow.embedded_redis import free_port
 from tests.support.pipeline import SANDBOX_KEY, Pipeline
 from tests.support.processes import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
 
 
 def otpflow(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -44,6 +44,7 @@ def test_order_wait_status_and_events(pipeline: Pipeline) -> None:
     assert done.returncode == 0, done.stderr + pipeline.logs()
     assert '"order_id": "cli-order-1"' in done.stdout
     assert any('"activation.finished"' in line for line in done.stdout.splitlines())
+    assert any('"order.completed"' in line for line in done.stdout.splitlines())   # the order's one ending
 
     status = otpflow(pipeline.env, "status", "cli-order-1")
     assert status.returncode == 0, status.stderr
@@ -52,7 +53,7 @@ def test_order_wait_status_and_events(pipeline: Pipeline) -> None:
 
     events = otpflow(pipeline.env, "events", "--order-id", "cli-order-1")
     kinds = [json.loads(line)["type"] for line in events.stdout.splitlines()]
-    assert kinds == ["number.assigned", "code.received", "activation.finished"]
+    assert kinds == ["number.assigned", "code.received", "activation.finished", "order.completed"]
 
     again = otpflow(pipeline.env, "order", "tg", "--order-id", "cli-order-1")
     assert json.loads(again.stdout)["created"] is False

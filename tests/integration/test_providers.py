@@ -135,3 +135,27 @@ def test_cheapest_routing_follows_cached_prices(pipe: Pipeline) -> None:
     pipe.order("tg", routing="cheapest")
     wait_until(lambda: '"1.5' in (client.get("otpflow:quote:beta:tg:0") or ""), message="no fresh quote of beta")
     assert assigned(pipe, pipe.order("tg", routing="cheapest"))["provider"] == "alpha"
+
+
+def test_a_number_without_a_code_is_replaced_on_another_provider(pipe: Pipeline) -> None:
+    order_id = pipe.order("tg", max_numbers=2)
+    first = assigned(pipe, order_id)
+    assert first["provider"] == "alpha" and first["attempt"] == 1
+    # no code comes; alpha runs out of stock meanwhile; past ACTIVATION_TIMEOUT and the provider's two minutes
+    pipe.control_at("alpha", "catalogue", {"service": "tg", "country": 0, "price": "0.50", "count": 0})
+    pipe.control_at("alpha", "clock/advance", {"seconds": 125})
+    cancelled = pipe.wait_event(order_id, "activation.cancelled", timeout=60)
+    assert cancelled["activation_id"] == first["activation_id"] and cancelled["replaced"] is True
+    second = wait_until(lambda: next((d for k, d in pipe.events(order_id) if k == "number.assigned"
+                                      and d["attempt"] == 2), None), timeout=60, message="no second number")
+    assert second["provider"] == "beta"
+    first_at_alpha = next(a for a in activations_at(pipe, "alpha")
+                          if str(a.get("id", a.get("activation_id"))) == first["activation_id"])
+    assert first_at_alpha["state"] == "CANCELLED"
+    # the code arrives by beta's webhook (its own token) for the second number: the order completes once
+    pipe.control_at("beta", "sms", {"activation_id": second["activation_id"], "code": "909090"})
+    assert pipe.wait_event(order_id, "code.received")["activation_id"] == second["activation_id"]
+    completed = pipe.wait_event(order_id, "order.completed")
+    assert completed["provider"] == "beta"
+    kinds = [k for k, _ in pipe.events(order_id)]
+    assert sum(k in ("order.completed", "order.cancelled", "order.failed") for k in kinds) == 1

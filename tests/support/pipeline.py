@@ -23,6 +23,8 @@ from tests.support.waiting import wait_until
 SANDBOX_KEY = "sandbox-test-key"
 
 FAST_TIMINGS = {
+    # one number per order unless a test asks for replacements (tests/integration/test_providers.py does)
+    "ORDER_MAX_NUMBERS": "1",
     "POLL_AFTER": "1.5",
     "POLL_INTERVAL": "1",
     "SWEEP_INTERVAL": "0.5",

@@ -133,4 +133,5 @@ def test_cancel_command_before_purchase(rt: Runtime, provider: FakeProvider) -> 
     rt.orders.cancel("o1")
     assert activation.place_order(rt, "o1") == "cancelled"
     assert provider.count("get_number_v2") == 0
-    assert stream_events(rt.redis, rt.settings)[-1]["type"] == ev.ACTIVATION_CANCELLED
+    assert [e["type"] for e in stream_events(rt.redis, rt.settings)][-2:] == [ev.ACTIVATION_CANCELLED,
+                                                                              ev.ORDER_CANCELLED]

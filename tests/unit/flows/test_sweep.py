@@ -93,7 +93,8 @@ def test_timeout_cancels_and_early_cancel_denied_rearms(rt: Runtime, provider: F
     sweeping.sweep(rt)
     assert rt.activations.get("o1").state is State.CANCELLED     # type: ignore[union-attr]
     events = stream_events(rt.redis, rt.settings)
-    assert events[-1]["type"] == ev.ACTIVATION_CANCELLED and events[-1]["reason"] == "timeout"
+    assert events[-2]["type"] == ev.ACTIVATION_CANCELLED and events[-2]["reason"] == "timeout"
+    assert events[-1]["type"] == ev.ORDER_FAILED and events[-1]["reason"] == "timeout"   # no number left
     assert rt.deadlines.score("o1") is None
 
 
@@ -102,7 +103,7 @@ def test_cancel_answer_no_activation_means_cancelled(rt: Runtime, provider: Fake
     rt.orders.cancel("o1")
     provider.fail["cancel_activation"] = [perr.NoActivation()]
     assert activation.command(rt, "o1", "cancel") == "cancelled"
-    assert types(rt)[-1] == ev.ACTIVATION_CANCELLED
+    assert types(rt)[-2:] == [ev.ACTIVATION_CANCELLED, ev.ORDER_CANCELLED]
 
 
 def test_cancel_refused_because_code_arrived_reconciles(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
@@ -122,7 +123,7 @@ def test_auto_finish(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
     sweeping.sweep(rt)
     assert rt.activations.get("o1").state is State.FINISHED       # type: ignore[union-attr]
     assert provider.activations[aid].state == "FINISHED"
-    assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
+    assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED, ev.ORDER_COMPLETED]
 
 
 def test_finish_timeout_without_auto_finish(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
@@ -153,7 +154,8 @@ def test_retry_command_then_second_code_then_finish(rt: Runtime, provider: FakeP
     assert rt.activations.get("o1").code == "2222"               # type: ignore[union-attr]
     rt.orders.finish("o1")
     assert activation.command(rt, "o1", "finish") == "finished"
-    assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
+    assert types(rt) == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED,
+                         ev.ORDER_COMPLETED]
 
 
 def test_outage_rearms_with_backoff_never_loses(rt: Runtime, provider: FakeProvider, clock: Any) -> None:

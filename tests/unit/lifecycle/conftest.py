@@ -29,8 +29,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def settings() -> Settings:
+    # one number per order (no replacements) unless a test says otherwise: tests/unit/flows/test_replace.py does
     return Settings(auto_finish=False, poll_after=30.0, poll_interval=15.0, activation_timeout=1200.0,
-                    finish_timeout=600.0, order_max_attempts=3, order_retry_delay=30.0, events_maxlen=1000)
+                    finish_timeout=600.0, order_max_attempts=3, order_retry_delay=30.0, events_maxlen=1000,
+                    order_max_numbers=1)
 
 
 def stream_events(redis_client: Any, settings: Settings) -> list[dict[str, Any]]:

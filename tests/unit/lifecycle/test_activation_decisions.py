@@ -68,8 +68,8 @@ def test_backoff_grows_with_jitter_and_cap() -> None:
 
 
 def test_provider_order_id_is_stable_per_attempt() -> None:
-    assert provider_order_id(order()) == provider_order_id(order(fails=3)) == "o1-1"
-    assert provider_order_id(order(attempts=1)) == "o1-2"
+    assert provider_order_id(order(calls=1)) == provider_order_id(order(calls=1, fails=3)) == "o1-1"
+    assert provider_order_id(order(calls=2)) == "o1-2"
     long = provider_order_id(order(order_id="x" * 100))
     assert len(long) <= 40
 

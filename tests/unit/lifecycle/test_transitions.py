@@ -39,8 +39,9 @@ def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, f
     assert tr.receive_code("o1", code="4321", via="webhook", text="code 4321", activation_id=AID).ok
     assert tr.finish("o1", activation_id=AID).ok
     events = stream_events(fake_redis, settings)
-    assert [e["type"] for e in events] == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED]
-    for e in events:
+    assert [e["type"] for e in events] == [ev.NUMBER_ASSIGNED, ev.CODE_RECEIVED, ev.ACTIVATION_FINISHED,
+                                           ev.ORDER_COMPLETED]
+    for e in events[:-1]:
         assert e["order_id"] == "o1" and e["activation_id"] == AID and e["service"] == "tg" and e["country"] == 0
         assert e["at"].endswith("Z") and len(e["event_id"]) == 32
     assert events[0]["phone"] == "79990001122"
@@ -113,7 +114,8 @@ def test_cancel_and_fail_events(svc: OrderService, tr: ActivationStore, fake_red
     tr.start_buying("o2")
     assert tr.fail("o2", reason="no_balance").ok
     events = stream_events(fake_redis, settings)
-    assert events[-2]["type"] == ev.ACTIVATION_CANCELLED and events[-2]["reason"] == "timeout"
+    assert events[-3]["type"] == ev.ACTIVATION_CANCELLED and events[-3]["reason"] == "timeout"
+    assert events[-2]["type"] == ev.ORDER_CANCELLED and events[-2]["order_id"] == "o1"   # the order's own end
     assert events[-1]["type"] == ev.ORDER_FAILED and events[-1]["reason"] == "no_balance"
     assert "activation_id" not in events[-1]
 

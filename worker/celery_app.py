@@ -45,6 +45,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": QUEUE,
         "task_routes": routes,
         "broker_connection_retry_on_startup": True,
+        # a full or read-only Redis refuses kombu's writes with ResponseErrors: restart the consumer instead of
+        # exiting with "Unrecoverable error", and let it reconnect only once Redis accepts writes again
+        "broker_channel_error_retry": True,
+        "worker_consumer": "worker.redis_gate:GatedConsumer",
         "broker_transport_options": {
             # tasks are short and nothing waits on an ETA, so a lost worker's task comes back within
             # BROKER_VISIBILITY_TIMEOUT (default 300 s) instead of Celery's default hour

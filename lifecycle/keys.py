@@ -39,6 +39,12 @@ class Keys:
         """Sorted set: order id scored by the unix time its next step is due (poll, cancel, finish, re-buy)."""
         return self.key("deadlines")
 
+    @property
+    def orders(self) -> str:
+        """Sorted set: order id scored by when it was placed (GET /api/orders, the dashboard); kept as long as
+        the records (RETENTION_SECONDS after their end)."""
+        return self.key("orders")
+
     # ---------------------------------------------------------------- rents
     def rent(self, order_id: str) -> str:
         """Hash: a rent order record, keyed by OUR order id (rent id, phone, end, SMS fingerprints seen)."""
@@ -47,6 +53,11 @@ class Keys:
     def rent_index(self, ref: str) -> str:
         """String: ``provider:rent id`` -> rent order id (a prolonged finished rent gets a new id: both point here)."""
         return self.key("rid", ref)
+
+    @property
+    def rents(self) -> str:
+        """Sorted set: rent order id scored by when it was placed (listings)."""
+        return self.key("rents")
 
     @property
     def rent_deadlines(self) -> str:

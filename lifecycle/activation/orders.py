@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import cast
 
-from ..cas import F_UPDATED, CasStatus
+from ..cas import F_UPDATED, RETENTION_SECONDS, CasStatus
 from ..clock import ts
 from ..scripts import script
 from .machine import Command, State
@@ -16,6 +17,8 @@ from .record import F_CREATED, F_STATE, F_UNTIL, HistoryEntry, Order, OrderReque
 from .store import ActivationStore, state_of
 
 MAX_ORDER_ID_LENGTH = 128
+#: how long an order stays listed: as long as a record can live (its longest life plus its retention)
+LISTED_FOR = RETENTION_SECONDS + 2 * 24 * 3600
 
 
 class OrderError(ValueError):
@@ -70,8 +73,9 @@ class OrderService:
         for k, v in fields.items():
             flat += [k, v]
         created, _state = self._create(
-            keys=[self.keys.order(order_id), self.keys.deadlines],
-            args=[order_id, ts(now + self.store.config.pending_stale), f"{State.PENDING.value}@{int(now)}", *flat])
+            keys=[self.keys.order(order_id), self.keys.deadlines, self.keys.orders],
+            args=[order_id, ts(now + self.store.config.pending_stale), f"{State.PENDING.value}@{int(now)}", ts(now),
+                  ts(now - LISTED_FOR), *flat])
         order = self.store.get(order_id)
         if order is None:  # expired between the two calls: vanishingly rare, report it plainly
             raise UnknownOrder(order_id)
@@ -79,6 +83,26 @@ class OrderService:
 
     def get(self, order_id: str) -> Order | None:
         return self.store.get(order_id)
+
+    def recent(self, *, states: frozenset[State] = frozenset(), limit: int = 50,
+             before: float | None = None) -> list[Order]:
+        """Orders newest first (placed before ``before``, when given), in the given states (all when empty);
+        ``limit`` at most. Pages by the placing time of the last order of a page."""
+        out: list[Order] = []
+        top: str | float = "+inf" if before is None else f"({before}"
+        while len(out) < limit:
+            ids = cast("list[str]", self.store.redis.zrevrangebyscore(self.keys.orders, top, "-inf", start=0,
+                                                                      num=max(limit, 50)))
+            if not ids:
+                break
+            for order in self.store.get_many(ids).values():
+                if order is not None and (not states or order.state in states):
+                    out.append(order)
+            if len(ids) < max(limit, 50):
+                break
+            last = self.store.redis.zscore(self.keys.orders, ids[-1])
+            top = f"({last}"
+        return out[:limit]
 
     def history(self, order_id: str) -> list[HistoryEntry]:
         order = self.store.get(order_id)

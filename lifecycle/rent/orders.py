@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from ..activation.orders import valid_order_id
+from ..activation.orders import LISTED_FOR, valid_order_id
 from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
 from ..scripts import script
@@ -64,9 +64,9 @@ class RentService:
         fields = request.record_fields() | {R_STATE: RentState.PENDING.value, R_CREATED: ts(now), F_UPDATED: ts(now)}
         flat = [x for kv in fields.items() for x in kv]
         keys = self.store.keys
-        created, _ = self._create(keys=[keys.rent(order_id), keys.rent_deadlines],
+        created, _ = self._create(keys=[keys.rent(order_id), keys.rent_deadlines, keys.rents],
                                   args=[order_id, ts(now + self.store.config.pending_stale),
-                                        f"{RentState.PENDING.value}@{int(now)}", *flat])
+                                        f"{RentState.PENDING.value}@{int(now)}", ts(now), ts(now - LISTED_FOR), *flat])
         order = self.get(order_id)
         if order is None:
             raise UnknownRent(order_id)

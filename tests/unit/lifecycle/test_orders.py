@@ -52,3 +52,17 @@ def test_commands(svc: OrderService) -> None:
 
 def test_get_unknown(svc: OrderService) -> None:
     assert svc.get("none") is None
+
+
+def test_recent_orders_newest_first_by_state_and_page(fake_redis: Any, settings: Settings, clock: FakeClock) -> None:
+    svc = make_orders(fake_redis, settings, clock=clock)
+    for i in range(5):
+        svc.submit(OrderRequest("tg", order_id=f"r{i}"))
+        clock.advance(1)
+    svc.store.start_buying("r4")
+    assert [o.order_id for o in svc.recent(limit=3)] == ["r4", "r3", "r2"]
+    assert [o.order_id for o in svc.recent(states=frozenset({State.BUYING}))] == ["r4"]
+    page2 = svc.recent(limit=3, before=svc.get("r2").created_at)  # type: ignore[union-attr]
+    assert [o.order_id for o in page2] == ["r1", "r0"]
+    svc.submit(OrderRequest("tg", order_id="r0"))  # a repeat is not listed twice
+    assert len(svc.recent(limit=10)) == 5

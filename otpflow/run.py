@@ -19,6 +19,8 @@ from otpflow import procfile
 from otpflow.embedded_redis import EmbeddedRedisError, free_port, resolve_redis_url
 
 SANDBOX_API_KEY = "sandbox-key"
+#: the local run's sandbox providers when none is configured: name -> (price of a tg number in country 0, stock)
+SANDBOXES: dict[str, tuple[str, int]] = {"cheap": ("0.20", 2), "steady": ("0.45", 100)}
 
 
 def _py(*args: str) -> str:
@@ -30,20 +32,28 @@ def build_environment(base: dict[str, str], *, port: int, sandbox_port: int | No
     env = dict(base)
     notes: list[str] = []
     env["PORT"] = str(port)
-    for name in ("WEBHOOK_TOKEN", "API_TOKEN"):
+    if not env.get("PROVIDER_API_KEY") and not env.get("PROVIDERS"):
+        # two sandbox providers that differ, so the demo shows routing and fail-over by itself: "cheap" sells
+        # for less but has two numbers; once they are gone, orders fail over to "steady"
+        ports = [sandbox_port or free_port(), free_port()]
+        env.update({"PROVIDERS": ",".join(SANDBOXES), "ROUTING": env.get("ROUTING") or "cheapest"})
+        for name, sport in zip(SANDBOXES, ports):
+            prefix = f"PROVIDER_{name.upper()}_"
+            env.update({f"{prefix}DIALECT": "sms-activate",
+                        f"{prefix}URL": f"http://127.0.0.1:{sport}/stubs/handler_api.php",
+                        f"{prefix}API_KEY": f"{SANDBOX_API_KEY}-{name}",
+                        f"{prefix}WEBHOOK_TOKEN": secrets.token_urlsafe(24),
+                        f"OTPFLOW_SANDBOX_{name.upper()}_PORT": str(sport)})
+        env.setdefault("POLL_AFTER", "10")
+        notes.append("no provider is configured: using two built-in provider sandboxes, "
+                     + ", ".join(f"{n} on port {p} (price {pr}, {st} numbers)"
+                                 for (n, (pr, st)), p in zip(SANDBOXES.items(), ports))
+                     + "; ROUTING=cheapest, auto-SMS on")
+    # each of PROVIDERS has its own token; WEBHOOK_TOKEN is the single provider's
+    for name in ("API_TOKEN",) if env.get("PROVIDERS") else ("WEBHOOK_TOKEN", "API_TOKEN"):
         if not env.get(name):
             env[name] = secrets.token_urlsafe(24)
             notes.append(f"{name} was not set: generated a random one for this run")
-    if not env.get("PROVIDER_API_KEY"):
-        sport = sandbox_port or free_port()
-        env.update({
-            "PROVIDER": "sms-activate",
-            "PROVIDER_URL": f"http://127.0.0.1:{sport}/stubs/handler_api.php",
-            "PROVIDER_API_KEY": SANDBOX_API_KEY,
-            "OTPFLOW_SANDBOX_PORT": str(sport),
-        })
-        env.setdefault("POLL_AFTER", "10")
-        notes.append(f"PROVIDER_API_KEY is not set: using the built-in provider sandbox on port {sport} (auto-SMS on)")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env, notes
 
@@ -84,11 +94,15 @@ def _run_processes(*, env_base: dict[str, str], redis_url: str, embedded: bool, 
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2
     manager = Manager()
-    if "OTPFLOW_SANDBOX_PORT" in env:
-        webhook_url = f"http://127.0.0.1:{port}/webhooks/{env['WEBHOOK_TOKEN']}"
-        manager.add_process("sandbox", _py("-m", "sandbox", "--port", env["OTPFLOW_SANDBOX_PORT"],
-                                           "--api-key", SANDBOX_API_KEY, "--webhook-url", webhook_url,
-                                           "--auto-sms-after", "3"), env=env)
+    for name, (price, stock) in SANDBOXES.items():
+        sport = env.get(f"OTPFLOW_SANDBOX_{name.upper()}_PORT")
+        if not sport:
+            continue
+        prefix = f"PROVIDER_{name.upper()}_"
+        webhook_url = f"http://127.0.0.1:{port}/webhooks/{env[prefix + 'WEBHOOK_TOKEN']}"
+        manager.add_process(f"sandbox-{name}", _py(
+            "-m", "sandbox", "--port", sport, "--api-key", env[prefix + "API_KEY"], "--webhook-url", webhook_url,
+            "--auto-sms-after", "3", "--price", f"tg:0:{price}", "--stock", f"tg:0:{stock}"), env=env)
     for cmd in commands:
         manager.add_process(cmd.role, cmd.shell(), env=cmd.env)
     if demo:

@@ -15,14 +15,27 @@ import time
 _SECRET_PATTERNS = (
     re.compile(r"(api_key=)[^&\s'\"]+", re.IGNORECASE),
     re.compile(r"(ApiKey\s+)[^\s'\"]+", re.IGNORECASE),
-    re.compile(r"(/webhooks/)[^/\s?'\"]+"),
+    # the whole rest of the path: /WEBHOOKS/<token> and /webhooks/x/../<token> name the token too
+    re.compile(r"(/webhooks/)[^\s?#'\"]+", re.IGNORECASE),
+    # the password of a redis://user:password@host URL (REDIS_URL)
+    re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^@\s'\"]+(?=@)", re.IGNORECASE),
 )
+#: exact secrets of this process (webhook tokens, API token, provider keys), masked wherever they appear
+_SECRETS: set[str] = set()
+
+
+def register_secrets(*secrets: str | None) -> None:
+    """Mask these values in every line from now on, whatever surrounds them (at least 8 characters each)."""
+    _SECRETS.update(s for s in secrets if s and len(s) >= 8)
 
 
 def redact(text: str) -> str:
-    """Mask provider keys and webhook tokens in free text."""
+    """Mask provider keys, webhook tokens, URL passwords and every registered secret in free text."""
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
     return text
 
 

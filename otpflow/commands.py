@@ -76,9 +76,26 @@ def provider_call(action: str, params: list[str]) -> int:
 
 
 def show_config(role: str | None) -> int:
+    """The effective settings, secrets masked (URL passwords too); warnings about risky combinations on stderr."""
+    from config.logging_setup import redact
+
     settings = _settings(role)
-    _print_json(settings.public_dict())
+    print(redact(json.dumps(settings.public_dict(), indent=2, ensure_ascii=False, default=str)))
+    for warning in config_warnings(settings):
+        print(f"otpflow config: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Settings that work but look exposed."""
+    warnings: list[str] = []
+    if settings.trusted_proxies > 0:
+        warnings.append(
+            f"TRUSTED_PROXIES={settings.trusted_proxies}: X-Forwarded-For is believed, so a client that reaches "
+            f"the web port directly (not through the proxy) can forge its address"
+            + (" past WEBHOOK_ALLOWED_IPS" if settings.webhook_allowed_ips else "")
+            + "; make sure only the proxy can reach it (on Heroku the router is the only way in)")
+    return warnings
 
 
 def _order_service(settings: Settings) -> OrderService:
@@ -95,23 +112,58 @@ def _publisher(settings: Settings) -> Celery:
 
 def order(*, service: str, country: str | None, operator: str | None, max_price: str | None,
           activation_type: int | None, forward: bool, order_id: str | None, wait: bool, timeout: float) -> int:
-    """Store the order and publish ``otpflow.place_order``: the same two steps as ``POST /api/orders``."""
-    from decimal import Decimal, InvalidOperation
+    """Store the order and publish ``otpflow.place_order``: the same two steps as ``POST /api/orders``.
+
+    The order id is chosen here when none is given, so every message can name it. When the order is stored but
+    the publish fails, the order is still bought (its deadline makes the sweeper publish it): the command says so,
+    and how to follow it, and exits 0; it never suggests running ``order`` again without the same id.
+    """
+    import uuid
+
+    import redis
 
     from lifecycle.activation import OrderError, OrderRequest
+    from webhook.validation import InvalidAmount, parse_amount, text_problem
 
     settings = _settings()
+    order_id = order_id or uuid.uuid4().hex
     try:
+        price = parse_amount(max_price) if max_price else None
+        problem = text_problem(service) or (text_problem(operator) if operator else None)
+        if problem:
+            raise ValueError(f"service/operator {problem}")
         request = OrderRequest(service=service, country=int(country) if country is not None else None,
-                               operator=operator, max_price=Decimal(max_price) if max_price else None,
+                               operator=operator, max_price=price,
                                activation_type=activation_type, forward=forward or None, order_id=order_id)
-        placed, created = _order_service(settings).submit(request)
-    except (OrderError, ValueError, InvalidOperation) as exc:
+    except InvalidAmount as exc:
+        print(f"otpflow order: --max-price {exc}", file=sys.stderr)
+        return 2
+    except (OrderError, ValueError) as exc:
         print(f"otpflow order: {exc}", file=sys.stderr)
         return 2
+    try:
+        placed, created = _order_service(settings).submit(request)
+    except OrderError as exc:
+        print(f"otpflow order: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:
+        print(f"otpflow order: Redis did not answer ({type(exc).__name__}); the order {order_id} may or may not "
+              f"be stored. Run the same command again with --order-id {order_id}: it is idempotent and never "
+              f"buys twice", file=sys.stderr)
+        return 1
+    published = True
     if created:
-        _publisher(settings).send_task(TaskName.PLACE_ORDER.value, kwargs={"order_id": placed.order_id})
-    _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created})
+        try:
+            _publisher(settings).send_task(TaskName.PLACE_ORDER.value, kwargs={"order_id": placed.order_id})
+        except Exception as exc:  # kombu and Redis errors alike: the order is stored either way
+            published = False
+            print(f"otpflow order: the order {placed.order_id} is stored, but its purchase task could not be "
+                  f"published ({type(exc).__name__}); the sweeper publishes it within a few seconds, so it will "
+                  f"be bought once. Follow it with `otpflow status {placed.order_id}` or `otpflow events "
+                  f"--follow --order-id {placed.order_id}`. Do not run `otpflow order` again for it (without "
+                  f"--order-id {placed.order_id} that would be a second order).", file=sys.stderr)
+    _print_json({"order_id": placed.order_id, "state": placed.state.value, "created": created,
+                 "published": published})
     if not wait:
         return 0
     client = make_redis(settings)

@@ -22,6 +22,11 @@ from .dialects import DIALECTS
 from .server import serve_in_thread
 
 
+
+def mask(secret: str) -> str:
+    """A key as the start banner shows it: its first two characters and its length, never the key."""
+    return f"{secret[:2]}… ({len(secret)} characters)" if len(secret) > 4 else "***"
+
 def _decimal(text: str) -> Decimal:
     try:
         return Decimal(text)
@@ -158,7 +163,7 @@ def _url(host: str, port: int) -> str:
 def _announce(config: SandboxConfig, url: str) -> None:
     """The one line naming the URL (tests and users wait for it; the app is ready when it appears)."""
     print(f"sandbox ({config.dialect}) serving {url}/stubs/handler_api.php "
-          f"(api key {config.api_key}); control API at {url}/control/", flush=True)
+          f"(api key {mask(config.api_key)}); control API at {url}/control/", flush=True)
 
 
 def _serve_werkzeug(config: SandboxConfig, args: argparse.Namespace) -> int:

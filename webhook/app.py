@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from flask import Flask
 
-from config.logging_setup import RedactingFilter, configure_logging
+from config.logging_setup import RedactingFilter, configure_logging, register_secrets
 from config.redis_client import make_web_redis
 from config.settings import ConfigError, Settings
 from webhook.context import LazyCelery, WebContext, init_context
@@ -23,6 +23,7 @@ from webhook.orders_api import orders_api
 from webhook.rents_api import rents_api
 
 log = logging.getLogger("otpflow.webhook")
+API_MAX_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
@@ -37,6 +38,11 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     _redact_werkzeug_log()
 
     app = Flask("webhook")
+    # API bodies are small JSON objects; webhooks have their own cap (WEBHOOK_MAX_BYTES, 413)
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, API_MAX_BYTES)
+    register_secrets(settings.webhook_token, settings.api_token, settings.provider_api_key,
+                     *(p.webhook_token for p in settings.provider_configs),
+                     *(p.api_key for p in settings.provider_configs))
     app.json.sort_keys = False  # type: ignore[attr-defined]
     client = redis_client if redis_client is not None else make_web_redis(settings)
     celery = celery_app if celery_app is not None else LazyCelery(settings)

@@ -1,17 +1,23 @@
 """A gunicorn logger that never writes the webhook token.
 
 Access logs print the request path, and the path is ``/webhooks/<WEBHOOK_TOKEN>``; gunicorn's error log also
-names the URI of a failed request. Every access-log atom is redacted, and the redacting filter is installed on
-gunicorn's handlers each time it (re)builds them.
+names the URI of a failed request. Every access-log atom is redacted (the rest of any ``/webhooks/`` path in any
+case, query-string values, the configured secrets wherever they appear, percent-encoded or not), and the
+redacting filter is installed on gunicorn's handlers each time it (re)builds them.
 """
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from gunicorn.glogging import Logger
 
-from config.logging_setup import RedactingFilter, redact
+from config.logging_setup import RedactingFilter, redact, register_secrets
+from config.settings import ConfigError, Settings
+
+_QUERY_VALUE = re.compile(r"([?&][^=&\s\"']*=)[^&\s\"']*")
 
 
 class TracebackRedactingFilter(RedactingFilter):
@@ -28,6 +34,7 @@ class RedactingLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        register_configured_secrets()
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 if not any(isinstance(f, TracebackRedactingFilter) for f in handler.filters):
@@ -35,5 +42,25 @@ class RedactingLogger(Logger):
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
-        return {key: redact(value) if isinstance(value, str) else value for key, value in atoms.items()}
+        return {key: mask_request_text(value) if isinstance(value, str) else value for key, value in atoms.items()}
 
+
+def mask_request_text(value: str) -> str:
+    """An access-log atom with secrets masked: query values (``?token=…``) and a path that names a secret only
+    once percent-decoded are masked whole; then :func:`redact`."""
+    value = _QUERY_VALUE.sub(r"\1***", value)
+    if "%" in value and redact(unquote(value)) != unquote(value):
+        return "***"
+    return redact(value)
+
+
+
+def register_configured_secrets() -> None:
+    """The webhook tokens, API token and provider keys of this deployment, masked in every log line."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return  # start-up reports the configuration itself
+    register_secrets(settings.webhook_token, settings.api_token, settings.provider_api_key,
+                     *(p.webhook_token for p in getattr(settings, "provider_configs", ())),
+                     *(p.api_key for p in getattr(settings, "provider_configs", ())))

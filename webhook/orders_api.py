@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -21,19 +22,35 @@ from lifecycle.activation import (COMMANDS, CommandConflict, OrderError, OrderRe
 from lifecycle.routing import Routing
 from webhook.context import current_context
 from webhook.errors import error_response, unavailable
+from webhook.validation import InvalidAmount, check_amount, text_problem
 
 log = logging.getLogger("otpflow.orders_api")
 
 orders_api = Blueprint("orders_api", __name__)
 
 
+def storable_text(value: str) -> None:
+    """marshmallow validator: text Redis can store (no lone surrogates, no control characters)."""
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def bounded_amount(value: Decimal) -> None:
+    """marshmallow validator: a price within range and places (``webhook/validation.py``)."""
+    try:
+        check_amount(value)
+    except InvalidAmount as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class OrderSchema(Schema):
     """The POST /api/orders body."""
 
-    service = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    service = fields.String(required=True, validate=[validate.Length(min=1, max=32), storable_text])
     country = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100000))
-    operator = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    max_price = fields.Decimal(load_default=None, allow_none=True, places=None, validate=validate.Range(min=0))
+    operator = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), storable_text])
+    max_price = fields.Decimal(load_default=None, allow_none=True, places=None, validate=bounded_amount)
     activation_type = fields.Integer(load_default=None, allow_none=True, validate=validate.OneOf([0, 1, 2]))
     forward = fields.Boolean(load_default=None, allow_none=True)
     order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
@@ -49,6 +66,7 @@ class OrderSchema(Schema):
 
 
 _schema = OrderSchema()
+
 
 
 def _unknown_providers(names: list[str] | None) -> list[str]:

@@ -23,7 +23,7 @@ from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, Re
                             RentRequest, RentService, UnknownRent)
 from webhook.context import current_context
 from webhook.errors import error_response
-from webhook.orders_api import check_api_token, publish, redis_down
+from webhook.orders_api import check_api_token, publish, redis_down, storable_text
 
 log = logging.getLogger("otpflow.rents_api")
 
@@ -37,9 +37,9 @@ _hours = validate.Range(min=MIN_HOURS, max=MAX_HOURS)
 class RentSchema(Schema):
     """The POST /api/rents body; ``rent_time`` is in hours (4, 12, 24, then multiples of 24)."""
 
-    service = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    service = fields.String(required=True, validate=[validate.Length(min=1, max=32), storable_text])
     country = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100000))
-    operator = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    operator = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), storable_text])
     rent_time = fields.Integer(load_default=4, validate=_hours)
     order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
 

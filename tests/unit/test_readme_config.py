@@ -63,3 +63,14 @@ def test_the_table_names_only_declared_settings_each_once() -> None:
     names = [row.env for row in readme_rows()]
     assert len(names) == len(set(names))
     assert set(names) <= {d.env for d in declarations()}, set(names) - {d.env for d in declarations()}
+
+
+def test_the_providers_section_names_every_provider_variable_and_profile() -> None:
+    from config.providers import TEMPLATES
+    from provider.dialects import dialect_names
+
+    section = _section(README.read_text(), "Providers")
+    for suffix in TEMPLATES:
+        assert f"`PROVIDER_<N>_{suffix}`" in section, suffix
+    for name in dialect_names():
+        assert f"`{name}`" in section, name

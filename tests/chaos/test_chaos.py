@@ -236,3 +236,30 @@ def test_sigkill_mid_rent_purchase_never_rents_twice(pipeline: Pipeline) -> None
     assert len(rents) == 1, rents
     assert str(rents[0]["id"]) == started["rent_id"]
     assert [k for k, _ in pipeline.events(order_id)].count("rent.started") == 1
+
+
+def test_sigkill_mid_purchase_on_the_second_provider_buys_nothing_twice(own_redis: EmbeddedRedis,
+                                                                          tmp_path: Path) -> None:
+    """Two providers: the first has no stock, so the order fails over to the second, whose purchase hangs; the
+    worker's pool children are SIGKILLed inside that call. The re-delivered task asks the SAME provider again with
+    the SAME orderId (recovered), never the first one, never a second number anywhere."""
+    pipe = Pipeline(redis_url=own_redis.url, log_dir=tmp_path, extra_env=dict(CHAOS_ENV),
+                    provider_names=("alpha", "beta"))
+    try:
+        pipe.start()
+        pipe.control_at("alpha", "catalogue", {"service": "tg", "country": 0, "price": "0.50", "count": 0})
+        pipe.control_at("beta", "settings", {"fail_mode": "timeout", "timeout_sleep": 30, "fail_next": 1})
+        order_id = pipe.order("tg")
+        wait_until(lambda: pipe.state_at("beta")["activations"], timeout=30, check=pipe.check_alive,
+                   message=lambda: f"no purchase reached the second provider\n{pipe.logs()}")
+        for child in pool_children(pipe.processes["worker"].pid):
+            child.send_signal(signal.SIGKILL)
+        pipe.control_at("beta", "settings", {"fail_mode": None})
+        assigned = pipe.wait_event(order_id, "number.assigned", timeout=90)
+        assert assigned["provider"] == "beta"
+        activations = {name: pipe.state_at(name)["activations"] for name in ("alpha", "beta")}
+        counts = {name: len(acts) for name, acts in activations.items()}
+        assert counts == {"alpha": 0, "beta": 1}, counts
+        assert [k for k, _ in pipe.events(order_id)].count("number.assigned") == 1
+    finally:
+        pipe.stop()

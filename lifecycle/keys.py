@@ -131,6 +131,17 @@ class Keys:
         """Counter: sweeps completed (a sign for tests and health checks that the sweeper's moment has passed)."""
         return self.key("sweep", "runs")
 
+    # ---------------------------------------------------------------- heartbeats (read by /readyz, the dashboard)
+    @property
+    def beat_heartbeat(self) -> str:
+        """String: unix time the last sweep completed (the beat publishes a sweep every SWEEP_INTERVAL)."""
+        return self.key("heartbeat", "beat")
+
+    @property
+    def worker_heartbeats(self) -> str:
+        """Sorted set: worker node name scored by the unix time one of its processes last finished a task."""
+        return self.key("heartbeat", "workers")
+
     # ---------------------------------------------------------------- worker counters (read by the web /metrics)
     @property
     def worker_task_runs(self) -> str:

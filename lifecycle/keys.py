@@ -142,6 +142,17 @@ class Keys:
         """Sorted set: worker node name scored by the unix time one of its processes last finished a task."""
         return self.key("heartbeat", "workers")
 
+    # ---------------------------------------------------------------- business counters (from the events stream)
+    @property
+    def event_counts(self) -> str:
+        """Hash: counts of events by type and labels, and the id of the last event counted (``_cursor``)."""
+        return self.key("metrics", "events")
+
+    @property
+    def event_numbers(self) -> str:
+        """Hash: order id -> ``<activation id>|<unix time>`` of its number awaiting a first code (time to code)."""
+        return self.key("metrics", "numbers")
+
     # ---------------------------------------------------------------- worker counters (read by the web /metrics)
     @property
     def worker_task_runs(self) -> str:

@@ -41,6 +41,7 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
     report.drained = redrain(rt)
     settle_unconfirmed(rt)
     rt.redis.incr(rt.keys.sweep_runs)
+    rt.redis.set(rt.keys.beat_heartbeat, f"{rt.clock():.3f}")  # the beat's heartbeat (/readyz, the dashboard)
     return report
 
 

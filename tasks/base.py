@@ -9,6 +9,7 @@ broker's visibility timeout would re-deliver them).
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -82,6 +83,7 @@ class OtpflowTask(Task):
             elapsed = time.perf_counter() - started
             TASK_METRICS.record(self.name, outcome, elapsed)
             flush_task_metrics()
+            write_heartbeat(getattr(self.request, "hostname", None))
             log.debug("task %s[%s] %s in %.1f ms", self.name, task_id, outcome, elapsed * 1000, extra=extra)
 
 
@@ -102,6 +104,34 @@ def flush_task_metrics(*, force: bool = False) -> bool:
     except Exception as exc:  # no runtime configured, or a broken one: keep the counts
         log.debug("task metrics not flushed (%s)", type(exc).__name__)
         return False
+
+
+#: a worker process writes its heartbeat at most this often (seconds), after a task
+HEARTBEAT_EVERY = 1.0
+#: a node that has not beaten for this long is dropped from the heartbeat set (a dyno replaced under a new name)
+HEARTBEAT_FORGET = 24 * 3600.0
+_last_heartbeat = 0.0
+
+
+def write_heartbeat(node: str | None) -> None:
+    """Score this worker's node name with now in ``Keys.worker_heartbeats`` (/readyz and the dashboard read it).
+
+    After a task, at most every HEARTBEAT_EVERY per process; the beat's sweep is a task every SWEEP_INTERVAL, so an
+    idle worker beats that often too. Never raises: a heartbeat must not fail a task.
+    """
+    global _last_heartbeat
+    now = time.time()
+    if now - _last_heartbeat < HEARTBEAT_EVERY:
+        return
+    _last_heartbeat = now
+    try:
+        rt = get_runtime()
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.zadd(rt.keys.worker_heartbeats, {node or socket.gethostname(): now})
+        pipe.zremrangebyscore(rt.keys.worker_heartbeats, "-inf", now - HEARTBEAT_FORGET)
+        pipe.execute()
+    except Exception as exc:  # no runtime, or Redis down: the next task tries again
+        log.debug("worker heartbeat not written (%s)", type(exc).__name__)
 
 
 def instrumented_task(name: TaskName, *, retry: RetryPolicy = DEFAULT_RETRY, kicks_relay: bool = True,

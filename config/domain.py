@@ -11,6 +11,7 @@ from lifecycle.clock import Clock, system_clock
 from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
 from lifecycle.inbox.stream import InboxConfig
 from lifecycle.keys import Keys
+from lifecycle.money import Ledger, SpendLimits
 from lifecycle.outbox.events import OutboxConfig
 from lifecycle.rent import RentConfig, RentService, RentStore
 
@@ -73,3 +74,12 @@ def inbox_consumer(settings: Settings, client: redis.Redis, *, clock: Clock = sy
     return InboxConsumer(activation_store(settings, client, clock=clock), rent_store(settings, client, clock=clock),
                          HeldWebhooks(client, keys(settings)), Inbox(client, keys(settings), inbox_config(settings)),
                          default_provider=settings.provider_configs[0].name)
+
+
+def ledger(settings: Settings, client: redis.Redis) -> Ledger:
+    return Ledger(client, keys(settings))
+
+
+def spend_limits(settings: Settings) -> dict[str, SpendLimits]:
+    """Every configured provider's spend limits, by name, in the order of PROVIDERS."""
+    return {cfg.name: cfg.limits for cfg in settings.provider_configs}

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
+from lifecycle.money import SpendLimits
 from provider.dialects import OVERRIDABLE, Dialect, UnknownDialect, apply_overrides, get_dialect
 
 #: a provider's name: in PROVIDERS, in Redis keys, in events and metrics
@@ -26,6 +28,8 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
     "API_KEY": (("worker", "cli"), "this provider's API key (required); never logged"),
     "WEBHOOK_TOKEN": (("web", "worker"), "secret path segment of this provider's webhooks (>= 16 characters, "
                                          "different for every provider)"),
+    "SPEND_LIMIT_HOURLY": ((), "at most this much spent at this provider in one calendar UTC hour (its currency)"),
+    "SPEND_LIMIT_DAILY": ((), "at most this much spent at this provider in one calendar UTC day (its currency)"),
 }
 
 
@@ -47,6 +51,8 @@ class ProviderConfig:
     webhook_token: str = field(default="", repr=False)
     #: the variable prefix this provider's settings came from (for messages): PROVIDER_HERO_ or PROVIDER_
     prefix: str = "PROVIDER_"
+    #: spend limits in the provider's currency (PROVIDER_<N>_SPEND_LIMIT_*, or SPEND_LIMIT_* for the single one)
+    limits: SpendLimits = SpendLimits()
 
     @property
     def base_url(self) -> str:
@@ -76,8 +82,19 @@ def parse_names(raw: str) -> tuple[str, ...]:
     return names
 
 
+def parse_amount(raw: str) -> Decimal:
+    """A money amount: a decimal >= 0 with at most 6 places (the ledger keeps millionths)."""
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValueError(f"expected an amount such as 12.50, got {raw!r}") from None
+    if not value.is_finite() or value < 0 or value > Decimal("1e9") or -value.as_tuple().exponent > 6:  # type: ignore[operator]
+        raise ValueError(f"expected an amount from 0 to 1000000000 with at most 6 decimals, got {raw!r}")
+    return value
+
+
 def load(names: tuple[str, ...], env: Mapping[str, str], *, legacy_dialect: str, legacy_url: str | None,
-         legacy_key: str, legacy_token: str) -> tuple[ProviderConfig, ...]:
+         legacy_key: str, legacy_token: str, legacy_limits: SpendLimits = SpendLimits()) -> tuple[ProviderConfig, ...]:
     """Every configured provider, validated as far as the environment alone allows (dialects, overrides).
 
     Raises :class:`ProviderConfigError` naming every bad variable; required values are checked per role by
@@ -90,7 +107,7 @@ def load(names: tuple[str, ...], env: Mapping[str, str], *, legacy_dialect: str,
             raise ProviderConfigError([f"PROVIDER: {exc}"]) from None
         if legacy_url:
             dialect = dialect.with_overrides(base_url=legacy_url)
-        return (ProviderConfig(dialect.name, dialect, legacy_key, legacy_token),)
+        return (ProviderConfig(dialect.name, dialect, legacy_key, legacy_token, limits=legacy_limits),)
     out = []
     for name in names:
         prefix = f"PROVIDER_{env_name(name)}_"
@@ -112,7 +129,16 @@ def load(names: tuple[str, ...], env: Mapping[str, str], *, legacy_dialect: str,
         except ValueError as exc:
             problems.append(f"{prefix}: {exc}")
             continue
-        out.append(ProviderConfig(name, dialect, raw.get("API_KEY", ""), raw.get("WEBHOOK_TOKEN", ""), prefix))
+        limits = []
+        for window in ("HOURLY", "DAILY"):
+            value = raw.get(f"SPEND_LIMIT_{window}")
+            try:
+                limits.append(parse_amount(value) if value else None)
+            except ValueError as exc:
+                problems.append(f"{prefix}SPEND_LIMIT_{window}: {exc}")
+                limits.append(None)
+        out.append(ProviderConfig(name, dialect, raw.get("API_KEY", ""), raw.get("WEBHOOK_TOKEN", ""), prefix,
+                                  limits=SpendLimits(hourly=limits[0], daily=limits[1])))
     if problems:
         raise ProviderConfigError(problems)
     return tuple(out)

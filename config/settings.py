@@ -9,13 +9,15 @@ them, and ``declarations()`` lists them for the README table and ``otpflow confi
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
+from lifecycle.money import SpendLimits
 from lifecycle.routing import Routing
 
-from .providers import ProviderConfig, ProviderConfigError, parse_names
+from .providers import ProviderConfig, ProviderConfigError, parse_amount, parse_names
 from .providers import load as load_providers
 from .providers import require as require_providers
 
@@ -332,6 +334,16 @@ class Settings:
     provider_cooldown: float = setting(
         "PROVIDER_COOLDOWN", 30.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds a provider that failed 3 times in a row is skipped; then one probe may try it")
+    spend_limit_hourly: Decimal | None = setting(
+        "SPEND_LIMIT_HOURLY", None, parse=parse_amount, roles=_WORKER, shown_default="none",
+        doc="the single provider's spend limit per calendar UTC hour, in its currency (PROVIDER_<N>_SPEND_LIMIT_HOURLY "
+            "for each of PROVIDERS)")
+    spend_limit_daily: Decimal | None = setting(
+        "SPEND_LIMIT_DAILY", None, parse=parse_amount, roles=_WORKER, shown_default="none",
+        doc="the single provider's spend limit per calendar UTC day, in its currency (PROVIDER_<N>_SPEND_LIMIT_DAILY)")
+    max_price: Decimal | None = setting(
+        "MAX_PRICE", None, parse=parse_amount, roles=("worker", "web"), shown_default="none",
+        doc="the price cap of an order that names none; sent as maxPrice where the dialect takes it, and reserved")
     price_cache_ttl: float = setting(
         "PRICE_CACHE_TTL", 300.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds a provider's cached prices and stock are trusted by cheapest routing")
@@ -344,7 +356,8 @@ class Settings:
             try:
                 configs = load_providers(self.providers, {}, legacy_dialect=self.provider,
                                          legacy_url=self.provider_url, legacy_key=self.provider_api_key,
-                                         legacy_token=self.webhook_token)
+                                         legacy_token=self.webhook_token,
+                                         legacy_limits=SpendLimits(self.spend_limit_hourly, self.spend_limit_daily))
             except ProviderConfigError as exc:
                 raise ConfigError(exc.problems) from None
             object.__setattr__(self, "provider_configs", configs)
@@ -379,7 +392,8 @@ class Settings:
             values["provider_configs"] = load_providers(
                 values.get("providers", ()), source, legacy_dialect=values.get("provider", "sms-activate"),
                 legacy_url=values.get("provider_url"), legacy_key=values.get("provider_api_key", ""),
-                legacy_token=values.get("webhook_token", ""))
+                legacy_token=values.get("webhook_token", ""),
+                legacy_limits=SpendLimits(values.get("spend_limit_hourly"), values.get("spend_limit_daily")))
         except ProviderConfigError as exc:
             raise ConfigError(exc.problems) from None
         return cls(**values)

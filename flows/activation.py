@@ -7,16 +7,20 @@ number).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Iterable, Mapping, cast
 
 from lifecycle.activation import Command, Order, State
 from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed,
                                             next_step, provider_order_id, purchase_decision)
 from lifecycle.activation.reconcile import Action, Observation, decide, observe_listed, observe_status
 from lifecycle.activation.store import state_of
+from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
-from lifecycle.outbox.events import Via
+from lifecycle.money import from_micros
+from lifecycle.outbox.events import EventType, Via
 from lifecycle.routing import Candidate, Quote, Routing, candidates
 from lifecycle.steps import Step
 from provider import errors as perr
@@ -99,26 +103,74 @@ def _schedule_quotes(rt: Runtime, order: Order) -> None:
 
 
 def _choose(rt: Runtime, order: Order) -> Order | Outcome:
-    """Record the next candidate whose provider is up, before its request is sent; or end this attempt."""
-    blocked = False
+    """Record the next candidate whose provider is up and whose spend limits leave room for this purchase
+    (its price reserved first), before its request is sent; or end this attempt."""
+    blocked = over_budget = unpriced = False
     for cand in _candidates(rt, order):
         if not rt.health.allow(cand.provider):
             blocked = True
             continue
+        held = _reserve(rt, order, cand)
+        if held is not None:
+            over_budget |= held == "budget"
+            unpriced |= held == "unpriced"
+            continue
         res = rt.activations.choose_provider(order.order_id, provider=cand.provider, country=cand.country,
                                              calls=order.calls + 1)
         if not res.ok:
+            rt.ledger.release(cand.provider, _rid(order, order.calls + 1))
             return Outcome.STALE
         return rt.activations.get(order.order_id) or order
-    return _attempt_exhausted(rt, order, blocked=blocked)
+    return _attempt_exhausted(rt, order, blocked=blocked, over_budget=over_budget, unpriced=unpriced)
 
 
-def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool) -> Outcome:
+def _rid(order: Order, calls: int) -> str:
+    """The reservation of a purchase request is named like the request's orderId."""
+    return provider_order_id(replace(order, calls=calls))
+
+
+def _price(rt: Runtime, order: Order, cand: Candidate) -> Decimal | None:
+    """What a purchase at ``cand`` may cost at most: the order's cap, else MAX_PRICE, else the cached quote."""
+    if order.max_price is not None:
+        return order.max_price
+    if rt.settings.max_price is not None:
+        return rt.settings.max_price
+    quote = rt.quotes.get_many(order.service, [cand]).get(cand)
+    return quote.cost if quote is not None else None
+
+
+def _reserve(rt: Runtime, order: Order, cand: Candidate) -> str | None:
+    """Reserve the purchase's price against the provider's spend limits: None when it may go ahead, ``budget``
+    when a limit has no room for it, ``unpriced`` when no price is known to reserve (prices are then read)."""
+    limits = rt.settings.provider_config(cand.provider).limits
+    if not limits.any:
+        return None
+    amount = _price(rt, order, cand)
+    if amount is None:
+        _schedule_quotes(rt, order)
+        return "unpriced"
+    over = rt.ledger.reserve(cand.provider, _rid(order, order.calls + 1), amount, limits, now=rt.clock(),
+                             hold_for=3 * rt.activation_config.buying_stale)
+    if over:
+        log.info("order %s: %s has no room for %s under its %s limit", order.order_id, cand.provider, amount, over)
+        return "budget"
+    return None
+
+
+def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool, over_budget: bool = False,
+                       unpriced: bool = False) -> Outcome:
     """No candidate is left for this attempt: wait for a provider to come back, try again later (stock may
-    return), or fail with the reason the last refusal gave."""
+    return, prices be read), or fail with the reason the last refusal gave (``budget_exceeded`` when only the
+    spend limits stood in the way: nothing was bought)."""
     store = rt.activations
     config = rt.activation_config
     kinds = {k.split("=", 1)[1] for k in order.skip if "=" in k}
+    if unpriced and not kinds & _MAY_CHANGE:
+        store.purchase_backoff(order.order_id, reason="price_unknown", delay=config.order_retry_delay)
+        return Outcome.BACKOFF
+    if over_budget and not blocked and not kinds & _MAY_CHANGE:
+        store.fail(order.order_id, reason="budget_exceeded")
+        return Outcome.FAILED
     if blocked:
         if order.fails + 1 >= config.max_transient_fails:
             store.fail(order.order_id, reason="provider_unavailable")
@@ -147,21 +199,25 @@ def _buy(rt: Runtime, order: Order) -> Outcome | None:
     dialect = rt.dialect(provider)
     client = rt.provider_for(provider)
     poid = provider_order_id(order)
+    cap = order.max_price if order.max_price is not None else rt.settings.max_price
     try:
         if dialect.has_number_v2:
             act = client.get_number_v2(order.service, country=order.country,
                                        order_id=poid if dialect.idempotent_purchase else None,
-                                       max_price=order.max_price if dialect.max_price_supported else None,
+                                       max_price=cap if dialect.max_price_supported else None,
                                        operator=order.operator, activation_type=order.activation_type,
                                        forward=order.forward)
         else:
             act = client.get_number(order.service, country=order.country,
-                                    max_price=order.max_price if dialect.max_price_supported else None,
+                                    max_price=cap if dialect.max_price_supported else None,
                                     operator=order.operator, activation_type=order.activation_type,
                                     forward=order.forward)
     except perr.ProviderError as exc:
         return _purchase_failed(rt, order, poid, exc)
     rt.health.succeeded(provider)
+    if cap is not None and act.cost is not None and act.cost > cap:
+        log.error("order %s: %s charged %s over the cap %s (the dialect may ignore maxPrice)", order.order_id,
+                  provider, act.cost, cap)
     return _assigned(rt, order, str(act.activation_id), str(act.phone), act.cost,
                      act.currency if act.currency is not None else dialect.default_currency)
 
@@ -170,10 +226,16 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
               currency: int | None = None) -> Outcome:
     store = rt.activations
     provider = order.provider or rt.default_provider
+    rid = provider_order_id(order)
+    charged = _decimal(cost)
+    if charged is None:  # the provider did not say: count what was reserved for it (never less than spent)
+        charged = from_micros(cast("str | None", rt.redis.hget(rt.keys.reserved(provider), rid)))
     res = store.assign_number(order.order_id, provider=provider, activation_id=activation_id, phone=phone,
                               cost=None if cost is None else str(cost),
                               currency=currency if currency is not None else rt.dialect(provider).default_currency,
-                              attempt=order.numbers + 1, repeated=phone in order.bad_phones)
+                              attempt=order.numbers + 1, repeated=phone in order.bad_phones,
+                              side=rt.ledger.bought(provider, rid, order.service, order.country, charged,
+                                                    rt.clock()))
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
         _replay_early(rt, provider, activation_id)
@@ -193,6 +255,13 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
         log.warning("order %s: could not cancel orphan activation %s (%s); the provider refunds it if no code "
                     "arrives", order.order_id, activation_id, exc.label)
     return Outcome.ORPHAN
+
+
+def _decimal(value: object) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
 
 
 def _replay_early(rt: Runtime, provider: str, activation_id: str) -> None:
@@ -223,14 +292,19 @@ def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderErr
     ambiguous = (exc.transient and not never_sent) or exc.kind is ErrorKind.UNREADABLE
     others = [c for c in _candidates(rt, order) if c.provider != provider]
     if (exc.transient or ambiguous) and not others:
-        # the only place left: ask it again later with the same orderId (it recovers a purchase that happened)
+        # the only place left: ask it again later with the same orderId (it recovers a purchase that happened);
+        # the reservation stays held for it
         if decision.verdict is not Verdict.BACKOFF:
+            if never_sent:
+                rt.ledger.release(provider, poid)
             store.fail(order.order_id, reason=reason)
             return Outcome.FAILED
         store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay, sent=not never_sent)
         return Outcome.BACKOFF
     if ambiguous and rt.dialect(provider).idempotent_purchase:
-        _unsettled(rt, provider, poid, order.order_id)
+        _unsettled(rt, provider, poid, order.order_id)  # its reservation expires on its own
+    elif not ambiguous:
+        rt.ledger.release(provider, poid)  # refused, or never sent: nothing was bought
     key = f"{Candidate(provider, order.country).key}={exc.kind.value}"
     res = store.skip_candidate(order.order_id, skip=order.skip | {key}, before=order.skip, reason=reason)
     return None if res.ok else Outcome.STALE
@@ -447,6 +521,22 @@ def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
     return _end_number(rt, order, finished=True, reason=reason)
 
 
+def _money(rt: Runtime, order: Order, *, refunded: bool, completed: bool) -> tuple[Side, ...]:
+    """What ending this number does to the books: a cancelled number's cost is refunded by the provider; a
+    completed order counts one code and its time from purchase to code."""
+    if not order.activation_id:
+        return ()
+    provider = order.provider or rt.default_provider
+    out: tuple[Side, ...] = ()
+    if refunded:
+        out += rt.ledger.refunded(provider, order.service, order.country, _decimal(order.cost),
+                                  order.number_at or rt.clock())
+    if completed and order.number_at is not None:
+        out += rt.ledger.completed(provider, order.service, order.country,
+                                   max(0.0, (order.code_at or rt.clock()) - order.number_at))
+    return out
+
+
 def _end_number(rt: Runtime, order: Order, *, finished: bool, reason: str) -> Outcome:
     """The current number is closed at the provider: buy the next one (a replacement), or end the order with its
     one terminal event."""
@@ -455,7 +545,8 @@ def _end_number(rt: Runtime, order: Order, *, finished: bool, reason: str) -> Ou
     if end.replace and order.activation_id:
         res = store.replace_number(order.order_id, state=order.state, provider=order.provider,
                                    activation_id=order.activation_id, phone=order.phone, finished=finished,
-                                   reason=reason, bad_phones=order.bad_phones, failed_at=order.failed_at)
+                                   reason=reason, bad_phones=order.bad_phones, failed_at=order.failed_at,
+                                   side=_money(rt, order, refunded=not finished, completed=False))
         if not res.ok:
             return Outcome.STALE
         log.info("order %s: number %s %s (%s); buying the next one", order.order_id, order.activation_id,
@@ -464,7 +555,8 @@ def _end_number(rt: Runtime, order: Order, *, finished: bool, reason: str) -> Ou
         return Outcome.REPLACED
     close = store.finish if finished else store.cancel
     res = close(order.order_id, activation_id=order.activation_id, reason=reason, provider=order.provider,
-                final=end.final, final_reason=end.final_reason)
+                final=end.final, final_reason=end.final_reason,
+                side=_money(rt, order, refunded=not finished, completed=end.final is EventType.ORDER_COMPLETED))
     if not res.ok:
         return Outcome.STALE
     return Outcome.FINISHED if finished else Outcome.CANCELLED

@@ -22,6 +22,7 @@ from lifecycle.clock import Clock
 from lifecycle.deadlines import Deadlines
 from lifecycle.inbox import HeldWebhooks, Inbox, InboxConsumer
 from lifecycle.keys import Keys
+from lifecycle.money import Ledger
 from lifecycle.outbox.events import Event
 from lifecycle.outbox.relay import OutboxRelay
 from lifecycle.rent import RentConfig, RentService, RentStore
@@ -93,6 +94,10 @@ class Runtime:
     def health(self) -> ProviderHealth:
         return ProviderHealth(self.redis, self.keys, HealthConfig(cooldown=self.settings.provider_cooldown),
                               clock=self.clock)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.keys)
 
     @cached_property
     def quotes(self) -> QuoteCache:

@@ -71,6 +71,19 @@ class RecordKind:
 
 
 @dataclass(frozen=True)
+class Side:
+    """Bookkeeping applied with a change and only with it (exactly once): ``HINCRBY key field n`` (with an
+    optional expiry), ``HSET``, ``HDEL key field`` or ``ZREM key member``."""
+
+    op: str
+    key: str
+    field: str
+    amount: int = 0
+    value: str = ""
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
 class Change:
     """One compare-and-set, as data (see ``lua/transition.lua`` for how each part is applied)."""
 
@@ -105,6 +118,8 @@ class Change:
     persist: bool = False
     #: label for the short history (default: the new state, when there is one)
     hist: str | None = None
+    #: bookkeeping applied only when the change is (spend, reservations, accounting)
+    side: tuple[Side, ...] = ()
 
 
 def states(values: Iterable[enum.Enum | str]) -> frozenset[str]:
@@ -163,6 +178,11 @@ class Records:
             spec["hist"] = change.hist
         index_key = self.kind.index_key(change.ref) if change.ref else ""
         keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, index_key]
+        if change.side:
+            extra = list(dict.fromkeys(op.key for op in change.side))
+            keys += extra
+            spec["side"] = [{"op": op.op, "k": 5 + extra.index(op.key), "f": op.field, "n": op.amount,
+                             "v": op.value, **({"ttl": op.ttl} if op.ttl else {})} for op in change.side]
         argv = [json.dumps(spec, separators=(",", ":"))]
         if pipe is not None:
             self._script(keys=keys, args=argv, client=pipe)

@@ -102,6 +102,11 @@ class Keys:
         """String: held by the one caller allowed to probe a provider whose cool-down has passed (half-open)."""
         return self.key("breaker", provider, "probe")
 
+    def balance(self, provider: str) -> str:
+        """Hash: a provider's last balance (``amount``, ``at``), whether it is below its threshold (``low``) and how
+        many times it crossed it (``crossings``), shared by every beat and worker."""
+        return self.key("balance", provider)
+
     def quote(self, provider: str, service: str, country: int | None) -> str:
         """String (JSON, with a TTL): a provider's cached price and stock for a service and country."""
         return self.key("quote", provider, service, "" if country is None else str(country))
@@ -109,6 +114,23 @@ class Keys:
     def quote_refresh(self, service: str, country: int | None) -> str:
         """String: set while a price refresh for a service and country is scheduled (at most one per TTL)."""
         return self.key("quote-refresh", service, "" if country is None else str(country))
+
+    # ---------------------------------------------------------------- money
+    def spend(self, provider: str, window: str, bucket: str) -> str:
+        """Hash: a provider's net spend (``spent``, millionths) in one calendar UTC hour (``h``) or day (``d``)."""
+        return self.key("spend", provider, window, bucket)
+
+    def reservations(self, provider: str) -> str:
+        """Sorted set: a provider's live purchase reservations, by expiry."""
+        return self.key("spend", provider, "held")
+
+    def reserved(self, provider: str) -> str:
+        """Hash: reservation id -> the amount it holds (millionths)."""
+        return self.key("spend", provider, "held-amounts")
+
+    def accounting(self, provider: str, service: str, country: int | None) -> str:
+        """Hash: charged, refunded, numbers, codes, code_ms for one provider, service and country."""
+        return self.key("acct", provider, service, "" if country is None else str(country))
 
     @property
     def unsettled(self) -> str:

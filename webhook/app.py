@@ -21,6 +21,7 @@ from webhook.health import health
 from webhook.ingress import INGRESS_KEY, IngressPolicy, webhooks
 from webhook.orders_api import orders_api
 from webhook.rents_api import rents_api
+from webhook.spend_api import spend_api
 
 log = logging.getLogger("otpflow.webhook")
 API_MAX_BYTES = 64 * 1024
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app.register_blueprint(health)
     app.register_blueprint(orders_api)
     app.register_blueprint(rents_api)
+    app.register_blueprint(spend_api)
     return app
 
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable, cast
 
 import redis
 
-from ..cas import Change, Records, RecordKind, Result, states
+from ..cas import Change, Records, RecordKind, Result, Side, states
 from ..clock import Clock, system_clock, ts
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
@@ -106,7 +106,7 @@ class ActivationStore:
 
     def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
                       cost: str | None = None, currency: int | None = None, attempt: int = 1,
-                      repeated: bool = False) -> Result[State]:
+                      repeated: bool = False, side: tuple[Side, ...] = ()) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
         number of the order it is, and what it cost as the provider said) and the activation index."""
         now = self.clock()
@@ -120,7 +120,7 @@ class ActivationStore:
                  F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt),
                  # a number that already failed for this order is not used: it is replaced as soon as it may be
                  F_CMD: Command.REPLACE.value if repeated else None},
-            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=now if repeated else due, events=(event,), ref=external(provider, activation_id),
+            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float) -> Result[State]:
@@ -173,7 +173,7 @@ class ActivationStore:
     # ------------------------------------------------------------------ endings
     def finish(self, order_id: str, *, activation_id: str | None, reason: str | None = None,
                provider: str | None = None, final: EventType = EventType.ORDER_COMPLETED,
-               final_reason: str | None = None) -> Result[State]:
+               final_reason: str | None = None, side: tuple[Side, ...] = ()) -> Result[State]:
         """The number is finished (setStatus 6) and so is the order: ``activation.finished``, then the order's
         terminal event (``order.completed``; ``order.failed`` when its code did not work and no number is left)."""
         now = self.clock()
@@ -182,12 +182,12 @@ class ActivationStore:
                   make_event(final, order_id, now, reason=final_reason or reason))
         return self.apply(order_id, Change(expect=states(sources(State.FINISHED)), to=State.FINISHED.value,
                                            set={F_REASON: final_reason or reason}, delete=(F_CMD, F_FAILS),
-                                           clear_deadline=True, events=events,
+                                           clear_deadline=True, events=events, side=side,
                                            ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
 
     def cancel(self, order_id: str, *, activation_id: str | None, reason: str,
                provider: str | None = None, final: EventType = EventType.ORDER_CANCELLED,
-               final_reason: str | None = None) -> Result[State]:
+               final_reason: str | None = None, side: tuple[Side, ...] = ()) -> Result[State]:
         """The number is cancelled (refunded) and the order ends: ``activation.cancelled``, then the order's
         terminal event (``order.cancelled`` by command; ``order.failed`` when no code came and no number is left)."""
         now = self.clock()
@@ -196,12 +196,12 @@ class ActivationStore:
                   make_event(final, order_id, now, reason=final_reason or reason))
         return self.apply(order_id, Change(expect=states(sources(State.CANCELLED)), to=State.CANCELLED.value,
                                            set={F_REASON: final_reason or reason}, delete=(F_CMD, F_FAILS),
-                                           clear_deadline=True, events=events,
+                                           clear_deadline=True, events=events, side=side,
                                            ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
 
     def replace_number(self, order_id: str, *, state: State, provider: str | None, activation_id: str,
                        phone: str | None, finished: bool, reason: str, bad_phones: frozenset[str],
-                       failed_at: tuple[str, ...] = ()) -> Result[State]:
+                       failed_at: tuple[str, ...] = (), side: tuple[Side, ...] = ()) -> Result[State]:
         """The current number failed (no code in time, the provider closed it, or downstream said its code did not
         work): it was cancelled (refunded) or finished at the provider, and the order goes back to ``pending`` to
         buy the next one at once. Its event (``activation.cancelled`` / ``activation.finished``) is written; its
@@ -219,7 +219,7 @@ class ActivationStore:
             delete=(F_AID, F_PHONE, F_COST, F_CURRENCY, F_NUMBER_AT, F_CODE, F_CODES, F_CODE_AT, F_VIA, F_RETRY_AT,
                     F_CMD, F_FAILS, F_PROVIDER, F_INFLIGHT, F_SKIP),
             deadline=now, events=(event,), ref=self._ref(order_id, provider, activation_id), retire_ref=True,
-            hist=f"replaced:{reason}"), now=now)
+            hist=f"replaced:{reason}", side=side), now=now)
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def rearm(self, order_id: str, *, state: State, due: float, fails: bool = False, reset_fails: bool = False,

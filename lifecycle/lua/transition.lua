@@ -10,6 +10,8 @@
 --   deadline unix time (string) to (re)arm; undeadline=true removes the entry; both absent: left as is
 --   events   [{type, data (JSON string), fill: {data_field: record_field}}], written in order   maxlen: MAXLEN ~
 --   ref_ttl  seconds: expire KEYS[4] only (a replaced number's index entry outlives it a while)
+--   side     [{op: hincrby|hset|hdel|zrem, k: index of a KEYS[5..] key, f, n|v, ttl}]: applied only when the
+--            change is (exactly once per change: money and accounting ride on the state change)
 --   index    value to SET at KEYS[4] (activation id -> order id)
 --   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
 --   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
@@ -107,5 +109,20 @@ end
 if spec.ttl then
   redis.call('EXPIRE', order, spec.ttl)
   if KEYS[4] ~= '' then redis.call('EXPIRE', KEYS[4], spec.ttl) end
+end
+-- bookkeeping that must happen exactly once with this change (money: spend windows, reservations, accounting);
+-- each names one of KEYS[5..] by its index
+for _, op in ipairs(spec.side or {}) do
+  local key = KEYS[op.k]
+  if op.op == 'hincrby' then
+    redis.call('HINCRBY', key, op.f, op.n)
+    if op.ttl then redis.call('EXPIRE', key, op.ttl) end
+  elseif op.op == 'hset' then
+    redis.call('HSET', key, op.f, op.v)
+  elseif op.op == 'hdel' then
+    redis.call('HDEL', key, op.f)
+  elseif op.op == 'zrem' then
+    redis.call('ZREM', key, op.f)
+  end
 end
 return {'ok', new_state, sid}

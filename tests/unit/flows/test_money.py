@@ -1,0 +1,105 @@
+"""Spend limits hold under concurrency: a purchase reserves its price first, settles to what was charged, and a
+cancelled number is refunded; past a limit the order moves to a provider with room, or fails budget_exceeded
+before any purchase. The accounting follows what the provider reported."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from flows import activation
+from flows import sweep as sweeping
+from flows.runtime import Runtime
+from lifecycle.activation import OrderRequest, State
+from lifecycle.money import Ledger, SpendLimits
+from lifecycle.outbox import events as ev
+
+from .conftest import Published, stream_events
+from .fakes import FakeProvider
+
+BASE = {"AUTO_FINISH": "false", "ACTIVATION_TIMEOUT": "300", "ORDER_MAX_NUMBERS": "1"}
+
+
+def runtime(fake_redis: Any, clock: Any, published: Published, env: dict[str, str],
+            providers: dict[str, FakeProvider] | FakeProvider) -> Runtime:
+    return Runtime(settings=Settings.from_env({**BASE, **env}), redis=fake_redis, provider=providers,
+                   publish=published, clock=clock, consumer_name="test")
+
+
+def test_a_daily_limit_pays_for_four_and_fails_the_rest_before_buying(fake_redis: Any, clock: Any,
+                                                                      published: Published) -> None:
+    provider = FakeProvider(clock)  # charges 0.5 a number
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "SPEND_LIMIT_DAILY": "2.00",
+                                                "MAX_PRICE": "0.50"}, provider)
+    outcomes = []
+    for i in range(6):
+        rt.orders.submit(OrderRequest("tg", order_id=f"o{i}"))
+        outcomes.append(activation.place_order(rt, f"o{i}"))
+    assert outcomes == ["waiting"] * 4 + ["failed"] * 2
+    assert provider.count("get_number_v2") == 4
+    failed = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.ORDER_FAILED]
+    assert [e["reason"] for e in failed] == ["budget_exceeded", "budget_exceeded"]
+    hour, day = rt.ledger.spent("sms-activate", clock())
+    assert day == Decimal("2") and rt.ledger.reserved_total("sms-activate") == 0
+    (acct,) = rt.ledger.accounts()
+    assert (acct["charged"], acct["refunded"], acct["numbers"]) == ("2", "0", 4)
+
+
+def test_a_cancelled_number_is_refunded_and_frees_room(fake_redis: Any, clock: Any, published: Published) -> None:
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "SPEND_LIMIT_HOURLY": "0.50",
+                                                "MAX_PRICE": "0.50"}, provider)
+    rt.orders.submit(OrderRequest("tg", order_id="a"))
+    assert activation.place_order(rt, "a") == "waiting"
+    rt.orders.submit(OrderRequest("tg", order_id="b"))
+    assert activation.place_order(rt, "b") == "failed"          # the hour's room is taken
+    clock.advance(301)                                           # no code: cancelled, so refunded
+    sweeping.sweep(rt)
+    assert rt.activations.get("a").state is State.CANCELLED  # type: ignore[union-attr]
+    assert rt.ledger.spent("sms-activate", clock())[0] == 0
+    (acct,) = rt.ledger.accounts()
+    assert (acct["charged"], acct["refunded"], acct["net"]) == ("0.5", "0.5", "0.0")
+    rt.orders.submit(OrderRequest("tg", order_id="c"))
+    assert activation.place_order(rt, "c") == "waiting"
+
+
+def test_past_one_providers_limit_the_order_goes_to_another(fake_redis: Any, clock: Any,
+                                                           published: Published) -> None:
+    alpha, beta = FakeProvider(clock), FakeProvider(clock)
+    beta._next = 20_000_005_000
+    env = {"PROVIDERS": "alpha,beta", "PROVIDER_ALPHA_DIALECT": "sms-activate", "PROVIDER_ALPHA_API_KEY": "a",
+           "PROVIDER_ALPHA_SPEND_LIMIT_DAILY": "1.00", "PROVIDER_BETA_DIALECT": "sms-activate",
+           "PROVIDER_BETA_API_KEY": "b", "MAX_PRICE": "0.50"}
+    rt = runtime(fake_redis, clock, published, env, {"alpha": alpha, "beta": beta})
+    providers = []
+    for i in range(4):
+        rt.orders.submit(OrderRequest("tg", order_id=f"o{i}"))
+        activation.place_order(rt, f"o{i}")
+        providers.append(rt.activations.get(f"o{i}").provider)  # type: ignore[union-attr]
+    assert providers == ["alpha", "alpha", "beta", "beta"]
+    assert alpha.count("get_number_v2") == 2
+
+
+def test_reservations_hold_under_concurrency_and_expire(fake_redis: Any) -> None:
+    from lifecycle.keys import Keys
+
+    ledger = Ledger(fake_redis, Keys())
+    limits = SpendLimits(daily=Decimal("1.00"))
+    assert ledger.reserve("p", "r1", Decimal("0.40"), limits, now=1000.0, hold_for=60) == ""
+    assert ledger.reserve("p", "r1", Decimal("0.40"), limits, now=1001.0, hold_for=60) == ""   # idempotent
+    assert ledger.reserve("p", "r2", Decimal("0.40"), limits, now=1002.0, hold_for=120) == ""
+    assert ledger.reserve("p", "r3", Decimal("0.40"), limits, now=1003.0, hold_for=60) == "daily"
+    # a worker that died holding r1: its reservation expires, the room comes back (r2 still held)
+    assert ledger.reserve("p", "r3", Decimal("0.40"), limits, now=1070.0, hold_for=60) == ""
+    assert ledger.reserved_total("p") == Decimal("0.8")
+
+
+@pytest.mark.parametrize("raw", ["-1", "abc", "1e999999", "0.1234567"])
+def test_amounts_are_validated_at_start_up(raw: str) -> None:
+    from config.settings import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"SPEND_LIMIT_DAILY": raw})
+    assert "SPEND_LIMIT_DAILY" in str(info.value)

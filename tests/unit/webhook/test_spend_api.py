@@ -1,0 +1,49 @@
+"""GET /api/spend (webhook/spend_api.py): the bearer token guards it; it shows each provider's windows against its
+limits, what is reserved, and the accounting rows the ledger keeps."""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from lifecycle.keys import Keys
+from lifecycle.money import Ledger
+
+TOKEN = "api-token-0123456789abcdef"
+
+
+@pytest.fixture
+def client(fake_redis: Any) -> Any:
+    from webhook.app import create_app
+
+    settings = Settings.from_env({"API_TOKEN": TOKEN, "WEBHOOK_TOKEN": "webhook-token-0123456789",
+                                  "SPEND_LIMIT_DAILY": "5.00"})
+    return create_app(settings, redis_client=fake_redis, celery_app=None).test_client()
+
+
+def test_spend_needs_the_token(client: Any) -> None:
+    assert client.get("/api/spend").status_code == 401
+    assert client.get("/api/spend", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_spend_shows_windows_reservations_and_accounts(client: Any, fake_redis: Any) -> None:
+    ledger, now = Ledger(fake_redis, Keys()), time.time()
+    from lifecycle.money import SpendLimits
+    assert ledger.reserve("sms-activate", "r1", Decimal("0.25"), SpendLimits(daily=Decimal("5")), now=now,
+                          hold_for=600) == ""
+    for side in ledger.bought("sms-activate", "r0", "tg", 0, Decimal("0.40"), now):  # as a transition applies them
+        if side.op == "hincrby":
+            fake_redis.hincrby(side.key, side.field, side.amount)
+        elif side.op == "hset":
+            fake_redis.hset(side.key, side.field, side.value)
+        else:
+            fake_redis.hdel(side.key, side.field) if side.op == "hdel" else fake_redis.zrem(side.key, side.field)
+    body = client.get("/api/spend", headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    (prov,) = body["providers"]
+    assert prov["provider"] == "sms-activate" and prov["limit_daily"] == "5.00" and prov["limit_hourly"] is None
+    assert prov["reserved"] == "0.25" and Decimal(prov["spent_day"]) == Decimal("0.40")
+    (acct,) = body["accounts"]
+    assert (acct["service"], acct["country"], acct["charged"], acct["numbers"]) == ("tg", 0, "0.4", 1)

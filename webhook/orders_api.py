@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +18,9 @@ from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
 from flows.names import TaskName
-from lifecycle.activation import (COMMANDS, CommandConflict, OrderError, OrderRequest, OrderService, UnknownOrder,
-                                  valid_order_id)
+from lifecycle.activation import (COMMANDS, CommandConflict, Order, OrderError, OrderRequest, OrderService,
+                                  UnknownOrder, valid_order_id)
+from lifecycle.activation.machine import State
 from lifecycle.routing import Routing
 from webhook.context import current_context
 from webhook.errors import error_response, unavailable
@@ -144,6 +146,93 @@ def create_order() -> tuple[Response, int] | Response:
     if created:
         publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200
+
+
+#: GET /api/orders: orders per page, at most and by default
+LIST_MAX, LIST_DEFAULT = 200, 50
+
+
+def iso_time(at: float | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC with milliseconds (rounded, so it reads back as the stored value)."""
+    if at is None:
+        return None
+    moment = datetime.fromtimestamp(round(at, 3), tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(raw: str) -> float:
+    """ISO 8601 (``Z`` or an offset; naive means UTC) or unix seconds; ValueError otherwise."""
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def order_view(order: Order) -> dict[str, Any]:
+    """An order as listings show it: its public fields and its times in ISO 8601."""
+    times = {"created_at": order.created_at or None, "number_at": order.number_at, "code_at": order.code_at,
+             "updated_at": order.updated_at}
+    return order.public() | {k: iso_time(v) for k, v in times.items() if v is not None}
+
+
+def _list_query() -> tuple[frozenset[State], int, float | None, str | None] | dict[str, list[str]]:
+    """``state`` (repeated or comma-separated), ``limit``, ``before`` and ``before_id`` from the query, or the
+    problems."""
+    problems: dict[str, list[str]] = {}
+    wanted = [v.strip() for raw in request.args.getlist("state") for v in raw.split(",") if v.strip()]
+    known = {s.value: s for s in State}
+    if bad := [v for v in wanted if v not in known]:
+        problems["state"] = [f"unknown: {', '.join(bad)} (known: {', '.join(known)})"]
+    try:
+        limit = int(request.args.get("limit", LIST_DEFAULT))
+        if not 1 <= limit <= LIST_MAX:
+            raise ValueError
+    except ValueError:
+        problems["limit"] = [f"an integer from 1 to {LIST_MAX}"]
+        limit = LIST_DEFAULT
+    before = None
+    if request.args.get("before"):
+        try:
+            before = parse_time(request.args["before"])
+        except ValueError:
+            problems["before"] = ["an ISO 8601 time (2025-01-31T12:00:00.000Z) or unix seconds"]
+    before_id = request.args.get("before_id") or None
+    if before_id is not None and (before is None or not valid_order_id(before_id)):
+        problems["before_id"] = ["an order id, with before (the next_before_id of the previous page)"]
+    if problems:
+        return problems
+    return frozenset(known[v] for v in wanted), limit, before, before_id
+
+
+def _tied(service: OrderService, states: frozenset[State], at: float, before_id: str) -> list[Order]:
+    """Orders placed at exactly ``at`` that come after ``before_id`` newest-first (the index orders ties by id,
+    descending), so a page boundary between two orders of the same millisecond loses neither."""
+    ids: Any = service.store.redis.zrangebyscore(service.keys.orders, at, at)
+    later = sorted((i for i in ids if i < before_id), reverse=True)
+    found = service.store.get_many(later)
+    return [o for i in later if (o := found.get(i)) is not None and (not states or o.state in states)]
+
+
+@orders_api.get("/api/orders")
+def list_orders() -> tuple[Response, int] | Response:
+    """Orders newest first, optionally in some states. A full page carries ``next_before`` and
+    ``next_before_id``: pass both back as ``before`` and ``before_id`` for the next page."""
+    query = _list_query()
+    if isinstance(query, dict):
+        return error_response(400, "invalid_request", "validation failed", extra={"fields": query})
+    wanted, limit, before, before_id = query
+    service = _service()
+    orders = _tied(service, wanted, before, before_id)[:limit] if before is not None and before_id else []
+    if len(orders) < limit:
+        orders += service.recent(states=wanted, limit=limit - len(orders), before=before)
+    body: dict[str, Any] = {"orders": [order_view(o) for o in orders]}
+    if len(orders) == limit:
+        body["next_before"] = iso_time(orders[-1].created_at)
+        body["next_before_id"] = orders[-1].order_id
+    return jsonify(body)
 
 
 @orders_api.get("/api/orders/<order_id>")

@@ -2,7 +2,8 @@
 
 ``event_id`` is derived from what the event is about (order, type, and the code for ``code.received``), so a
 transition re-run by a re-delivered task, or computed twice by two racing paths, names the same event; the Lua
-compare-and-set writes it at most once, and consumers can drop a repeat by id.
+compare-and-set writes it at most once, and consumers can drop a repeat by id. Events about a provider rather than
+an order (``balance.low``, ``balance.ok``) carry no ``order_id``; their id names the provider and the crossing.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class EventType(enum.StrEnum):
     RENT_SMS = "rent.sms"
     RENT_FINISHED = "rent.finished"
     RENT_CANCELLED = "rent.cancelled"
+    BALANCE_LOW = "balance.low"
+    BALANCE_OK = "balance.ok"
 
 
 class Via(enum.StrEnum):
@@ -50,6 +53,8 @@ RENT_STARTED: Final = EventType.RENT_STARTED
 RENT_SMS: Final = EventType.RENT_SMS
 RENT_FINISHED: Final = EventType.RENT_FINISHED
 RENT_CANCELLED: Final = EventType.RENT_CANCELLED
+BALANCE_LOW: Final = EventType.BALANCE_LOW
+BALANCE_OK: Final = EventType.BALANCE_OK
 TYPES: Final = frozenset(EventType)
 VIA_WEBHOOK: Final = Via.WEBHOOK
 VIA_POLL: Final = Via.POLL
@@ -98,6 +103,16 @@ def make_event(event_type: EventType, order_id: str, now: float, *, discriminato
         raise EventError(f"unknown event type {event_type!r}") from None
     data: dict[str, Any] = {"event_id": event_id(order_id, kind.value, discriminator), "type": kind.value,
                             "order_id": order_id, "at": iso(now)}
+    data.update({k: (v.value if isinstance(v, enum.Enum) else v) for k, v in fields.items() if v is not None})
+    return EventSpec(kind, data)
+
+
+def make_provider_event(event_type: EventType, provider: str, now: float, *, discriminator: str,
+                        **fields: Any) -> EventSpec:
+    """Build an event about a provider (no order): its id is stable for (provider, type, discriminator)."""
+    kind = EventType(event_type)
+    data: dict[str, Any] = {"event_id": event_id(f"provider:{provider}", kind.value, discriminator),
+                            "type": kind.value, "provider": provider, "at": iso(now)}
     data.update({k: (v.value if isinstance(v, enum.Enum) else v) for k, v in fields.items() if v is not None})
     return EventSpec(kind, data)
 

@@ -44,15 +44,24 @@ _COUNTERS = {outcome: WEBHOOKS.labels(outcome=outcome) for outcome in OUTCOMES}
 class IngressPolicy:
     """What the ingress checks, computed once per app from the settings."""
 
-    token: TokenChecker
+    #: each provider's webhook token and its name: the token a webhook arrives on says whose it is
+    tokens: tuple[tuple[TokenChecker, str], ...]
     allowed: tuple[IPNetwork, ...]
     trusted_proxies: int
     max_bytes: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "IngressPolicy":
-        return cls(TokenChecker(settings.webhook_token), tuple(settings.webhook_allowed_ips),
-                   settings.trusted_proxies, settings.webhook_max_bytes)
+        tokens = tuple((TokenChecker(p.webhook_token), p.name) for p in settings.provider_configs if p.webhook_token)
+        return cls(tokens, tuple(settings.webhook_allowed_ips), settings.trusted_proxies, settings.webhook_max_bytes)
+
+    def provider_of(self, token: str) -> str | None:
+        """Whose webhook token ``token`` is; every token is compared (in constant time), match or not."""
+        found = None
+        for checker, name in self.tokens:
+            if checker.matches(token) and found is None:
+                found = name
+        return found
 
 
 class BodyUnreadable(Exception):
@@ -98,7 +107,8 @@ def receive(token: str) -> Response:
 
 
 def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Response, str]:
-    if not policy.token.matches(token):
+    provider = policy.provider_of(token)
+    if provider is None:
         return not_found(), "unauthorized"
 
     if policy.trusted_proxies:
@@ -131,7 +141,7 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     if not ctx.breaker.allow():
         return unavailable(), "unavailable"
     try:
-        result = ctx.inbox.append(parsed.kind, parsed.payload, parsed.fingerprint)
+        result = ctx.inbox.append(parsed.kind, parsed.payload, parsed.fingerprint, provider=provider)
     except InboxUnavailable as exc:
         log.warning("webhook not stored, answering 503: %s", type(exc.__cause__ or exc).__name__)
         ctx.breaker.failed(exc)

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 import redis
 
 from lifecycle.activation import ActivationConfig, ActivationStore, OrderService
@@ -34,7 +36,14 @@ def activation_config(settings: Settings) -> ActivationConfig:
                             auto_finish=s.auto_finish, finish_timeout=s.finish_timeout,
                             order_max_attempts=s.order_max_attempts, order_retry_delay=s.order_retry_delay,
                             buying_stale=buying_stale(s), max_numbers=s.order_max_numbers,
-                            order_timeout=s.order_timeout)
+                            order_timeout=s.order_timeout, cancel_margin=s.cancel_margin,
+                            service_timeouts=s.service_timeouts)
+
+
+def balance_low(settings: Settings, provider: str) -> Decimal | None:
+    """The low-balance threshold of ``provider``: its own PROVIDER_<N>_BALANCE_LOW, else BALANCE_LOW (None: off)."""
+    own = settings.provider_config(provider).balance_low
+    return own if own is not None else settings.balance_low
 
 
 def rent_config(settings: Settings) -> RentConfig:

@@ -30,6 +30,8 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
                                          "different for every provider)"),
     "SPEND_LIMIT_HOURLY": ((), "at most this much spent at this provider in one calendar UTC hour (its currency)"),
     "SPEND_LIMIT_DAILY": ((), "at most this much spent at this provider in one calendar UTC day (its currency)"),
+    "BALANCE_LOW": ((), "balance.low when this provider's balance falls below this (its currency), balance.ok when "
+                        "it recovers (default: BALANCE_LOW)"),
 }
 
 
@@ -53,6 +55,8 @@ class ProviderConfig:
     prefix: str = "PROVIDER_"
     #: spend limits in the provider's currency (PROVIDER_<N>_SPEND_LIMIT_*, or SPEND_LIMIT_* for the single one)
     limits: SpendLimits = SpendLimits()
+    #: the low-balance threshold of this provider (PROVIDER_<N>_BALANCE_LOW); None: BALANCE_LOW applies
+    balance_low: Decimal | None = None
 
     @property
     def base_url(self) -> str:
@@ -137,8 +141,14 @@ def load(names: tuple[str, ...], env: Mapping[str, str], *, legacy_dialect: str,
             except ValueError as exc:
                 problems.append(f"{prefix}SPEND_LIMIT_{window}: {exc}")
                 limits.append(None)
+        balance_low = None
+        if raw.get("BALANCE_LOW"):
+            try:
+                balance_low = parse_amount(raw["BALANCE_LOW"])
+            except ValueError as exc:
+                problems.append(f"{prefix}BALANCE_LOW: {exc}")
         out.append(ProviderConfig(name, dialect, raw.get("API_KEY", ""), raw.get("WEBHOOK_TOKEN", ""), prefix,
-                                  limits=SpendLimits(hourly=limits[0], daily=limits[1])))
+                                  limits=SpendLimits(hourly=limits[0], daily=limits[1]), balance_low=balance_low))
     if problems:
         raise ProviderConfigError(problems)
     return tuple(out)

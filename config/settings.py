@@ -124,6 +124,21 @@ def _parse_routing(raw: str) -> Routing:
         raise ValueError(f"expected {' or '.join(r.value for r in Routing)}, got {raw!r}") from None
 
 
+def _parse_service_timeouts(raw: str) -> tuple[tuple[str, float], ...]:
+    """``ya:2400,ig:3600``: seconds to wait for a code, per service code."""
+    out: dict[str, float] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        service, sep, seconds = item.partition(":")
+        if not sep or not service.strip():
+            raise ValueError(f"expected service:seconds pairs such as ya:2400,ig:3600, got {item!r}")
+        if service.strip() in out:
+            raise ValueError(f"service {service.strip()!r} is named twice")
+        out[service.strip()] = _parse_positive_float(seconds)
+    return tuple(out.items())
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 0 < value < 65536:
@@ -248,6 +263,14 @@ class Settings:
     early_cancel_seconds: float = setting(
         "EARLY_CANCEL_SECONDS", 120.0, parse=_parse_positive_float, roles=_WORKER,
         doc="the provider's no-cancel window after a purchase")
+    cancel_margin: float = setting(
+        "CANCEL_MARGIN", 60.0, parse=_parse_non_negative_float, roles=_WORKER,
+        doc="seconds before the provider's own free-cancel time or end of an activation (where it states them) "
+            "that otpflow stops waiting and cancels")
+    service_timeouts: tuple[tuple[str, float], ...] = setting(
+        "SERVICE_TIMEOUTS", (), parse=_parse_service_timeouts, roles=_WORKER,
+        shown_default="none (`ACTIVATION_TIMEOUT` for every service)",
+        doc="seconds to wait for a code per service, e.g. ya:2400,ig:3600 (capped by the provider's own times)")
     sweep_interval: float = setting(
         "SWEEP_INTERVAL", 5.0, parse=_parse_positive_float, roles=_BEAT, doc="beat period of the deadline sweeper")
     sweep_batch: int = setting(
@@ -347,6 +370,14 @@ class Settings:
     price_cache_ttl: float = setting(
         "PRICE_CACHE_TTL", 300.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds a provider's cached prices and stock are trusted by cheapest routing")
+    balance_check_interval: float = setting(
+        "BALANCE_CHECK_INTERVAL", 300.0, parse=_parse_positive_float, roles=("worker", "beat"),
+        doc="beat period of the balance watch (getBalance at every provider); routing trusts a balance read within "
+            "twice this")
+    balance_low: Decimal | None = setting(
+        "BALANCE_LOW", None, parse=parse_amount, roles=_WORKER, shown_default="none (off)",
+        doc="balance.low when a provider's balance falls below this (its currency), balance.ok when it recovers "
+            "(PROVIDER_<N>_BALANCE_LOW for one of PROVIDERS)")
     #: every provider, resolved from PROVIDERS and PROVIDER_<NAME>_* (or the single-provider variables); not a
     #: variable of its own, so it carries no declaration
     provider_configs: tuple[ProviderConfig, ...] = field(default=(), compare=False, repr=False)
@@ -406,8 +437,6 @@ class Settings:
         if role == "web":
             problems += _require_secret("API_TOKEN", self.api_token)
         problems += require_providers(self.provider_configs, role if role != "cli" else "")
-        if self.activation_timeout <= self.early_cancel_seconds:
-            problems.append("ACTIVATION_TIMEOUT: must be longer than EARLY_CANCEL_SECONDS")
         if self.worker_soft_shutdown_timeout >= 30:
             problems.append("WORKER_SOFT_SHUTDOWN_TIMEOUT: must be under 30 s (Heroku SIGKILLs 30 s after SIGTERM)")
         if self.downstream_queue and not self.downstream_task:

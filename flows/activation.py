@@ -16,6 +16,7 @@ from lifecycle.activation import Command, Order, State
 from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed,
                                             next_step, provider_order_id, purchase_decision)
 from lifecycle.activation.reconcile import Action, Observation, decide, observe_listed, observe_status
+from lifecycle.activation.lifetime import NO_TIMES, ProviderTimes, provider_times
 from lifecycle.activation.store import state_of
 from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
@@ -27,6 +28,7 @@ from provider import errors as perr
 from provider.errors import ErrorKind
 from provider.models import ActivationState, ActiveActivation
 
+from .balance import affordable, no_balance
 from .inbox import auto_finish
 from .names import TaskName
 from .outcomes import Outcome
@@ -109,6 +111,9 @@ def _choose(rt: Runtime, order: Order) -> Order | Outcome:
     for cand in _candidates(rt, order):
         if not rt.health.allow(cand.provider):
             blocked = True
+            continue
+        if not affordable(rt, order, cand):  # its last balance cannot pay: not asked (no NO_BALANCE collected)
+            order = no_balance(order)
             continue
         held = _reserve(rt, order, cand)
         if held is not None:
@@ -219,11 +224,12 @@ def _buy(rt: Runtime, order: Order) -> Outcome | None:
         log.error("order %s: %s charged %s over the cap %s (the dialect may ignore maxPrice)", order.order_id,
                   provider, act.cost, cap)
     return _assigned(rt, order, str(act.activation_id), str(act.phone), act.cost,
-                     act.currency if act.currency is not None else dialect.default_currency)
+                     act.currency if act.currency is not None else dialect.default_currency,
+                     times=provider_times(act, received=rt.clock()))
 
 
 def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: object,
-              currency: int | None = None) -> Outcome:
+              currency: int | None = None, times: ProviderTimes = NO_TIMES) -> Outcome:
     store = rt.activations
     provider = order.provider or rt.default_provider
     rid = provider_order_id(order)
@@ -235,7 +241,8 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
                               currency=currency if currency is not None else rt.dialect(provider).default_currency,
                               attempt=order.numbers + 1, repeated=phone in order.bad_phones,
                               side=rt.ledger.bought(provider, rid, order.service, order.country, charged,
-                                                    rt.clock()))
+                                                    rt.clock()),
+                              end_at=times.end_at, cancel_by=times.cancel_by)
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
         _replay_early(rt, provider, activation_id)

@@ -17,3 +17,4 @@ class TaskName(enum.StrEnum):
     PLACE_RENT = "otpflow.place_rent"         # rent the number of a stored rent order
     RENT_COMMAND = "otpflow.rent_command"     # a downstream rent command: finish, cancel, prolong
     REFRESH_QUOTES = "otpflow.refresh_quotes"  # read every provider's price and stock for a service and country
+    CHECK_BALANCES = "otpflow.check_balances"  # the beat's balance watch: getBalance at every provider

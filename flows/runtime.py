@@ -26,6 +26,7 @@ from lifecycle.money import Ledger
 from lifecycle.outbox.events import Event
 from lifecycle.outbox.relay import OutboxRelay
 from lifecycle.rent import RentConfig, RentService, RentStore
+from lifecycle.routing.balance import BalanceStore
 from lifecycle.routing.health import HealthConfig, ProviderHealth
 from lifecycle.routing.quotes import QuoteCache
 from provider.dialects import Dialect
@@ -100,6 +101,11 @@ class Runtime:
         return Ledger(self.redis, self.keys)
 
     @cached_property
+    def balances(self) -> BalanceStore:
+        """Every provider's last balance (the beat's balance watch writes it, routing reads it)."""
+        return BalanceStore(self.redis, self.keys, domain.outbox_config(self.settings), clock=self.clock)
+
+    @cached_property
     def quotes(self) -> QuoteCache:
         return QuoteCache(self.redis, self.keys, ttl=self.settings.price_cache_ttl)
 
@@ -156,4 +162,5 @@ class Runtime:
 
     def warm(self) -> None:
         """Build the shared services now, before threads use them (cached_property is not thread-safe)."""
-        _ = (self.activations, self.orders, self.rents, self.deadlines, self.consumer, self.health, self.quotes)
+        _ = (self.activations, self.orders, self.rents, self.deadlines, self.consumer, self.health, self.quotes,
+             self.balances)

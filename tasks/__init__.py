@@ -4,8 +4,8 @@ Importing this package registers every task as a shared task (the worker app imp
 """
 from flows.names import TaskName
 
-from . import inbox, orders, relay, rents, sweep
+from . import balance, inbox, orders, relay, rents, sweep
 
 TASK_NAMES = tuple(name.value for name in TaskName)
 
-__all__ = ["TASK_NAMES", "inbox", "orders", "relay", "rents", "sweep"]
+__all__ = ["TASK_NAMES", "balance", "inbox", "orders", "relay", "rents", "sweep"]

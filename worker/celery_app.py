@@ -75,6 +75,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # a sweep that could not run in time is useless later: drop it rather than pile them up
                 "options": {"expires": max(settings.sweep_interval * 2, 10.0)},
             },
+            "otpflow-check-balances": {
+                "task": TaskName.CHECK_BALANCES.value,
+                "schedule": settings.balance_check_interval,
+                # a late check is replaced by the next one: never a queue of them
+                "options": {"expires": max(settings.balance_check_interval, 10.0)},
+            },
         },
         "timezone": "UTC",
         "enable_utc": True,

@@ -1,7 +1,8 @@
 """When each activation-order state is next due, from the activation settings (a small config of its own).
 
 The deadline sorted set's score for an order comes from here; every number is a setting (README, Configuration)
-except the two margins, which are fixed by the provider's rules (docs/protocol.md, Timing rules).
+except the early-cancel margin, which is fixed by the provider's rules (docs/protocol.md, Timing rules). Where the
+provider states an activation's own free-cancel time or end, waiting stops CANCEL_MARGIN before them, never later.
 """
 from __future__ import annotations
 
@@ -42,17 +43,39 @@ class ActivationConfig:
     #: the order's own deadline after it was placed (ORDER_TIMEOUT): no replacement is bought after it
     order_timeout: float = 3600.0
     backoff: Backoff = field(default=PROVIDER_BACKOFF)
+    #: seconds before the provider's own free-cancel time or end of an activation that waiting stops (CANCEL_MARGIN)
+    cancel_margin: float = 60.0
+    #: seconds to wait for a code per service (SERVICE_TIMEOUTS); other services wait ``activation_timeout``
+    service_timeouts: tuple[tuple[str, float], ...] = ()
+
+    def wait_for(self, service: str | None) -> float:
+        """Seconds to wait for a first code for ``service`` (None: the shortest wait of any service)."""
+        if service is None:
+            return min([self.activation_timeout, *(s for _, s in self.service_timeouts)])
+        return dict(self.service_timeouts).get(service, self.activation_timeout)
+
+    def waiting_ends(self, service: str | None, number_at: float, *, end_at: float | None = None,
+                     cancel_by: float | None = None) -> float:
+        """When waiting for a first code stops and the number is cancelled: the service's wait after the purchase,
+        never later than CANCEL_MARGIN before the provider's own free-cancel time (a later cancel is refused, the
+        money lost) or the activation's end."""
+        return min([number_at + self.wait_for(service),
+                    *(t - self.cancel_margin for t in (cancel_by, end_at) if t is not None)])
 
     def timeout_at(self, order: Order) -> float | None:
-        """When waiting stops: cancel (waiting) or finish (waiting for a retried code, or for downstream)."""
+        """When waiting stops: cancel (waiting) or finish (waiting for a retried code, or for downstream); never
+        later than CANCEL_MARGIN before the activation's end where the provider stated it."""
         if order.state is State.WAITING and order.number_at is not None:
-            return order.number_at + self.activation_timeout
+            return self.waiting_ends(order.service, order.number_at, end_at=order.end_at, cancel_by=order.cancel_by)
         if order.state is State.WAITING_RETRY:
             base = order.retry_at or order.code_at or order.number_at or order.created_at
-            return base + self.finish_timeout
+            return self._before_end(order, base + self.finish_timeout)
         if order.state is State.CODE_RECEIVED:
-            return (order.code_at or order.updated_at or order.created_at) + self.finish_timeout
+            return self._before_end(order, (order.code_at or order.updated_at or order.created_at) + self.finish_timeout)
         return None
+
+    def _before_end(self, order: Order, due: float) -> float:
+        return min(due, order.end_at - self.cancel_margin) if order.end_at is not None else due
 
     def first_poll_at(self, order: Order) -> float:
         base = order.retry_at if order.state is State.WAITING_RETRY and order.retry_at else order.number_at

@@ -53,6 +53,8 @@ F_MAX_NUMBERS = "max_numbers"  # how many numbers this order may buy (ORDER_MAX_
 F_BAD_PHONES = "bad_phones"    # numbers that failed for this order (comma list): never taken again
 F_UNTIL = "until"              # the order's own deadline: no replacement is bought after it
 F_FAILED_AT = "failed_at"      # providers whose numbers failed for this order (comma list): tried last
+F_END_AT = "end_at"            # the current number's end, as the provider stated it (unix time on our clock)
+F_CANCEL_BY = "cancel_by"      # the current number's last free-cancel moment, as the provider stated it
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class Order:
     bad_phones: frozenset[str] = frozenset()
     until: float | None = None
     failed_at: tuple[str, ...] = ()
+    #: the provider's own end and last free-cancel moment of the current number (None: it did not say)
+    end_at: float | None = None
+    cancel_by: float | None = None
     history_raw: str = field(default="", repr=False)
 
     @classmethod
@@ -194,6 +199,7 @@ class Order:
             bad_phones=frozenset(p for p in rec.get(F_BAD_PHONES, "").split(",") if p),
             until=_float(rec.get(F_UNTIL)),
             failed_at=tuple(p for p in rec.get(F_FAILED_AT, "").split(",") if p),
+            end_at=_float(rec.get(F_END_AT)), cancel_by=_float(rec.get(F_CANCEL_BY)),
             history_raw=rec.get(F_HISTORY, ""),
         )
 

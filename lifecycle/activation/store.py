@@ -17,6 +17,7 @@ from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
+from .record import F_CANCEL_BY, F_END_AT
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
                      F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
@@ -106,11 +107,16 @@ class ActivationStore:
 
     def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
                       cost: str | None = None, currency: int | None = None, attempt: int = 1,
-                      repeated: bool = False, side: tuple[Side, ...] = ()) -> Result[State]:
+                      repeated: bool = False, side: tuple[Side, ...] = (), end_at: float | None = None,
+                      cancel_by: float | None = None) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
-        number of the order it is, and what it cost as the provider said) and the activation index."""
+        number of the order it is, and what it cost as the provider said) and the activation index.
+
+        ``end_at`` / ``cancel_by``: the activation's own end and last free-cancel moment as the provider stated
+        them (unix times on our clock); waiting stops CANCEL_MARGIN before them, never later."""
         now = self.clock()
-        due = now + min(self.config.poll_after, self.config.activation_timeout)
+        due = min(now + self.config.poll_after,
+                  self.config.waiting_ends(None, now, end_at=end_at, cancel_by=cancel_by))
         event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, discriminator=external(provider, activation_id),
                            activation_id=activation_id, phone=phone, provider=provider, attempt=attempt, cost=cost,
                            currency=currency, repeated=True if repeated else None)
@@ -119,7 +125,9 @@ class ActivationStore:
             set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now),
                  F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt),
                  # a number that already failed for this order is not used: it is replaced as soon as it may be
-                 F_CMD: Command.REPLACE.value if repeated else None},
+                 F_CMD: Command.REPLACE.value if repeated else None,
+                 F_END_AT: None if end_at is None else ts(end_at),
+                 F_CANCEL_BY: None if cancel_by is None else ts(cancel_by)},
             delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
@@ -217,7 +225,7 @@ class ActivationStore:
             set={F_BAD_PHONES: ",".join(sorted(phones)), F_REASON: reason,
                  F_FAILED_AT: ",".join(dict.fromkeys([*failed_at, *([provider] if provider else [])]))},
             delete=(F_AID, F_PHONE, F_COST, F_CURRENCY, F_NUMBER_AT, F_CODE, F_CODES, F_CODE_AT, F_VIA, F_RETRY_AT,
-                    F_CMD, F_FAILS, F_PROVIDER, F_INFLIGHT, F_SKIP),
+                    F_CMD, F_FAILS, F_PROVIDER, F_INFLIGHT, F_SKIP, F_END_AT, F_CANCEL_BY),
             deadline=now, events=(event,), ref=self._ref(order_id, provider, activation_id), retire_ref=True,
             hist=f"replaced:{reason}", side=side), now=now)
 

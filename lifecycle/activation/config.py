@@ -71,7 +71,8 @@ class ActivationConfig:
             base = order.retry_at or order.code_at or order.number_at or order.created_at
             return self._before_end(order, base + self.finish_timeout)
         if order.state is State.CODE_RECEIVED:
-            return self._before_end(order, (order.code_at or order.updated_at or order.created_at) + self.finish_timeout)
+            base = order.code_at or order.updated_at or order.created_at
+            return self._before_end(order, base + self.finish_timeout)
         return None
 
     def _before_end(self, order: Order, due: float) -> float:

@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app.register_blueprint(orders_api)
     app.register_blueprint(rents_api)
     app.register_blueprint(spend_api)
+    from webhook.dashboard import dashboard  # the operator's page (webhook/dashboard.py)
+
+    app.register_blueprint(dashboard)
     return app
 
 

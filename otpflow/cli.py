@@ -78,6 +78,12 @@ def _provider(args: argparse.Namespace) -> int:
     return provider_call(args.action, args.params)
 
 
+def _spend(args: argparse.Namespace) -> int:
+    from otpflow.spend import show_spend
+
+    return show_spend(as_json=args.json)
+
+
 def _config(args: argparse.Namespace) -> int:
     from otpflow.commands import show_config
 
@@ -171,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action")
     p.add_argument("params", nargs="*", metavar="key=value")
     p.set_defaults(func=_provider)
+
+    p = sub.add_parser("spend", help="spend this UTC hour and day against the limits, reserved, and the accounting")
+    p.add_argument("--json", action="store_true", help="the report as JSON (as GET /api/spend)")
+    p.set_defaults(func=_spend)
 
     p = sub.add_parser("config", help="print the effective settings (secrets masked) and check them for a role")
     p.add_argument("--check", choices=(*ROLES, EVERY_ROLE), default=None,

@@ -143,9 +143,10 @@ class Ledger:
         providers = []
         for name, lim in limits.items():
             hour, day = self.spent(name, now)
-            providers.append({"provider": name, "hour": hour_of(now), "spent_hour": str(hour),
+            at = time.gmtime(now)
+            providers.append({"provider": name, "hour": time.strftime("%Y-%m-%dT%H:00Z", at), "spent_hour": str(hour),
                               "limit_hourly": None if lim.hourly is None else str(lim.hourly),
-                              "day": day_of(now), "spent_day": str(day),
+                              "day": time.strftime("%Y-%m-%d", at), "spent_day": str(day),
                               "limit_daily": None if lim.daily is None else str(lim.daily),
                               "reserved": str(self.reserved_total(name))})
         return {"providers": providers, "accounts": self.accounts()}

@@ -263,3 +263,34 @@ def test_sigkill_mid_purchase_on_the_second_provider_buys_nothing_twice(own_redi
         assert [k for k, _ in pipe.events(order_id)].count("number.assigned") == 1
     finally:
         pipe.stop()
+
+
+def test_sigkill_while_holding_a_reservation_neither_leaks_nor_overspends(own_redis: EmbeddedRedis,
+                                                                         tmp_path: Path) -> None:
+    """A daily limit that pays for two numbers; the first purchase's worker is SIGKILLed inside the call, holding
+    its reservation. The re-delivered purchase settles that reservation (nothing stays held), exactly one more
+    number fits, the third order fails budget_exceeded, and our books equal the sandbox's to the cent."""
+    env = {**CHAOS_ENV, "SPEND_LIMIT_DAILY": "1.00", "MAX_PRICE": "0.50", "ACTIVATION_TIMEOUT": "600"}
+    pipe = Pipeline(redis_url=own_redis.url, log_dir=tmp_path, extra_env=env)
+    try:
+        pipe.start()
+        pipe.control("catalogue", {"service": "tg", "country": 0, "price": "0.50", "count": 50})
+        hang_next_provider_call(pipe)
+        first = pipe.order("tg")
+        wait_inside_purchase(pipe, "activations")
+        for child in pool_children(pipe.processes["worker"].pid):
+            child.send_signal(signal.SIGKILL)
+        pipe.control("settings", {"fail_mode": None})
+        pipe.wait_event(first, "number.assigned", timeout=90)
+        second, third = pipe.order("tg"), pipe.order("tg")
+        pipe.wait_event(second, "number.assigned", timeout=60)
+        assert pipe.wait_event(third, "order.failed", timeout=60)["reason"] == "budget_exceeded"
+        assert len(sandbox_activations(pipe)) == 2
+        report = pipe.api("GET", "/api/spend").json()
+        (window,) = report["providers"]
+        charged = -sum(float(e["amount"]) for e in pipe.sandbox_state()["ledger"] if e["kind"] == "charge")
+        assert float(window["spent_day"]) == charged == 1.0 and float(window["reserved"]) == 0
+        (acct,) = report["accounts"]
+        assert float(acct["charged"]) == charged and acct["numbers"] == 2
+    finally:
+        pipe.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from config.settings import Settings
 from lifecycle.keys import Keys
-from lifecycle.money import Ledger
+from lifecycle.money import Ledger, SpendLimits
 
 TOKEN = "api-token-0123456789abcdef"
 
@@ -31,7 +31,6 @@ def test_spend_needs_the_token(client: Any) -> None:
 
 def test_spend_shows_windows_reservations_and_accounts(client: Any, fake_redis: Any) -> None:
     ledger, now = Ledger(fake_redis, Keys()), time.time()
-    from lifecycle.money import SpendLimits
     assert ledger.reserve("sms-activate", "r1", Decimal("0.25"), SpendLimits(daily=Decimal("5")), now=now,
                           hold_for=600) == ""
     for side in ledger.bought("sms-activate", "r0", "tg", 0, Decimal("0.40"), now):  # as a transition applies them
@@ -47,3 +46,31 @@ def test_spend_shows_windows_reservations_and_accounts(client: Any, fake_redis: 
     assert prov["reserved"] == "0.25" and Decimal(prov["spent_day"]) == Decimal("0.40")
     (acct,) = body["accounts"]
     assert (acct["service"], acct["country"], acct["charged"], acct["numbers"]) == ("tg", 0, "0.4", 1)
+
+
+def test_otpflow_spend_prints_the_same_report(fake_redis: Any, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from otpflow import cli, spend
+
+    monkeypatch.setattr(spend, "make_redis", lambda settings: fake_redis)
+    monkeypatch.setenv("SPEND_LIMIT_HOURLY", "1.5")
+    Ledger(fake_redis, Keys()).reserve("sms-activate", "r1", Decimal("0.5"), SpendLimits(hourly=Decimal("1.5")),
+                                       now=time.time(), hold_for=600)
+    assert cli.main(["spend", "--json"]) == 0
+    (prov,) = json.loads(capsys.readouterr().out)["providers"]
+    assert prov["limit_hourly"] == "1.5" and prov["reserved"] == "0.5"
+    assert cli.main(["spend"]) == 0
+    out = capsys.readouterr().out
+    assert "sms-activate" in out and "no purchases yet" in out
+
+
+def test_otpflow_spend_names_a_bad_setting_without_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from otpflow import cli
+
+    monkeypatch.setenv("SPEND_LIMIT_DAILY", "lots")
+    assert cli.main(["spend"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "  - SPEND_LIMIT_DAILY: expected an amount" in err

@@ -323,14 +323,33 @@ def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
     """continueRentNumber, sent at most once per command (claimed by a field-level CAS first)."""
     hours = order.command_hours or 4
     rent_id = order.rent_id or ""
+    provider = order.provider or rt.default_provider
+    client = rt.provider_for(order.provider)
+    try:  # its price first (a read): checked against the spend limits and reserved before the purchase
+        report.call("getContinueRentPriceNumber")
+        quote = client.get_continue_rent_price_number(rent_id, rent_time=hours)
+    except perr.ProviderError as exc:
+        return _refused(rt, order, "price_unknown" if exc.transient else exc.label)
+    rid = f"{order.order_id}-prolong-{order.command_at or 0:.0f}"
+    limits = rt.settings.provider_config(provider).limits
+    if limits.any:
+        if quote.price is None:
+            return _refused(rt, order, "price_unknown")
+        over = rt.ledger.reserve(provider, rid, quote.price, limits, now=rt.clock(),
+                                 hold_for=3 * rt.rent_config.buying_stale)
+        if over:
+            log.info("rent order %s: prolonging for %s is over the %s limit", order.order_id, quote.price, over)
+            return _refused(rt, order, "budget_exceeded")
     if not rt.rents.mark_prolonging(order.order_id, order.state).ok:
         return Outcome.CLAIMED
     try:
         report.call("continueRentNumber")
-        rent = rt.provider_for(order.provider).continue_rent_number(rent_id, rent_time=hours)
+        rent = client.continue_rent_number(rent_id, rent_time=hours)
     except perr.ProviderError as exc:
         # A purchase: an ambiguous failure is not repeated; downstream may ask again (GET shows the error).
         never_sent = getattr(exc, "possibly_processed", None) is False
+        if not exc.transient or never_sent:
+            rt.ledger.release(provider, rid)  # refused: nothing charged (an ambiguous one's reservation expires)
         error = exc.label if not exc.transient or never_sent else "prolong_unconfirmed"
         return _refused(rt, replace(order, command=PROLONGING), error)
     now = rt.clock()
@@ -338,8 +357,12 @@ def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
         base = max(order.end_at or now, now)
         end_at = rent_end_at(rent.end_date, base, hours) if getattr(rent.end_date, "tzinfo", None) \
             else base + hours * 3600
-        rt.rents.prolonged(order.order_id, end_date=_end_text(rent.end_date), end_at=end_at)
+        rt.rents.prolonged(order.order_id, rent_id=rent_id, provider=provider, hours=hours,
+                           end_date=_end_text(rent.end_date), end_at=end_at,
+                           cost=None if quote.price is None else str(quote.price), currency=quote.currency,
+                           side=rt.ledger.charged(provider, rid, order.service, order.country, quote.price, now))
         return Outcome.PROLONGED
+    rt.ledger.release(provider, rid)  # a re-order: charged as a new rent (not yet in the books)
     if order.state is RentState.ACTIVE:   # the provider had already ended it: a re-order under a new id
         rt.rents.finish(order.order_id, reason="provider_finished", rent_id=order.rent_id, keep_command=True)
     res = rt.rents.reordered(order.order_id, provider=order.provider or rt.default_provider,

@@ -18,7 +18,8 @@ def _row(cells: list[object], widths: list[int]) -> str:
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    widths = [max(len(str("-" if r[i] is None else r[i])) for r in [header, *rows]) for i in range(len(header))]
+    every: list[list[object]] = [list(header), *rows]
+    widths = [max(len(str("-" if r[i] is None else r[i])) for r in every) for i in range(len(header))]
     return [_row(list(header), widths), *(_row(r, widths) for r in rows)]
 
 

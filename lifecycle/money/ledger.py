@@ -110,11 +110,16 @@ class Ledger:
     def bought(self, provider: str, rid: str, service: str, country: int | None, cost: Decimal | None,
                at: float) -> tuple[Side, ...]:
         """With ``number.assigned``: settle the reservation to the charged cost, count the number."""
-        charged = micros(cost)
+        acct = self.keys.accounting(provider, service, country)
+        return (*self.charged(provider, rid, service, country, cost, at), Side("hincrby", acct, "numbers", 1))
+
+    def charged(self, provider: str, rid: str, service: str, country: int | None, cost: Decimal | None,
+                at: float) -> tuple[Side, ...]:
+        """A charge (a purchase, or a rent's prolongation): settle its reservation to what was charged."""
+        amount = micros(cost)
         acct = self.keys.accounting(provider, service, country)
         return (Side("zrem", self.keys.reservations(provider), rid), Side("hdel", self.keys.reserved(provider), rid),
-                *self._windows(provider, at, charged),
-                Side("hincrby", acct, "charged", charged), Side("hincrby", acct, "numbers", 1))
+                *self._windows(provider, at, amount), Side("hincrby", acct, "charged", amount))
 
     def refunded(self, provider: str, service: str, country: int | None, cost: Decimal | None,
                  bought_at: float) -> tuple[Side, ...]:

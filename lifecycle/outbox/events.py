@@ -29,6 +29,7 @@ class EventType(enum.StrEnum):
     RENT_SMS = "rent.sms"
     RENT_FINISHED = "rent.finished"
     RENT_CANCELLED = "rent.cancelled"
+    RENT_PROLONGED = "rent.prolonged"
     BALANCE_LOW = "balance.low"
     BALANCE_OK = "balance.ok"
 
@@ -53,6 +54,7 @@ RENT_STARTED: Final = EventType.RENT_STARTED
 RENT_SMS: Final = EventType.RENT_SMS
 RENT_FINISHED: Final = EventType.RENT_FINISHED
 RENT_CANCELLED: Final = EventType.RENT_CANCELLED
+RENT_PROLONGED: Final = EventType.RENT_PROLONGED
 BALANCE_LOW: Final = EventType.BALANCE_LOW
 BALANCE_OK: Final = EventType.BALANCE_OK
 TYPES: Final = frozenset(EventType)

@@ -11,7 +11,7 @@ from typing import Any, Iterable, cast
 
 import redis
 
-from ..cas import Change, Records, RecordKind, Result, states
+from ..cas import Change, Records, RecordKind, Result, Side, states
 from ..clock import Clock, system_clock, ts
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
@@ -176,13 +176,19 @@ class RentStore:
                                            set={R_CMD: RentCommand.PROLONGING, R_CMD_AT: ts(now)},
                                            deadline=now + self.config.buying_stale), now=now)
 
-    def prolonged(self, order_id: str, *, end_date: str | None, end_at: float) -> Result[RentState]:
-        """Same rent id, later end: no state change, no event type for it (GET shows the new end)."""
+    def prolonged(self, order_id: str, *, rent_id: str, provider: str, hours: int, end_date: str | None,
+                  end_at: float, cost: str | None = None, currency: int | None = None,
+                  side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """Same rent id, later end: rent.prolonged with its cost, and the books (``side``), in one step."""
         now = self.clock()
+        event = make_event(EventType.RENT_PROLONGED, order_id, now, discriminator=f"{rent_id}:{end_at:.0f}",
+                           rent_id=rent_id, provider=provider, hours=hours, end_date=end_date, cost=cost,
+                           currency=currency)
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), match={R_CMD: RentCommand.PROLONGING.value},
             set={R_END: end_date, R_END_AT: ts(end_at)}, delete=(R_CMD, R_CMD_HOURS, R_CMD_AT),
-            deadline=min(now + self.config.poll_interval, end_at), hist="prolonged"), now=now)
+            deadline=min(now + self.config.poll_interval, end_at), hist="prolonged", events=(event,), side=side),
+            now=now)
 
     def reordered(self, order_id: str, *, provider: str, old_rent_id: str | None, previous: tuple[str, ...],
                   rent_id: str, phone: str, end_date: str | None, end_at: float) -> Result[RentState]:

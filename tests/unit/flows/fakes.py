@@ -219,6 +219,17 @@ class FakeRentProvider(FakeProvider):
         self._enter("get_rent_list")
         return [RentListItem(r.rent_id, r.phone) for r in self.rents.values() if r.state == "ACTIVE"]
 
+    #: what a prolongation of 4 hours costs (getContinueRentPriceNumber scales it by the hours)
+    prolong_price_4h = Decimal("1.50")
+
+    def get_continue_rent_price_number(self, rent_id: str, rent_time: int, **_: Any) -> Any:
+        from provider.models import RentPrice
+
+        self._enter("get_continue_rent_price_number", rent_id, rent_time)
+        if str(rent_id) not in self.rents:
+            raise perr.ProviderError("NO_ID_RENT")
+        return RentPrice(price=self.prolong_price_4h * rent_time / 4, currency=840, hours=rent_time)
+
     def continue_rent_number(self, rent_id: str, rent_time: int | None = None, **_: Any) -> Any:
         from provider.models import Rent
 

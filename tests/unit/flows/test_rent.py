@@ -3,6 +3,7 @@ rent.sms once whether by webhook or poll, ends, commands and prolongation."""
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -191,6 +192,25 @@ def test_prolong_active_same_id(rt: Runtime, provider: FakeRentProvider) -> None
     assert provider.count("continue_rent_number") == 1
     order = rt.rents.get("r1")
     assert order.rent_id == rid and order.end_at == end + 12 * 3600
+
+
+LIMITED = Settings(auto_finish=False, poll_after=30.0, poll_interval=15.0, public_url="https://otp.example",
+                   webhook_token="wh-secret-token-0123456789", spend_limit_daily=Decimal("5.00"))
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_prolong_checks_its_price_against_the_limits_and_emits_its_cost(rt: Runtime, provider: FakeRentProvider,
+                                                                        clock: FakeClock) -> None:
+    rid = rented(rt)
+    rt.rent_orders.request("r1", "prolong", hours=12)                # 4.50: fits
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "prolonged"
+    (prolonged,) = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_PROLONGED]
+    assert prolonged["rent_id"] == rid and prolonged["cost"] == "4.50" and prolonged["hours"] == 12
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("4.50")
+    rt.rent_orders.request("r1", "prolong", hours=4)                 # 1.50 more: over the day's 5.00
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "refused"
+    assert rt.rents.get("r1").command_error == "budget_exceeded"
+    assert provider.count("continue_rent_number") == 1 and rt.ledger.reserved_total("sms-activate") == 0
 
 
 def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:

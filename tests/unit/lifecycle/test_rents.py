@@ -136,7 +136,8 @@ def test_prolong_claim_is_a_field_cas(rents: RentService, clock: FakeClock) -> N
     assert rents.store.mark_prolonging("r1", RentState.ACTIVE).ok
     assert not rents.store.mark_prolonging("r1", RentState.ACTIVE).ok   # a second delivery cannot claim it again
     end = rents.get("r1").end_at
-    assert rents.store.prolonged("r1", end_date=None, end_at=end + 4 * 3600).ok
+    assert rents.store.prolonged("r1", rent_id="R1", provider="sms-activate", hours=4, end_date=None,
+                                 end_at=end + 4 * 3600).ok
     order = rents.get("r1")
     assert order.end_at == end + 4 * 3600 and order.command is None
 

@@ -63,13 +63,45 @@ def _status(args: argparse.Namespace) -> int:
 def _command(args: argparse.Namespace) -> int:
     from otpflow.commands import send_command
 
-    return send_command(args.order_id, args.name)
+    return send_command(args.order_id, args.name, hours=args.hours)
 
 
 def _events(args: argparse.Namespace) -> int:
     from otpflow.commands import follow_events
 
-    return follow_events(start=args.start, follow=args.follow, count=args.count, order_id=args.order_id)
+    return follow_events(start=args.start, follow=args.follow, count=args.count, order_id=args.order_id,
+                         as_table=args.table, group=args.group, consumer=args.consumer)
+
+
+def _orders(args: argparse.Namespace) -> int:
+    from otpflow.commands import list_orders
+
+    return list_orders(states=args.state, limit=args.limit, as_json=args.json)
+
+
+def _balance(args: argparse.Namespace) -> int:
+    from otpflow.commands import balance
+
+    return balance(provider=args.provider, as_json=args.json)
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from otpflow.commands import prices
+
+    return prices(service=args.service, country=args.country, provider=args.provider, limit=args.limit,
+                  as_json=args.json)
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    from otpflow.dead_letters import run
+
+    return run(args.action, args.ids, limit=args.limit, replay_all=args.all, yes=args.yes, as_json=args.json)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from otpflow.doctor import run
+
+    return run(skip_providers=args.no_providers, skip_public=args.no_public_url)
 
 
 def _provider(args: argparse.Namespace) -> int:
@@ -157,21 +189,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order-id", default=None, help="idempotency key (default: a new uuid)")
     p.set_defaults(func=_rent)
 
-    p = sub.add_parser("status", help="show an order's state and history")
+    p = sub.add_parser("status", help="show an order's or a rent's state and history")
     p.add_argument("order_id")
     p.set_defaults(func=_status)
 
-    p = sub.add_parser("command", help="send a downstream command to an order: finish, retry, cancel or replace")
+    p = sub.add_parser("command", help="send a downstream command: finish, retry, cancel or replace an order; "
+                                       "finish, cancel or prolong a rent")
     p.add_argument("order_id")
-    p.add_argument("name", choices=("finish", "retry", "cancel", "replace"))
+    p.add_argument("name", choices=("finish", "retry", "cancel", "replace", "prolong"))
+    p.add_argument("--hours", type=int, default=None, help="prolong: rent_time in hours")
     p.set_defaults(func=_command)
 
-    p = sub.add_parser("events", help="print the downstream event stream (JSON lines)")
+    p = sub.add_parser("orders", help="list orders, newest first (GET /api/orders)")
+    p.add_argument("--state", action="append", default=[], help="only orders in this state (repeat, or a comma list)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_orders)
+
+    p = sub.add_parser("events", help="print the downstream event stream (JSON lines, or a table)")
     p.add_argument("--from", dest="start", default="0", help="stream id to start after (0 = beginning, $ = new only)")
     p.add_argument("--follow", "-f", action="store_true", help="keep waiting for new events")
     p.add_argument("--count", type=int, default=None, help="stop after this many events")
     p.add_argument("--order-id", default=None, help="only this order's events")
+    p.add_argument("--table", action="store_true", help="aligned columns: time, type, order, detail")
+    p.add_argument("--group", default=None, metavar="NAME",
+                   help="read through this consumer group (created at --from if missing), acknowledging each event")
+    p.add_argument("--consumer", default=None, help="consumer name within --group (default: host and pid)")
     p.set_defaults(func=_events)
+
+    p = sub.add_parser("balance", help="each provider's balance (getBalance; never buys)")
+    p.add_argument("--provider", default=None, help="only this provider (a name from PROVIDERS)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_balance)
+
+    p = sub.add_parser("prices", help="what SERVICE costs at every provider, cheapest first")
+    p.add_argument("service")
+    p.add_argument("--country", default=None)
+    p.add_argument("--provider", default=None, help="only this provider")
+    p.add_argument("--limit", type=int, default=20, help="rows shown (default 20)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_prices)
+
+    p = sub.add_parser("dead-letters", help="webhooks that could not be stored: list, show ID, replay ID|--all, "
+                                            "purge --yes")
+    p.add_argument("action", choices=("list", "show", "replay", "purge"))
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--all", action="store_true", help="replay: every dead letter")
+    p.add_argument("--yes", action="store_true", help="purge: really delete them all")
+    p.add_argument("--limit", type=int, default=50, help="list: how many, newest first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_dead_letters)
+
+    p = sub.add_parser("doctor", help="check configuration, Redis, providers, PUBLIC_URL and heartbeats; each "
+                                      "problem with its fix")
+    p.add_argument("--no-providers", action="store_true", help="do not call the providers")
+    p.add_argument("--no-public-url", action="store_true", help="do not call PUBLIC_URL")
+    p.set_defaults(func=_doctor)
 
     p = sub.add_parser("provider", help="raw handler_api call: otpflow provider getBalance, otpflow provider getStatus id=123")
     p.add_argument("action")
@@ -200,6 +273,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from otpflow.commands import explain
+
+        known = explain(exc)
+        if known is None:
+            raise
+        code, line = known
+        print(f"otpflow {args.cmd}: {line}", file=sys.stderr)
+        return int(code)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,9 @@ def ledger(settings: Settings, client: redis.Redis) -> Ledger:
 def spend_limits(settings: Settings) -> dict[str, SpendLimits]:
     """Every configured provider's spend limits, by name, in the order of PROVIDERS."""
     return {cfg.name: cfg.limits for cfg in settings.provider_configs}
+
+
+def max_active(settings: Settings, provider: str) -> int | None:
+    """How many numbers may be open at ``provider`` at once: its PROVIDER_<N>_MAX_ACTIVE, else MAX_ACTIVE."""
+    own = settings.provider_config(provider).max_active
+    return own if own is not None else settings.max_active

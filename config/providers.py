@@ -32,6 +32,8 @@ TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
     "SPEND_LIMIT_DAILY": ((), "at most this much spent at this provider in one calendar UTC day (its currency)"),
     "BALANCE_LOW": ((), "balance.low when this provider's balance falls below this (its currency), balance.ok when "
                         "it recovers (default: BALANCE_LOW)"),
+    "MAX_ACTIVE": ((), "at most this many numbers open (bought, not yet finished or cancelled) at this provider at "
+                       "once (default: MAX_ACTIVE)"),
 }
 
 
@@ -57,6 +59,8 @@ class ProviderConfig:
     limits: SpendLimits = SpendLimits()
     #: the low-balance threshold of this provider (PROVIDER_<N>_BALANCE_LOW); None: BALANCE_LOW applies
     balance_low: Decimal | None = None
+    #: at most this many numbers open at this provider at once (PROVIDER_<N>_MAX_ACTIVE); None: MAX_ACTIVE applies
+    max_active: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -84,6 +88,17 @@ def parse_names(raw: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError("a provider is named twice")
     return names
+
+
+def parse_count(raw: str) -> int:
+    """A count of at least 1 (``MAX_ACTIVE``)."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number of at least 1, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {raw!r}")
+    return value
 
 
 def parse_amount(raw: str) -> Decimal:
@@ -147,8 +162,15 @@ def load(names: tuple[str, ...], env: Mapping[str, str], *, legacy_dialect: str,
                 balance_low = parse_amount(raw["BALANCE_LOW"])
             except ValueError as exc:
                 problems.append(f"{prefix}BALANCE_LOW: {exc}")
+        max_active = None
+        if raw.get("MAX_ACTIVE"):
+            try:
+                max_active = parse_count(raw["MAX_ACTIVE"])
+            except ValueError as exc:
+                problems.append(f"{prefix}MAX_ACTIVE: {exc}")
         out.append(ProviderConfig(name, dialect, raw.get("API_KEY", ""), raw.get("WEBHOOK_TOKEN", ""), prefix,
-                                  limits=SpendLimits(hourly=limits[0], daily=limits[1]), balance_low=balance_low))
+                                  limits=SpendLimits(hourly=limits[0], daily=limits[1]), balance_low=balance_low,
+                                  max_active=max_active))
     if problems:
         raise ProviderConfigError(problems)
     return tuple(out)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from lifecycle.money import SpendLimits
 from lifecycle.routing import Routing
 
-from .providers import ProviderConfig, ProviderConfigError, parse_amount, parse_names
+from .providers import ProviderConfig, ProviderConfigError, parse_amount, parse_count, parse_names
 from .providers import load as load_providers
 from .providers import require as require_providers
 
@@ -378,6 +378,10 @@ class Settings:
         "BALANCE_LOW", None, parse=parse_amount, roles=_WORKER, shown_default="none (off)",
         doc="balance.low when a provider's balance falls below this (its currency), balance.ok when it recovers "
             "(PROVIDER_<N>_BALANCE_LOW for one of PROVIDERS)")
+    max_active: int | None = setting(
+        "MAX_ACTIVE", None, parse=parse_count, roles=_WORKER, shown_default="none",
+        doc="at most this many numbers open at once at each provider (PROVIDER_<N>_MAX_ACTIVE for one of PROVIDERS); "
+            "further orders wait in Redis or go to another provider")
     #: every provider, resolved from PROVIDERS and PROVIDER_<NAME>_* (or the single-provider variables); not a
     #: variable of its own, so it carries no declaration
     provider_configs: tuple[ProviderConfig, ...] = field(default=(), compare=False, repr=False)

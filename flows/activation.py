@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Iterable, Mapping, cast
 
+from config import domain
 from lifecycle.activation import Command, Order, State
 from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed,
                                             next_step, provider_order_id, purchase_decision)
@@ -105,9 +106,10 @@ def _schedule_quotes(rt: Runtime, order: Order) -> None:
 
 
 def _choose(rt: Runtime, order: Order) -> Order | Outcome:
-    """Record the next candidate whose provider is up and whose spend limits leave room for this purchase
-    (its price reserved first), before its request is sent; or end this attempt."""
-    blocked = over_budget = unpriced = False
+    """Record the next candidate whose provider is up, has a free slot (MAX_ACTIVE) and whose spend limits leave
+    room for this purchase (slot claimed and price reserved first), before its request is sent; or end this
+    attempt."""
+    blocked = over_budget = unpriced = full = False
     for cand in _candidates(rt, order):
         if not rt.health.allow(cand.provider):
             blocked = True
@@ -115,18 +117,40 @@ def _choose(rt: Runtime, order: Order) -> Order | Outcome:
         if not affordable(rt, order, cand):  # its last balance cannot pay: not asked (no NO_BALANCE collected)
             order = no_balance(order)
             continue
+        if not _claim_slot(rt, order, cand.provider):
+            full = True
+            continue
         held = _reserve(rt, order, cand)
         if held is not None:
+            rt.capacity.release(cand.provider, order.order_id)
             over_budget |= held == "budget"
             unpriced |= held == "unpriced"
             continue
         res = rt.activations.choose_provider(order.order_id, provider=cand.provider, country=cand.country,
                                              calls=order.calls + 1)
         if not res.ok:
-            rt.ledger.release(cand.provider, _rid(order, order.calls + 1))
+            _release(rt, order, cand.provider, _rid(order, order.calls + 1))
             return Outcome.STALE
         return rt.activations.get(order.order_id) or order
-    return _attempt_exhausted(rt, order, blocked=blocked, over_budget=over_budget, unpriced=unpriced)
+    return _attempt_exhausted(rt, order, blocked=blocked, over_budget=over_budget, unpriced=unpriced, full=full)
+
+
+def _claim_slot(rt: Runtime, order: Order, provider: str) -> bool:
+    """A slot among the provider's MAX_ACTIVE open numbers (always, when it has no such limit)."""
+    limit = domain.max_active(rt.settings, provider)
+    if limit is None:
+        return True
+    if rt.capacity.claim(provider, order.order_id, limit, now=rt.clock(),
+                         hold_for=3 * rt.activation_config.buying_stale):
+        return True
+    log.info("order %s: %s has its %d numbers open; not asked", order.order_id, provider, limit)
+    return False
+
+
+def _release(rt: Runtime, order: Order, provider: str, poid: str) -> None:
+    """Nothing was bought: the purchase's reservation and its slot come back."""
+    rt.ledger.release(provider, poid)
+    rt.capacity.release(provider, order.order_id)
 
 
 def _rid(order: Order, calls: int) -> str:
@@ -163,7 +187,7 @@ def _reserve(rt: Runtime, order: Order, cand: Candidate) -> str | None:
 
 
 def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool, over_budget: bool = False,
-                       unpriced: bool = False) -> Outcome:
+                       unpriced: bool = False, full: bool = False) -> Outcome:
     """No candidate is left for this attempt: wait for a provider to come back, try again later (stock may
     return, prices be read), or fail with the reason the last refusal gave (``budget_exceeded`` when only the
     spend limits stood in the way: nothing was bought)."""
@@ -172,6 +196,13 @@ def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool, over_budget:
     kinds = {k.split("=", 1)[1] for k in order.skip if "=" in k}
     if unpriced and not kinds & _MAY_CHANGE:
         store.purchase_backoff(order.order_id, reason="price_unknown", delay=config.order_retry_delay)
+        return Outcome.BACKOFF
+    if full and not kinds & _MAY_CHANGE:  # waits in Redis (its deadline) until a number there ends
+        until = order.until if order.until is not None else order.created_at + config.order_timeout
+        if rt.clock() >= until:
+            store.fail(order.order_id, reason="providers_full")
+            return Outcome.FAILED
+        store.purchase_backoff(order.order_id, reason="providers_full", delay=config.order_retry_delay, sent=False)
         return Outcome.BACKOFF
     if over_budget and not blocked and not kinds & _MAY_CHANGE:
         store.fail(order.order_id, reason="budget_exceeded")
@@ -240,8 +271,8 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
                               cost=None if cost is None else str(cost),
                               currency=currency if currency is not None else rt.dialect(provider).default_currency,
                               attempt=order.numbers + 1, repeated=phone in order.bad_phones,
-                              side=rt.ledger.bought(provider, rid, order.service, order.country, charged,
-                                                    rt.clock()),
+                              side=(*rt.ledger.bought(provider, rid, order.service, order.country, charged,
+                                                      rt.clock()), rt.capacity.opened(provider, order.order_id)),
                               end_at=times.end_at, cancel_by=times.cancel_by)
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
@@ -303,7 +334,7 @@ def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderErr
         # the reservation stays held for it
         if decision.verdict is not Verdict.BACKOFF:
             if never_sent:
-                rt.ledger.release(provider, poid)
+                _release(rt, order, provider, poid)
             store.fail(order.order_id, reason=reason)
             return Outcome.FAILED
         store.purchase_backoff(order.order_id, reason=reason, delay=decision.delay, sent=not never_sent)
@@ -311,7 +342,7 @@ def _purchase_failed(rt: Runtime, order: Order, poid: str, exc: perr.ProviderErr
     if ambiguous and rt.dialect(provider).idempotent_purchase:
         _unsettled(rt, provider, poid, order.order_id)  # its reservation expires on its own
     elif not ambiguous:
-        rt.ledger.release(provider, poid)  # refused, or never sent: nothing was bought
+        _release(rt, order, provider, poid)  # refused, or never sent: nothing was bought
     key = f"{Candidate(provider, order.country).key}={exc.kind.value}"
     res = store.skip_candidate(order.order_id, skip=order.skip | {key}, before=order.skip, reason=reason)
     return None if res.ok else Outcome.STALE
@@ -529,12 +560,13 @@ def _finish(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker, *,
 
 
 def _money(rt: Runtime, order: Order, *, refunded: bool, completed: bool) -> tuple[Side, ...]:
-    """What ending this number does to the books: a cancelled number's cost is refunded by the provider; a
-    completed order counts one code and its time from purchase to code."""
+    """What ending this number does to the books: its slot at the provider is free (MAX_ACTIVE); a cancelled
+    number's cost is refunded by the provider; a completed order counts one code and its time from purchase to
+    code."""
     if not order.activation_id:
         return ()
     provider = order.provider or rt.default_provider
-    out: tuple[Side, ...] = ()
+    out: tuple[Side, ...] = (rt.capacity.closed(provider, order.order_id),)
     if refunded:
         out += rt.ledger.refunded(provider, order.service, order.country, _decimal(order.cost),
                                   order.number_at or rt.clock())

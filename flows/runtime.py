@@ -27,6 +27,7 @@ from lifecycle.outbox.events import Event
 from lifecycle.outbox.relay import OutboxRelay
 from lifecycle.rent import RentConfig, RentService, RentStore
 from lifecycle.routing.balance import BalanceStore
+from lifecycle.routing.capacity import Capacity
 from lifecycle.routing.health import HealthConfig, ProviderHealth
 from lifecycle.routing.quotes import QuoteCache
 from provider.dialects import Dialect
@@ -99,6 +100,10 @@ class Runtime:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.redis, self.keys)
+
+    @cached_property
+    def capacity(self) -> Capacity:
+        return Capacity(self.redis, self.keys)
 
     @cached_property
     def balances(self) -> BalanceStore:

@@ -128,6 +128,11 @@ class Keys:
         """Hash: reservation id -> the amount it holds (millionths)."""
         return self.key("spend", provider, "held-amounts")
 
+    def open_numbers(self, provider: str) -> str:
+        """Hash: order id -> ``open`` (a number bought, not yet ended) or the expiry of a claimed purchase slot,
+        at one provider (PROVIDER_<N>_MAX_ACTIVE)."""
+        return self.key("open", provider)
+
     def accounting(self, provider: str, service: str, country: int | None) -> str:
         """Hash: charged, refunded, numbers, codes, code_ms for one provider, service and country."""
         return self.key("acct", provider, service, "" if country is None else str(country))

@@ -103,3 +103,57 @@ def test_amounts_are_validated_at_start_up(raw: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"SPEND_LIMIT_DAILY": raw})
     assert "SPEND_LIMIT_DAILY" in str(info.value)
+
+
+def test_max_active_holds_orders_in_redis_until_a_number_ends(fake_redis: Any, clock: Any,
+                                                              published: Published) -> None:
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "MAX_ACTIVE": "2"}, provider)
+    outcomes = []
+    for i in range(3):
+        rt.orders.submit(OrderRequest("tg", order_id=f"o{i}"))
+        outcomes.append(activation.place_order(rt, f"o{i}"))
+    assert outcomes == ["waiting", "waiting", "backoff"]
+    waiting = rt.activations.get("o2")
+    assert waiting.state is State.BUYING and waiting.reason == "providers_full"  # type: ignore[union-attr]
+    assert provider.count("get_number_v2") == 2 and rt.capacity.open_count("sms-activate") == 2
+    clock.advance(301)                    # o0 and o1 get no code: cancelled, their slots free
+    sweeping.sweep(rt)
+    assert rt.activations.get("o0").state is State.CANCELLED  # type: ignore[union-attr]
+    assert activation.place_order(rt, "o2") == "waiting"
+    assert provider.count("get_number_v2") == 3 and rt.capacity.open_count("sms-activate") == 1
+
+
+def test_a_full_provider_sends_the_order_to_another(fake_redis: Any, clock: Any, published: Published) -> None:
+    alpha, beta = FakeProvider(clock), FakeProvider(clock)
+    beta._next = 20_000_005_000
+    env = {"PROVIDERS": "alpha,beta", "PROVIDER_ALPHA_DIALECT": "sms-activate", "PROVIDER_ALPHA_API_KEY": "a",
+           "PROVIDER_ALPHA_MAX_ACTIVE": "1", "PROVIDER_BETA_DIALECT": "sms-activate", "PROVIDER_BETA_API_KEY": "b"}
+    rt = runtime(fake_redis, clock, published, env, {"alpha": alpha, "beta": beta})
+    for i in range(3):
+        rt.orders.submit(OrderRequest("tg", order_id=f"o{i}"))
+        assert activation.place_order(rt, f"o{i}") == "waiting"
+    assert [rt.activations.get(f"o{i}").provider for i in range(3)] == ["alpha", "beta", "beta"]  # type: ignore[union-attr]
+
+
+def test_a_bad_max_active_is_named_at_start_up() -> None:
+    from config.settings import ConfigError
+
+    with pytest.raises(ConfigError, match="PROVIDER_ALPHA_MAX_ACTIVE"):
+        Settings.from_env({"PROVIDERS": "alpha", "PROVIDER_ALPHA_DIALECT": "sms-activate",
+                           "PROVIDER_ALPHA_MAX_ACTIVE": "0"})
+
+
+def test_an_order_waiting_for_a_slot_fails_at_its_order_timeout(fake_redis: Any, clock: Any,
+                                                                 published: Published) -> None:
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "MAX_ACTIVE": "1",
+                                                "ACTIVATION_TIMEOUT": "7200", "ORDER_TIMEOUT": "600"}, provider)
+    rt.orders.submit(OrderRequest("tg", order_id="a"))
+    assert activation.place_order(rt, "a") == "waiting"
+    rt.orders.submit(OrderRequest("tg", order_id="b"))
+    assert activation.place_order(rt, "b") == "backoff"
+    clock.advance(601)
+    assert activation.place_order(rt, "b") == "failed"
+    assert rt.activations.get("b").reason == "providers_full"  # type: ignore[union-attr]
+    assert provider.count("get_number_v2") == 1

@@ -4,15 +4,26 @@ It uses the configured Redis when it answers (else starts an embedded one), star
 ``PROVIDER_API_KEY`` is set (auto-SMS on, webhooks pointed at our own endpoint), then runs the Procfile's
 long-running processes (web, worker, beat: ``otpflow.procfile``) and a demo order under honcho. honcho stops
 everything when one process stops, which is what ``--once`` relies on: the demo exits when its activation ends.
+
+Before anything starts it checks that the web port is free and that every role's settings are valid, each problem
+one line (exit 2), rather than letting gunicorn and Celery fail later with pages of their own. It prints the API
+token it generated and the URLs, so the HTTP API, the dashboard and the CLI are usable from another shell. SIGHUP
+(the terminal closed), SIGINT and SIGTERM stop every child with it; its temporary directory is removed at the end.
 """
 from __future__ import annotations
 
 import os
 import secrets
 import shlex
+import shutil
+import signal
+import socket
 import sys
+import tempfile
+from typing import Any, TextIO
 
 from honcho.manager import Manager
+from honcho.printer import Printer
 
 from config.settings import ConfigError, Settings
 from otpflow import procfile
@@ -58,6 +69,44 @@ def build_environment(base: dict[str, str], *, port: int, sandbox_port: int | No
     return env, notes
 
 
+#: honcho's exit status after SIGHUP (128 + the signal's number, as for its SIGINT and SIGTERM)
+HANGUP_STATUS = 128 + signal.SIGHUP
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something listens on ``port`` (gunicorn binds every address, 0.0.0.0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free for gunicorn too
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_port_message(port: int, option: str = "--port N (or PORT=N)") -> str:
+    return (f"port {port} is already in use (another otpflow run, or another server): stop it, or pick a free "
+            f"port with {option}")
+
+
+def role_problems(env: dict[str, str], roles: list[str]) -> list[str]:
+    """What each role of the run cannot start with, each problem once (a role that would fail deep in Celery
+    with a page of traceback is named here in one line)."""
+    from config.settings import ROLES
+
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        return list(exc.problems)
+    problems: list[str] = []
+    for role in (r for r in roles if r in ROLES):
+        try:
+            settings.require(role)
+        except ConfigError as exc:
+            problems += [p for p in exc.problems if p not in problems]
+    return problems
+
+
 def run_local(*, port: int | None, demo: bool, once: bool, service: str, country: str,
               sandbox_port: int | None) -> int:
     try:
@@ -66,34 +115,111 @@ def run_local(*, port: int | None, demo: bool, once: bool, service: str, country
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2
     port = port or settings.port
+    for taken, option in ((port, "--port N (or PORT=N)"), (sandbox_port, "--sandbox-port N")):
+        if taken and port_in_use(taken):
+            print(f"otpflow run: {busy_port_message(taken, option)}", file=sys.stderr)
+            return 2
     try:
         redis_url, embedded = resolve_redis_url(os.environ.get("REDIS_URL"))
     except EmbeddedRedisError as exc:
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2
+    workdir = tempfile.mkdtemp(prefix="otpflow-run-")
     try:
         return _run_processes(env_base=dict(os.environ), redis_url=redis_url, embedded=embedded is not None,
                               port=port, demo=demo, once=once, service=service, country=country,
-                              sandbox_port=sandbox_port)
+                              sandbox_port=sandbox_port, workdir=workdir)
     finally:
         if embedded is not None:
             embedded.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def access_notes(env: dict[str, str], port: int, *, generated_token: bool) -> list[str]:
+    """How to reach this run from another shell: the URLs, and the API token when it was generated here."""
+    base = f"http://127.0.0.1:{port}"
+    token = env["API_TOKEN"]
+    lines = [f"API        {base}/api/orders (Authorization: Bearer $API_TOKEN)",
+             f"dashboard  {base}/dashboard (sign in with the API token)",
+             f"metrics    {base}/metrics · health {base}/readyz"]
+    if generated_token:
+        lines.append(f"API_TOKEN  {token} (generated for this run)")
+    redis_url = env["REDIS_URL"] if "@" not in env["REDIS_URL"] else "…"  # never print a password
+    shown = token if generated_token else "…"
+    lines.append(f"from another shell: export REDIS_URL={redis_url} API_TOKEN={shown}; then otpflow order tg "
+                 f"--wait, or curl -H \"Authorization: Bearer $API_TOKEN\" {base}/api/orders")
+    return lines
+
+
+class QuietOutput:
+    """Where honcho prints: stdout until it fails (the terminal closed: EIO), then nowhere, so a hang-up cannot
+    stop the manager halfway through stopping its children."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream: TextIO | None = stream
+
+    def write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
+
+    def flush(self) -> None:
+        self.write("")
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self.stream and self.stream.isatty())
+        except (OSError, ValueError):
+            return False
+
+
+class RunManager(Manager):
+    """honcho's manager, which stops everything on SIGINT and SIGTERM, made to do the same on SIGHUP."""
+
+    def loop(self) -> None:
+        owner = os.getpid()
+
+        def hangup(signum: int, frame: Any) -> None:
+            if os.getpid() != owner:  # honcho's helper processes are forked from us: they leave it to us
+                return
+            self._system_print("SIGHUP received\n")
+            self.returncode = HANGUP_STATUS
+            self.terminate()
+
+        previous = signal.signal(signal.SIGHUP, hangup)
+        try:
+            super().loop()
+        finally:
+            signal.signal(signal.SIGHUP, previous)
 
 
 def _run_processes(*, env_base: dict[str, str], redis_url: str, embedded: bool, port: int, demo: bool, once: bool,
-                   service: str, country: str, sandbox_port: int | None) -> int:
+                   service: str, country: str, sandbox_port: int | None, workdir: str) -> int:
+    generated = not env_base.get("API_TOKEN")
     env, notes = build_environment(env_base, port=port, sandbox_port=sandbox_port)
     env["REDIS_URL"] = redis_url
+    # the web's metrics files go into the run's own directory, removed with it (never one the user set)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(workdir, "prometheus"))
+    roles = procfile.long_running()
+    problems = role_problems(env, roles)
+    if problems:
+        for problem in problems:
+            print(f"otpflow run: {problem}", file=sys.stderr)
+        return 2
     notes.insert(0, f"Redis: {'embedded redis-server on ' + redis_url if embedded else redis_url.split('@')[-1]}")
-    for note in notes:
+    for note in [*notes, *access_notes(env, port, generated_token=generated)]:
         print(f"otpflow run: {note}", flush=True)
 
     try:
-        commands = [procfile.command(role, env) for role in procfile.long_running()]
+        commands = [procfile.command(role, env) for role in roles]
     except procfile.ProcfileError as exc:
         print(f"otpflow run: {exc}", file=sys.stderr)
         return 2
-    manager = Manager()
+    manager = RunManager(printer=Printer(QuietOutput(sys.stdout)))
     for name, (price, stock) in SANDBOXES.items():
         sport = env.get(f"OTPFLOW_SANDBOX_{name.upper()}_PORT")
         if not sport:

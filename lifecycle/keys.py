@@ -133,6 +133,11 @@ class Keys:
         at one provider (PROVIDER_<N>_MAX_ACTIVE)."""
         return self.key("open", provider)
 
+    @property
+    def accounting_index(self) -> str:
+        """Hash: every accounting hash's key -> 1 (read instead of scanning the keyspace)."""
+        return self.key("acct-index")
+
     def accounting(self, provider: str, service: str, country: int | None) -> str:
         """Hash: charged, refunded, numbers, codes, code_ms for one provider, service and country."""
         return self.key("acct", provider, service, "" if country is None else str(country))

@@ -39,9 +39,7 @@ def show_spend(*, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
-    providers = report["providers"]
-    accounts = report["accounts"]
-    assert isinstance(providers, list) and isinstance(accounts, list)
+    providers, accounts = report["providers"], report["accounts"]
     print("\n".join(_table(["provider", "hour (UTC)", "spent", "limit", "day (UTC)", "spent", "limit", "reserved"],
                            [[p["provider"], p["hour"], p["spent_hour"], p["limit_hourly"], p["day"], p["spent_day"],
                              p["limit_daily"], p["reserved"]] for p in providers])))

@@ -35,6 +35,7 @@ from lifecycle.outbox.events import EventType
 from telemetry.worker_counters import queue_reads, read_counters, split_field
 from webhook.context import WebContext
 from webhook.redis_state import MemoryState, entry_age, redis_memory
+from webhook.spend_metrics import SpendMetrics
 
 log = logging.getLogger("otpflow.metrics")
 
@@ -424,4 +425,5 @@ def render(ctx: WebContext) -> tuple[bytes, str]:
         registry.register(DIRECT_PEERS)
     registry.register(RedisMetrics(ctx))
     registry.register(BusinessMetrics(ctx))
+    registry.register(SpendMetrics(ctx))
     return generate_latest(registry), CONTENT_TYPE_LATEST

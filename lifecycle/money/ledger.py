@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import cast
+from typing import TypedDict, cast
 
 import redis
 
@@ -66,6 +66,39 @@ def hour_of(ts: float) -> str:
 
 def day_of(ts: float) -> str:
     return time.strftime("%Y%m%d", time.gmtime(ts))
+
+
+class ProviderSpend(TypedDict):
+    """One provider's windows (amounts as decimal strings, in its currency; a limit None: none)."""
+
+    provider: str
+    hour: str
+    spent_hour: str
+    limit_hourly: str | None
+    day: str
+    spent_day: str
+    limit_daily: str | None
+    reserved: str
+
+
+class Account(TypedDict):
+    """One accounting row: provider, service and country (amounts as decimal strings)."""
+
+    provider: str
+    service: str
+    country: int | None
+    charged: str
+    refunded: str
+    net: str
+    numbers: int
+    codes: int
+    success_rate: float | None
+    seconds_to_code: float | None
+
+
+class SpendReport(TypedDict):
+    providers: list[ProviderSpend]
+    accounts: list[Account]
 
 
 class Ledger:
@@ -119,7 +152,8 @@ class Ledger:
         amount = micros(cost)
         acct = self.keys.accounting(provider, service, country)
         return (Side("zrem", self.keys.reservations(provider), rid), Side("hdel", self.keys.reserved(provider), rid),
-                *self._windows(provider, at, amount), Side("hincrby", acct, "charged", amount))
+                *self._windows(provider, at, amount), Side("hincrby", acct, "charged", amount),
+                Side("hset", self.keys.accounting_index, acct, value="1"))
 
     def refunded(self, provider: str, service: str, country: int | None, cost: Decimal | None,
                  bought_at: float) -> tuple[Side, ...]:
@@ -142,25 +176,25 @@ class Ledger:
                 Side("hincrby", self.keys.spend(provider, "d", day_of(at)), "spent", amount, ttl=ttl))
 
     # ---------------------------------------------------------------- reading the accounting
-    def report(self, limits: dict[str, SpendLimits], now: float) -> dict[str, object]:
-        """What ``GET /api/spend`` and ``otpflow spend`` show: per provider this UTC hour's and day's spend
-        against its limits and what is reserved, and every accounting row."""
-        providers = []
+    def report(self, limits: dict[str, SpendLimits], now: float) -> SpendReport:
+        """What ``GET /api/spend``, ``otpflow spend`` and ``/metrics`` show: per provider this UTC hour's and day's
+        spend against its limits and what is reserved, and every accounting row."""
+        providers: list[ProviderSpend] = []
+        at = time.gmtime(now)
         for name, lim in limits.items():
             hour, day = self.spent(name, now)
-            at = time.gmtime(now)
-            providers.append({"provider": name, "hour": time.strftime("%Y-%m-%dT%H:00Z", at), "spent_hour": str(hour),
-                              "limit_hourly": None if lim.hourly is None else str(lim.hourly),
+            providers.append({"provider": name, "hour": time.strftime("%Y-%m-%dT%H:00Z", at),
+                              "spent_hour": str(hour), "limit_hourly": None if lim.hourly is None else str(lim.hourly),
                               "day": time.strftime("%Y-%m-%d", at), "spent_day": str(day),
                               "limit_daily": None if lim.daily is None else str(lim.daily),
                               "reserved": str(self.reserved_total(name))})
         return {"providers": providers, "accounts": self.accounts()}
 
-    def accounts(self) -> list[dict[str, object]]:
+    def accounts(self) -> list[Account]:
         """Every accounting hash: provider, service, country, charged, refunded, net, numbers, codes, success
         rate and mean seconds to code."""
-        out: list[dict[str, object]] = []
-        for key in cast("list[str]", list(self.redis.scan_iter(match=self.keys.key("acct", "*"), count=500))):
+        out: list[Account] = []
+        for key in cast("list[str]", self.redis.hkeys(self.keys.accounting_index)):
             provider, service, country = key.rsplit(":", 3)[-3:]
             rec = cast(dict[str, str], self.redis.hgetall(key))
             charged, refunded = from_micros(rec.get("charged")), from_micros(rec.get("refunded"))
@@ -170,4 +204,4 @@ class Ledger:
                         "numbers": numbers, "codes": codes,
                         "success_rate": round(codes / numbers, 4) if numbers else None,
                         "seconds_to_code": round(int(rec.get("code_ms", 0)) / 1000 / codes, 3) if codes else None})
-        return sorted(out, key=lambda a: (str(a["provider"]), str(a["service"]), str(a["country"])))
+        return sorted(out, key=lambda a: (a["provider"], a["service"], str(a["country"])))

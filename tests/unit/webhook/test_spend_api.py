@@ -74,3 +74,17 @@ def test_otpflow_spend_names_a_bad_setting_without_a_traceback(monkeypatch: pyte
     assert cli.main(["spend"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "  - SPEND_LIMIT_DAILY: expected an amount" in err
+
+
+def test_metrics_show_the_spend_and_the_accounting(client: Any, fake_redis: Any) -> None:
+    ledger, now = Ledger(fake_redis, Keys()), time.time()
+    for side in ledger.bought("sms-activate", "r0", "tg", 0, Decimal("0.40"), now):
+        if side.op == "hincrby":
+            fake_redis.hincrby(side.key, side.field, side.amount)
+        elif side.op == "hset":
+            fake_redis.hset(side.key, side.field, side.value)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'otpflow_spend{provider="sms-activate",window="day"} 0.4' in text
+    assert 'otpflow_spend_limit{provider="sms-activate",window="day"} 5.0' in text
+    assert 'otpflow_charged_total{country="0",provider="sms-activate",service="tg"} 0.4' in text
+    assert 'otpflow_numbers_bought_total{country="0",provider="sms-activate",service="tg"} 1.0' in text

@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, cast
 
 from config import domain
 from lifecycle.activation import Command, Order, State
-from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed,
+from lifecycle.activation.decisions import (CancelOutcome, Verdict, cancel_outcome, ending, finish_is_closed, refunds,
                                             next_step, provider_order_id, purchase_decision)
 from lifecycle.activation.reconcile import Action, Observation, decide, observe_listed, observe_status
 from lifecycle.activation.lifetime import NO_TIMES, ProviderTimes, provider_times
@@ -581,21 +581,26 @@ def _end_number(rt: Runtime, order: Order, *, finished: bool, reason: str) -> Ou
     one terminal event."""
     store = rt.activations
     end = ending(order, finished=finished, reason=reason, now=rt.clock(), config=rt.activation_config)
+    refunded = refunds(finished=finished, reason=reason)
     if end.replace and order.activation_id:
         res = store.replace_number(order.order_id, state=order.state, provider=order.provider,
                                    activation_id=order.activation_id, phone=order.phone, finished=finished,
                                    reason=reason, bad_phones=order.bad_phones, failed_at=order.failed_at,
-                                   side=_money(rt, order, refunded=not finished, completed=False))
+                                   side=_money(rt, order, refunded=refunded, completed=False), refunded=refunded)
         if not res.ok:
             return Outcome.STALE
         log.info("order %s: number %s %s (%s); buying the next one", order.order_id, order.activation_id,
                  "finished" if finished else "cancelled", reason)
         rt.publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
         return Outcome.REPLACED
-    close = store.finish if finished else store.cancel
-    res = close(order.order_id, activation_id=order.activation_id, reason=reason, provider=order.provider,
-                final=end.final, final_reason=end.final_reason,
-                side=_money(rt, order, refunded=not finished, completed=end.final is EventType.ORDER_COMPLETED))
+    side = _money(rt, order, refunded=refunded, completed=end.final is EventType.ORDER_COMPLETED)
+    if finished:
+        res = store.finish(order.order_id, activation_id=order.activation_id, reason=reason,
+                           provider=order.provider, final=end.final, final_reason=end.final_reason, side=side)
+    else:
+        res = store.cancel(order.order_id, activation_id=order.activation_id, reason=reason,
+                           provider=order.provider, final=end.final, final_reason=end.final_reason, side=side,
+                           refunded=refunded)
     if not res.ok:
         return Outcome.STALE
     return Outcome.FINISHED if finished else Outcome.CANCELLED

@@ -143,6 +143,15 @@ def cancel_outcome(exc: ProviderError) -> CancelOutcome:
 
 
 #: why a number ended that leaves its order wanting another one (a replacement, where one may be bought)
+#: cancel reasons where the provider kept the money: the cancel came too late to be free
+UNREFUNDED = frozenset({"free_cancellation_expired"})
+
+
+def refunds(*, finished: bool, reason: str) -> bool:
+    """Whether closing a number this way gives its cost back (a cancel in time does; a finish never)."""
+    return not finished and reason not in UNREFUNDED
+
+
 REPLACEABLE = frozenset({"timeout", "provider_closed", "free_cancellation_expired", Command.REPLACE.value})
 
 

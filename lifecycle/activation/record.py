@@ -55,6 +55,7 @@ F_UNTIL = "until"              # the order's own deadline: no replacement is bou
 F_FAILED_AT = "failed_at"      # providers whose numbers failed for this order (comma list): tried last
 F_END_AT = "end_at"            # the current number's end, as the provider stated it (unix time on our clock)
 F_CANCEL_BY = "cancel_by"      # the current number's last free-cancel moment, as the provider stated it
+F_REFUNDED = "refunded"        # "1" when the order ended with its number cancelled and refunded, "0" when not
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class Order:
     #: the provider's own end and last free-cancel moment of the current number (None: it did not say)
     end_at: float | None = None
     cancel_by: float | None = None
+    refunded: bool | None = None
     history_raw: str = field(default="", repr=False)
 
     @classmethod
@@ -200,6 +202,7 @@ class Order:
             until=_float(rec.get(F_UNTIL)),
             failed_at=tuple(p for p in rec.get(F_FAILED_AT, "").split(",") if p),
             end_at=_float(rec.get(F_END_AT)), cancel_by=_float(rec.get(F_CANCEL_BY)),
+            refunded=None if rec.get(F_REFUNDED) is None else rec.get(F_REFUNDED) == "1",
             history_raw=rec.get(F_HISTORY, ""),
         )
 
@@ -228,7 +231,7 @@ class Order:
             "order_id": self.order_id, "state": self.state.value, "service": self.service, "country": self.country,
             "activation_id": self.activation_id, "phone": self.phone, "code": self.code, "codes": list(self.codes),
             "via": self.via, "attempts": self.attempts, "reason": self.reason, "provider": self.provider,
-            "cost": self.cost, "currency": self.currency, "numbers": self.numbers or None,
+            "cost": self.cost, "currency": self.currency, "refunded": self.refunded, "numbers": self.numbers or None,
             "command": self.command.value if self.command else None,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}

@@ -17,7 +17,7 @@ from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
-from .record import F_CANCEL_BY, F_END_AT
+from .record import F_CANCEL_BY, F_END_AT, F_REFUNDED
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
                      F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
@@ -195,21 +195,25 @@ class ActivationStore:
 
     def cancel(self, order_id: str, *, activation_id: str | None, reason: str,
                provider: str | None = None, final: EventType = EventType.ORDER_CANCELLED,
-               final_reason: str | None = None, side: tuple[Side, ...] = ()) -> Result[State]:
-        """The number is cancelled (refunded) and the order ends: ``activation.cancelled``, then the order's
-        terminal event (``order.cancelled`` by command; ``order.failed`` when no code came and no number is left)."""
+               final_reason: str | None = None, side: tuple[Side, ...] = (),
+               refunded: bool = True) -> Result[State]:
+        """The number is cancelled (refunded, unless the cancel came too late) and the order ends:
+        ``activation.cancelled``, then the order's terminal event (``order.cancelled`` by command; ``order.failed``
+        when no code came and no number is left)."""
         now = self.clock()
         events = (make_event(EventType.ACTIVATION_CANCELLED, order_id, now, discriminator=activation_id or "",
-                             reason=reason),
+                             reason=reason, refunded=refunded if activation_id else None),
                   make_event(final, order_id, now, reason=final_reason or reason))
         return self.apply(order_id, Change(expect=states(sources(State.CANCELLED)), to=State.CANCELLED.value,
-                                           set={F_REASON: final_reason or reason}, delete=(F_CMD, F_FAILS),
-                                           clear_deadline=True, events=events, side=side,
+                                           set={F_REASON: final_reason or reason,
+                                                F_REFUNDED: ("1" if refunded else "0") if activation_id else None},
+                                           delete=(F_CMD, F_FAILS), clear_deadline=True, events=events, side=side,
                                            ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
 
     def replace_number(self, order_id: str, *, state: State, provider: str | None, activation_id: str,
                        phone: str | None, finished: bool, reason: str, bad_phones: frozenset[str],
-                       failed_at: tuple[str, ...] = (), side: tuple[Side, ...] = ()) -> Result[State]:
+                       failed_at: tuple[str, ...] = (), side: tuple[Side, ...] = (),
+                       refunded: bool = True) -> Result[State]:
         """The current number failed (no code in time, the provider closed it, or downstream said its code did not
         work): it was cancelled (refunded) or finished at the provider, and the order goes back to ``pending`` to
         buy the next one at once. Its event (``activation.cancelled`` / ``activation.finished``) is written; its
@@ -218,7 +222,8 @@ class ActivationStore:
         etype = EventType.ACTIVATION_FINISHED if finished else EventType.ACTIVATION_CANCELLED
         # the number's fields are cleared in the same step, so the event names them itself
         event = make_event(etype, order_id, now, discriminator=activation_id, reason=reason, replaced=True,
-                           activation_id=activation_id, phone=phone, provider=provider)
+                           activation_id=activation_id, phone=phone, provider=provider,
+                           refunded=None if finished else refunded)
         phones = bad_phones | ({phone} if phone else set())
         return self.apply(order_id, Change(
             expect=states([state]), to=State.PENDING.value, match={F_AID: activation_id},

@@ -157,3 +157,28 @@ def test_an_order_waiting_for_a_slot_fails_at_its_order_timeout(fake_redis: Any,
     assert activation.place_order(rt, "b") == "failed"
     assert rt.activations.get("b").reason == "providers_full"  # type: ignore[union-attr]
     assert provider.count("get_number_v2") == 1
+
+
+def test_a_cancel_too_late_to_be_free_is_not_refunded_in_the_books(fake_redis: Any, clock: Any,
+                                                                    published: Published) -> None:
+    from provider import errors as perr
+
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "MAX_PRICE": "0.50"}, provider)
+    rt.orders.submit(OrderRequest("tg", order_id="late"))
+    assert activation.place_order(rt, "late") == "waiting"
+    rt.orders.submit(OrderRequest("tg", order_id="in-time"))
+    assert activation.place_order(rt, "in-time") == "waiting"
+    provider.fail["cancel_activation"] = [perr.FreeCancellationExpired()]
+    clock.advance(301)
+    sweeping.sweep(rt)
+    orders = {o: rt.activations.get(o) for o in ("late", "in-time")}
+    assert {o.state for o in orders.values()} == {State.CANCELLED}  # type: ignore[union-attr]
+    refunded = {o: r.refunded for o, r in orders.items()}  # type: ignore[union-attr]
+    assert sorted(refunded.values()) == [False, True]
+    late = next(o for o, r in refunded.items() if not r)
+    cancelled = {e["order_id"]: e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.ACTIVATION_CANCELLED}
+    assert cancelled[late]["refunded"] is False and cancelled[late]["reason"] == "free_cancellation_expired"
+    assert rt.activations.get(late).public()["refunded"] is False  # type: ignore[union-attr]
+    (acct,) = rt.ledger.accounts()
+    assert (acct["charged"], acct["refunded"], acct["net"]) == ("1", "0.5", "0.5")

@@ -181,7 +181,7 @@ def run_sequential(target: Target, items: Sequence[Item], client: redis.Redis, m
             left_ms = int((give_up - time.perf_counter()) * 1000)
             if left_ms <= 0:
                 break
-            rows = client.xread({target.stream: cursor}, block=left_ms, count=100)
+            rows = client.xread({target.stream: cursor}, block=min(left_ms, 1000), count=100)  # under socket timeouts
             now = time.perf_counter()
             for _stream, entries in rows or []:
                 for entry_id, fields in entries:
@@ -303,7 +303,7 @@ def place_orders(pipeline: Any, client: redis.Redis, stream: str, n: int, timeou
     while len(activations) < n:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {len(activations)}/{n} numbers assigned within {timeout:.0f}s\n{pipeline.logs()}")
-        pipeline._check_alive()
+        pipeline.check_alive()
         rows = client.xread({stream: cursor}, block=500, count=1000)
         for _stream, entries in rows or []:
             for entry_id, fields in entries:

@@ -58,6 +58,9 @@ REDIS_DB = 14  # tests use databases 9-13
 NOOP_QUEUE_ENV = "OTPFLOW_BENCH_NOOP_QUEUE"
 MARK_STREAM_ENV = "OTPFLOW_BENCH_MARK_STREAM"
 TARGET_RATIO = 0.5
+#: an XREAD never blocks longer than this (ms): well under any client socket timeout, so a long wait is many short
+#: reads, never a redis TimeoutError
+XREAD_BLOCK_MS = 1000
 WORKER_OPTIONS = ("--without-mingle", "--without-gossip", "--without-heartbeat", "--concurrency", "1")
 
 
@@ -175,7 +178,7 @@ class Baseline:
             left = int((deadline - time.perf_counter()) * 1000)
             if left <= 0:
                 raise SystemExit(f"baseline: marker not seen within {timeout:.0f}s\n{self.worker.log()[-3000:]}")
-            rows = self.client.xread({self.mark_stream: cursor}, block=left, count=10)
+            rows = self.client.xread({self.mark_stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=10)
             t1 = time.perf_counter()
             tags = [fields.get("tag") for _s, entries in rows or [] for _id, fields in entries]
             if rows:
@@ -250,7 +253,7 @@ class Ours:
             if left <= 0:
                 raise SystemExit(f"ours: {codes}/{k} code.received, {finished}/{k} finished within {timeout:.0f}s\n"
                                  f"{self.worker.log()[-3000:]}")
-            rows = self.client.xread({stream: cursor}, block=left, count=1000)
+            rows = self.client.xread({stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=1000)
             now = time.perf_counter()
             for _s, entries in rows or []:
                 for entry_id, fields in entries:

@@ -244,10 +244,13 @@ def _buy(rt: Runtime, order: Order) -> Outcome | None:
                                        operator=order.operator, activation_type=order.activation_type,
                                        forward=order.forward)
         else:
-            act = client.get_number(order.service, country=order.country,
-                                    max_price=cap if dialect.max_price_supported else None,
+            sent_cap = cap if dialect.max_price_supported else None
+            act = client.get_number(order.service, country=order.country, max_price=sent_cap,
                                     operator=order.operator, activation_type=order.activation_type,
-                                    forward=order.forward)
+                                    forward=order.forward,
+                                    # a profile that reads maxPrice only with its currency (SMSHub) gets both
+                                    currency=dialect.default_currency if sent_cap is not None
+                                    and dialect.max_price_needs_currency else None)
     except perr.ProviderError as exc:
         return _purchase_failed(rt, order, poid, exc)
     rt.health.succeeded(provider)

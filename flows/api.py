@@ -19,7 +19,8 @@ class ProviderApi(Protocol):
 
     def get_number(self, service: str, country: int | str | None = None, *,
                    max_price: Decimal | str | float | None = None, operator: str | None = None,
-                   activation_type: int | None = None, forward: bool | int | None = None) -> m.Activation: ...
+                   activation_type: int | None = None, forward: bool | int | None = None,
+                   currency: int | None = None) -> m.Activation: ...
 
     def get_prices(self, service: str | None = None, country: int | str | None = None) -> m.PriceTable: ...
 

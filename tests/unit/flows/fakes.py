@@ -65,6 +65,12 @@ class FakeProvider:
         return act
 
     # ---------------------------------------------------------------- client methods
+    def get_number(self, service: str, country: int | None = None, **params: Any) -> Activation:
+        """getNumber (no orderId): the parameters sent are kept in ``calls`` for the tests to read."""
+        self._enter("get_number", service, country, params)
+        act = self.add(service, country or 0, None)
+        return Activation(activation_id=act.activation_id, phone=act.phone, cost=Decimal("0.5"))
+
     def get_number_v2(self, service: str, country: int | None = None, order_id: str | None = None, **_: Any) -> Activation:
         self._enter("get_number_v2", service, country, order_id)
         if order_id and order_id in self.orders:

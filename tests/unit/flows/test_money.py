@@ -182,3 +182,14 @@ def test_a_cancel_too_late_to_be_free_is_not_refunded_in_the_books(fake_redis: A
     assert rt.activations.get(late).public()["refunded"] is False  # type: ignore[union-attr]
     (acct,) = rt.ledger.accounts()
     assert (acct["charged"], acct["refunded"], acct["net"]) == ("1", "0.5", "0.5")
+
+
+def test_a_profile_that_reads_max_price_only_with_its_currency_gets_both(fake_redis: Any, clock: Any,
+                                                                          published: Published) -> None:
+    hub = FakeProvider(clock)
+    env = {"PROVIDERS": "hub", "PROVIDER_HUB_DIALECT": "smshub", "PROVIDER_HUB_API_KEY": "h", "MAX_PRICE": "12"}
+    rt = runtime(fake_redis, clock, published, env, {"hub": hub})
+    rt.orders.submit(OrderRequest("tg", order_id="h1"))
+    assert activation.place_order(rt, "h1") == "waiting"
+    [(_, (_service, _country, params))] = [c for c in hub.calls if c[0] == "get_number"]
+    assert params["max_price"] == Decimal("12") and params["currency"] == rt.dialect("hub").default_currency

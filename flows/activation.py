@@ -53,9 +53,9 @@ def place_order(rt: Runtime, order_id: str) -> Outcome:
     order = store.get(order_id)
     if order is None:
         return Outcome.MISSING
-    if order.command is Command.CANCEL and order.state is State.PENDING:
-        store.cancel(order_id, activation_id=None, reason="command")
-        return Outcome.CANCELLED
+    if order.command is Command.CANCEL and order.state in (State.PENDING, State.BUYING) and not order.in_flight:
+        if store.cancel_unbought(order_id).ok:  # nothing bought, nothing in flight: no purchase at all
+            return Outcome.CANCELLED
     if order.state is State.PENDING:
         res = store.start_buying(order_id)
         if not res.ok and res.state is not State.BUYING:
@@ -416,7 +416,8 @@ def advance(rt: Runtime, order_id: str, *, order: Order | None = None,
         store.drop_deadline(order_id)
         return Outcome.DROPPED
     if nxt.step is Step.CANCEL_UNBOUGHT:
-        store.cancel(order_id, activation_id=None, reason=nxt.reason or "command")
+        if not store.cancel_unbought(order_id, reason=nxt.reason or "command").ok:
+            return Outcome.STALE  # a request went out meanwhile: its number is cancelled once it is recorded
         report.did("cancel")
         return Outcome.CANCELLED
     if nxt.step is Step.BUY:

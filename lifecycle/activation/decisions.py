@@ -89,6 +89,8 @@ def next_step(order: Order | None, now: float, config: ActivationConfig, *, outa
             return Next(Step.CANCEL_UNBOUGHT, reason="command")
         return Next(Step.BUY, due=now + config.pending_stale)
     if state is State.BUYING:
+        if command is Command.CANCEL and not order.in_flight:  # between attempts: nothing can be bought
+            return Next(Step.CANCEL_UNBOUGHT, reason="command")
         return Next(Step.BUY, due=now + config.buying_stale)
     if not order.activation_id:  # cannot happen for the other states; never leave one without a deadline
         return Next(Step.REARM, due=now + config.poll_interval)

@@ -210,6 +210,18 @@ class ActivationStore:
                                            delete=(F_CMD, F_FAILS), clear_deadline=True, events=events, side=side,
                                            ref=self._ref(order_id, provider, activation_id), terminal=True), now=now)
 
+    def cancel_unbought(self, order_id: str, *, reason: str = "command") -> Result[State]:
+        """Downstream cancelled an order that holds no number and has no purchase request in flight (pending, or
+        buying between attempts): it ends with ``order.cancelled`` and no purchase. A field-level CAS on the
+        in-flight mark, so it never races a request being sent."""
+        now = self.clock()
+        events = (make_event(EventType.ACTIVATION_CANCELLED, order_id, now, discriminator="", reason=reason),
+                  make_event(EventType.ORDER_CANCELLED, order_id, now, reason=reason))
+        return self.apply(order_id, Change(expect=states([State.PENDING, State.BUYING]), to=State.CANCELLED.value,
+                                           match={F_INFLIGHT: "", F_AID: ""}, set={F_REASON: reason},
+                                           delete=(F_CMD, F_FAILS), clear_deadline=True, events=events,
+                                           terminal=True), now=now)
+
     def replace_number(self, order_id: str, *, state: State, provider: str | None, activation_id: str,
                        phone: str | None, finished: bool, reason: str, bad_phones: frozenset[str],
                        failed_at: tuple[str, ...] = (), side: tuple[Side, ...] = (),

@@ -193,3 +193,21 @@ def test_a_profile_that_reads_max_price_only_with_its_currency_gets_both(fake_re
     assert activation.place_order(rt, "h1") == "waiting"
     [(_, (_service, _country, params))] = [c for c in hub.calls if c[0] == "get_number"]
     assert params["max_price"] == Decimal("12") and params["currency"] == rt.dialect("hub").default_currency
+
+
+def test_a_cancel_while_waiting_between_attempts_ends_the_order_without_a_purchase(
+        fake_redis: Any, clock: Any, published: Published) -> None:
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "MAX_ACTIVE": "1",
+                                                "ACTIVATION_TIMEOUT": "7200"}, provider)
+    rt.orders.submit(OrderRequest("tg", order_id="a"))
+    assert activation.place_order(rt, "a") == "waiting"
+    rt.orders.submit(OrderRequest("tg", order_id="b"))
+    assert activation.place_order(rt, "b") == "backoff"          # waits for a slot
+    rt.orders.request("b", "cancel")
+    assert activation.advance(rt, "b") == "cancelled"
+    assert rt.activations.get("b").state is State.CANCELLED  # type: ignore[union-attr]
+    assert activation.place_order(rt, "b") != "waiting"          # a late re-delivery buys nothing
+    assert provider.count("get_number_v2") == 1
+    kinds = [e["type"] for e in stream_events(rt.redis, rt.settings) if e.get("order_id") == "b"]
+    assert kinds == [ev.ACTIVATION_CANCELLED, ev.ORDER_CANCELLED]

@@ -88,6 +88,22 @@ def _parse_redis_url(raw: str) -> str:
     return value
 
 
+#: URL schemes kombu can carry the Celery messages over: Redis, or AMQP 0-9-1 (RabbitMQ, CloudAMQP)
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+def _parse_broker_url(raw: str) -> str:
+    """A Celery broker URL; the message names only the scheme, never the URL (it may hold a password)."""
+    value = raw.strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in BROKER_SCHEMES:
+        shown = f"scheme {scheme.lower()!r}" if sep else "no scheme"
+        raise ValueError(f"expected a {', '.join(s + '://' for s in BROKER_SCHEMES)} URL, got {shown}")
+    if not rest.rpartition("@")[2].split("/", 1)[0]:
+        raise ValueError(f"expected a host after {scheme}://")
+    return value
+
+
 def _parse_cert_reqs(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"none", "optional", "required"}:
@@ -220,6 +236,10 @@ class Settings:
     redis_ssl_cert_reqs: str = setting(
         "REDIS_SSL_CERT_REQS", "none", parse=_parse_cert_reqs, roles=ROLES,
         doc="certificate check for rediss://: none, optional or required")
+    celery_broker_url: str = setting(
+        "CELERY_BROKER_URL", "", parse=_parse_broker_url, roles=ROLES,
+        doc="the Celery messages' broker when not REDIS_URL: amqp://user:pass@host/vhost (RabbitMQ, CloudAMQP), "
+            "amqps://, or redis(s)://; state, deadlines, inbox and events stay in REDIS_URL")
     port: int = setting(
         "PORT", 8000, parse=_port, roles=("web", "cli"), doc="web port (the platform sets it)")
     provider: str = setting(

@@ -3,52 +3,65 @@
 ``celery -A worker.celery_app worker`` and ``celery -A worker.celery_app beat`` use the module-level ``app``,
 built from ``Settings.from_env()``. The web app and the CLI call ``make_celery(settings)`` only to publish by
 name (``send_task``); they never import ``tasks``.
+
+The broker is ``CELERY_BROKER_URL`` when set (RabbitMQ over AMQP, or another Redis), else ``REDIS_URL``; only the
+Celery messages go there, state stays in ``REDIS_URL``. On Redis a task of a lost worker comes back after
+``BROKER_VISIBILITY_TIMEOUT``; on AMQP the broker gives an unacknowledged task to another consumer as soon as the
+connection that took it closes (or misses its heartbeats), so that setting has no effect there.
 """
 from __future__ import annotations
 
+import enum
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 
 from config.settings import Settings
 from flows.names import TaskName
 
-#: the queue our own tasks go to (a worker started without -Q consumes it: it is the default queue)
+#: our tasks' queue on REDIS_URL (a worker started without -Q consumes it: it is the default queue)
 QUEUE = "otpflow"
 BROKER_SOCKET_TIMEOUT = 10.0
 BROKER_CONNECT_TIMEOUT = 5.0
+#: seconds between AMQP heartbeats: a worker whose connection died unseen (a NAT, a frozen dyno) is noticed,
+#: and its unacknowledged task handed to another consumer, within about two of them
+AMQP_HEARTBEAT = 30.0
 
 
-def _ssl_options(settings: Settings) -> dict[str, Any] | None:
-    if not settings.redis_url.startswith("rediss://"):
+class BrokerKind(enum.Enum):
+    """The transport the Celery messages travel on; each takes its own options."""
+
+    REDIS = "redis"
+    AMQP = "amqp"
+
+
+def broker_url(settings: Settings) -> str:
+    """Where the Celery messages go: ``CELERY_BROKER_URL``, or ``REDIS_URL`` when it is empty."""
+    return settings.celery_broker_url or settings.redis_url
+
+
+def broker_kind(url: str) -> BrokerKind:
+    scheme = url.partition("://")[0].lower()
+    return BrokerKind.AMQP if scheme in {"amqp", "amqps", "pyamqp"} else BrokerKind.REDIS
+
+
+def task_queue(settings: Settings) -> str:
+    """Our tasks' queue: ``otpflow`` on ``REDIS_URL`` (as always), ``KEY_PREFIX`` on a ``CELERY_BROKER_URL``, so
+    deployments (and test runs) sharing one broker, each with its own prefix, never take each other's tasks."""
+    return settings.key_prefix if settings.celery_broker_url else QUEUE
+
+
+def _ssl_options(url: str, settings: Settings) -> dict[str, Any] | None:
+    if not url.startswith("rediss://"):
         return None
     reqs = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
     return {"ssl_cert_reqs": reqs[settings.redis_ssl_cert_reqs]}
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Every Celery setting we rely on, as data (tests assert on it)."""
-    routes: dict[str, dict[str, str]] = {"otpflow.*": {"queue": QUEUE}}  # every TaskName is otpflow.*
-    if settings.downstream_task:
-        routes[settings.downstream_task] = {"queue": settings.downstream_queue or QUEUE}
+def _redis_broker_options(url: str, settings: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {
-        "broker_url": settings.redis_url,
-        "result_backend": None,
-        "task_ignore_result": True,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "worker_concurrency": settings.worker_concurrency,
-        "task_default_queue": QUEUE,
-        "task_routes": routes,
-        "broker_connection_retry_on_startup": True,
-        # a full or read-only Redis refuses kombu's writes with ResponseErrors: restart the consumer instead of
-        # exiting with "Unrecoverable error", and let it reconnect only once Redis accepts writes again
-        "broker_channel_error_retry": True,
-        "worker_consumer": "worker.redis_gate:GatedConsumer",
         "broker_transport_options": {
             # tasks are short and nothing waits on an ETA, so a lost worker's task comes back within
             # BROKER_VISIBILITY_TIMEOUT (default 300 s) instead of Celery's default hour
@@ -58,6 +71,55 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "retry_on_timeout": True,
             "health_check_interval": 30,
         },
+    }
+    ssl_opts = _ssl_options(url, settings)
+    if ssl_opts is not None:
+        conf["broker_use_ssl"] = ssl_opts
+    return conf
+
+
+def _amqp_broker_options(url: str) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "broker_heartbeat": AMQP_HEARTBEAT,
+        "broker_connection_timeout": BROKER_CONNECT_TIMEOUT,
+        # a publish returns only once the broker holds the message (durable queue, persistent message), as an
+        # LPUSH to Redis does: a webhook answered 200 or an order answered 202 has its task stored
+        "broker_transport_options": {"confirm_publish": True},
+    }
+    if url.lower().startswith("amqps://"):
+        # kombu's bare TLS checks the chain against the system's certificates but not the name: check both
+        # (CloudAMQP's certificates are public ones)
+        conf["broker_use_ssl"] = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": urlsplit(url).hostname}
+    return conf
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting we rely on, as data (tests assert on it)."""
+    queue = task_queue(settings)
+    routes: dict[str, dict[str, str]] = {"otpflow.*": {"queue": queue}}  # every TaskName is otpflow.*
+    if settings.downstream_task:
+        routes[settings.downstream_task] = {"queue": settings.downstream_queue or queue}
+    url = broker_url(settings)
+    conf: dict[str, Any] = {
+        "broker_url": url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # acknowledged once the task ran: on either broker a task whose process died is delivered again
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # one unacknowledged task per process (AMQP's basic.qos; kombu counts them itself on Redis)
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.worker_concurrency,
+        "task_default_queue": queue,
+        "task_routes": routes,
+        "broker_connection_retry_on_startup": True,
+        # a full or read-only Redis refuses kombu's writes with ResponseErrors: restart the consumer instead of
+        # exiting with "Unrecoverable error", and let it reconnect only once Redis accepts writes again (on AMQP
+        # too: the tasks' state is written to Redis whichever broker carries them)
+        "broker_channel_error_retry": True,
+        "worker_consumer": "worker.redis_gate:GatedConsumer",
         # Heroku SIGKILLs 30 s after SIGTERM: finish or requeue running tasks well before that
         "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout,
         # no ETA tasks exist, so an idle worker has nothing to requeue: exit at once instead of waiting the timeout
@@ -85,10 +147,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
-    ssl_opts = _ssl_options(settings)
-    if ssl_opts is not None:
-        conf["broker_use_ssl"] = ssl_opts
-        conf["redis_backend_use_ssl"] = ssl_opts
+    if broker_kind(url) is BrokerKind.AMQP:
+        conf.update(_amqp_broker_options(url))
+    else:
+        conf.update(_redis_broker_options(url, settings))
+    backend_ssl = _ssl_options(settings.redis_url, settings)
+    if backend_ssl is not None:
+        conf["redis_backend_use_ssl"] = backend_ssl
     return conf
 
 

@@ -3,7 +3,8 @@
 ``OTPFLOW_TEST_REDIS`` picks the server: ``auto`` (default: 127.0.0.1:6379 when it answers, else an embedded one),
 ``embedded`` (always start one: the local extra's valkey-server, else a redis-server or valkey-server on PATH, see
 ``otpflow.embedded_redis``), or a ``redis://`` URL. Tests use their own database number (``OTPFLOW_TEST_REDIS_DB``,
-default 9), flushed before each test that asks for it.
+default 9), flushed before each test that asks for it. ``amqp_broker_url`` is a RabbitMQ for the tests that put the
+Celery messages on AMQP (``tests/support/amqp.py``).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import redis
 
 from otpflow.embedded_redis import EmbeddedRedis, redis_reachable
+from tests.support import amqp
 
 DEFAULT_LOCAL = "redis://127.0.0.1:6379"
 
@@ -70,3 +72,10 @@ def fake_redis() -> Iterator["redis.Redis"]:
     client = fakeredis.FakeRedis(decode_responses=True)
     yield client
     client.flushall()
+
+
+@pytest.fixture(scope="session")
+def amqp_broker_url() -> str:
+    """A RabbitMQ that answers (``OTPFLOW_TEST_AMQP``, see tests/support/amqp.py): skipped, naming what was tried,
+    when none does; failed instead when ``OTPFLOW_TEST_AMQP=required`` (CI)."""
+    return amqp.broker_url_or_skip()

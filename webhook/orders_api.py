@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from flows.names import TaskName
 from lifecycle.activation import (COMMANDS, CommandConflict, Order, OrderError, OrderRequest, OrderService,
                                   UnknownOrder, valid_order_id)
-from lifecycle.activation.machine import State
+from lifecycle.activation.machine import Command, State
 from lifecycle.routing import Routing
 from webhook.context import current_context
 from webhook.errors import error_response, unavailable
@@ -240,8 +241,8 @@ def get_order(order_id: str) -> tuple[Response, int] | Response:
     order = _service().get(order_id) if valid_order_id(order_id) else None
     if order is None:
         return error_response(404, "not_found", "no such order")
-    body = order.public()
-    body["history"] = [{"state": h.label, "at": h.at} for h in order.history]
+    body = order_view(order)
+    body["history"] = [{"state": h.label, "at": iso_time(h.at)} for h in order.history]
     return jsonify(body)
 
 
@@ -260,4 +261,20 @@ def order_command(order_id: str, command: str) -> tuple[Response, int] | Respons
                               f"{exc.state.value if exc.state else 'unknown'}",
                               extra={"state": exc.state.value if exc.state else None})
     publish(TaskName.COMMAND, {"order_id": order_id, "command": accepted.command.value})
-    return jsonify({"order_id": order_id, "command": accepted.command.value, "state": accepted.state.value}), 202
+    body: dict[str, Any] = {"order_id": order_id, "command": accepted.command.value, "state": accepted.state.value}
+    deferred = _cancel_deferred_until(order_id, accepted.command)
+    if deferred is not None:
+        body |= {"deferred_until": iso_time(deferred), "deferred_reason": "early_cancel"}
+    return jsonify(body), 202
+
+
+def _cancel_deferred_until(order_id: str, command: Command) -> float | None:
+    """When a cancel (or a replace, which cancels) must wait for the provider's first minutes after the purchase
+    (EARLY_CANCEL_SECONDS), the moment it will be sent; None when it goes now."""
+    if command not in (Command.CANCEL, Command.REPLACE):
+        return None
+    order = _service().get(order_id)
+    if order is None or order.state is not State.WAITING or order.number_at is None:
+        return None
+    ready = order.number_at + current_context().settings.early_cancel_seconds
+    return ready if ready > time.time() else None

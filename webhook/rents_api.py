@@ -23,7 +23,7 @@ from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, Re
                             RentRequest, RentService, UnknownRent)
 from webhook.context import current_context
 from webhook.errors import error_response
-from webhook.orders_api import check_api_token, publish, redis_down, storable_text
+from webhook.orders_api import check_api_token, iso_time, publish, redis_down, storable_text
 
 log = logging.getLogger("otpflow.rents_api")
 
@@ -89,8 +89,9 @@ def get_rent(order_id: str) -> tuple[Response, int] | Response:
     order = _service().get(order_id) if valid_order_id(order_id) else None
     if order is None:
         return error_response(404, "not_found", "no such rent")
-    body = order.public()
-    body["history"] = [{"state": label, "at": at} for label, at in order.history]
+    body = order.public() | {"created_at": iso_time(order.created_at), "end_at": iso_time(order.end_at)}
+    body = {k: v for k, v in body.items() if v is not None}
+    body["history"] = [{"state": label, "at": iso_time(at)} for label, at in order.history]
     return jsonify(body)
 
 

@@ -81,3 +81,23 @@ def test_redis_down_is_503(client: Any, fake_redis: Any, monkeypatch: Any) -> No
     monkeypatch.setattr(fake_redis, "hgetall", boom)
     r = client.get("/api/orders/k1", headers=auth())
     assert r.status_code == 503
+
+
+def test_a_cancel_inside_the_providers_first_minutes_says_when_it_goes(client: Any, fake_redis: Any) -> None:
+    from config import domain
+
+    settings = Settings(api_token=TOKEN, webhook_token="webhook-token-0123456789")
+    r = client.post("/api/orders", json={"service": "tg", "order_id": "early"}, headers=auth())
+    assert r.status_code == 202
+    store = domain.activation_store(settings, fake_redis)
+    assert store.start_buying("early").ok
+    assert store.choose_provider("early", provider="sms-activate", country=0, calls=1).ok
+    assert store.assign_number("early", provider="sms-activate", activation_id="111", phone="79990001122",
+                               cost="0.5", currency=840).ok
+    r = client.post("/api/orders/early/cancel", headers=auth())
+    body = r.get_json()
+    assert r.status_code == 202 and body["deferred_reason"] == "early_cancel" and body["deferred_until"].endswith("Z")
+    shown = client.get("/api/orders/early", headers=auth()).get_json()
+    assert shown["number_at"].endswith("Z") and all(h["at"].endswith("Z") for h in shown["history"])
+    r = client.post("/api/orders", json={"service": "tg", "order_id": "pending"}, headers=auth())
+    assert "deferred_until" not in client.post("/api/orders/pending/cancel", headers=auth()).get_json()

@@ -232,7 +232,7 @@ class Settings:
 
     redis_url: str = setting(
         "REDIS_URL", "redis://127.0.0.1:6379/0", parse=_parse_redis_url, roles=ROLES,
-        doc="Redis for the broker, state, deadlines, inbox and events (rediss:// for TLS)")
+        doc="Redis for state, deadlines, inbox and events, and the broker unless CELERY_BROKER_URL (rediss:// for TLS)")
     redis_ssl_cert_reqs: str = setting(
         "REDIS_SSL_CERT_REQS", "none", parse=_parse_cert_reqs, roles=ROLES,
         doc="certificate check for rediss://: none, optional or required")

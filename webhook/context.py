@@ -24,6 +24,8 @@ EXTENSION_KEY = "otpflow"
 #: the web's drain publish must not hold a webhook's answer past the provider's patience (HeroSMS: 3 s) when Redis
 #: hangs between the append and the publish; the worker's own connections keep the longer time-outs
 PRODUCER_TRANSPORT_OPTIONS = {"socket_timeout": 1.5, "socket_connect_timeout": 1.0, "retry_on_timeout": False}
+#: the same patience on an AMQP broker (CELERY_BROKER_URL): py-amqp's own names for those time-outs
+AMQP_PRODUCER_TRANSPORT_OPTIONS = {"connect_timeout": 1.0, "read_timeout": 1.5, "write_timeout": 1.5}
 
 
 class ContextMissing(RuntimeError):
@@ -47,13 +49,15 @@ class LazyCelery:
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    from worker.celery_app import make_celery
+                    from worker.celery_app import BrokerKind, broker_kind, broker_url, make_celery
 
                     app = make_celery(self._settings)
                     conf = getattr(app, "conf", None)
                     if conf is not None:
-                        conf.broker_transport_options = {**conf.broker_transport_options,
-                                                         **PRODUCER_TRANSPORT_OPTIONS}
+                        amqp = broker_kind(broker_url(self._settings)) is BrokerKind.AMQP
+                        conf.broker_transport_options = {
+                            **conf.broker_transport_options,
+                            **(AMQP_PRODUCER_TRANSPORT_OPTIONS if amqp else PRODUCER_TRANSPORT_OPTIONS)}
                     self._app = app
         return self._app
 

@@ -109,3 +109,13 @@ def test_amqps_checks_the_certificate_and_the_host_name() -> None:
     conf = celery_config(Settings.from_env({"CELERY_BROKER_URL": "amqps://u:p@goose.rmq.cloudamqp.com/vh"}))
     assert conf["broker_use_ssl"] == {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "goose.rmq.cloudamqp.com"}
     assert "broker_use_ssl" not in celery_config(Settings.from_env({"CELERY_BROKER_URL": AMQP}))
+
+
+def test_the_web_publisher_keeps_its_short_patience_on_either_broker() -> None:
+    from webhook.context import AMQP_PRODUCER_TRANSPORT_OPTIONS, PRODUCER_TRANSPORT_OPTIONS, LazyCelery
+
+    amqp = LazyCelery(Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//")).get()
+    assert AMQP_PRODUCER_TRANSPORT_OPTIONS.items() <= amqp.conf.broker_transport_options.items()
+    assert "socket_timeout" not in amqp.conf.broker_transport_options
+    redis_app = LazyCelery(Settings()).get()
+    assert PRODUCER_TRANSPORT_OPTIONS.items() <= redis_app.conf.broker_transport_options.items()

@@ -49,11 +49,13 @@ class LazyCelery:
         if self._app is None:
             with self._lock:
                 if self._app is None:
-                    from worker.celery_app import BrokerKind, broker_kind, broker_url, make_celery
+                    from worker.celery_app import make_celery
 
                     app = make_celery(self._settings)
                     conf = getattr(app, "conf", None)
                     if conf is not None:
+                        from worker.celery_app import BrokerKind, broker_kind, broker_url
+
                         amqp = broker_kind(broker_url(self._settings)) is BrokerKind.AMQP
                         conf.broker_transport_options = {
                             **conf.broker_transport_options,

@@ -136,7 +136,7 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     try:
         parsed = parse_webhook(raw)
     except MalformedWebhook as exc:
-        return _reject(ctx, exc, raw, address)
+        return _reject(ctx, exc, raw, address, provider)
 
     if not ctx.breaker.allow():
         return unavailable(), "unavailable"
@@ -198,9 +198,12 @@ def _keep_original(ctx: WebContext, raw: bytes, address: Any) -> None:
         log.warning("original of a stored webhook not kept: %s", type(err.__cause__ or err).__name__)
 
 
-def _reject(ctx: WebContext, exc: MalformedWebhook, raw: bytes, address: Any) -> tuple[Response, str]:
-    """400 after keeping the body in the dead-letter stream; 503 if even that cannot be stored (nothing lost)."""
+def _reject(ctx: WebContext, exc: MalformedWebhook, raw: bytes, address: Any,
+            provider: str) -> tuple[Response, str]:
+    """400 after keeping the body in the dead-letter stream; 503 if even that cannot be stored (nothing lost).
+    The provider whose token it came on is kept, so a replay stores it as that provider's."""
     meta = {
+        "provider": provider,
         "fields": exc.fields,
         "remote": str(address) if address is not None else (request.remote_addr or ""),
         "content_type": (request.content_type or "")[:DEAD_LETTER_META_MAX],

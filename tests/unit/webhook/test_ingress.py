@@ -205,7 +205,8 @@ def test_malformed_body_is_400_with_reason_and_dead_lettered(harness: Harness, b
     assert harness.inbox_payloads() == []
     (letter,) = harness.dead_letters()
     assert letter["body"] == body.decode() and letter["reason"] == answer["reason"]
-    assert field_name in json.loads(letter["meta"])["fields"]
+    meta = json.loads(letter["meta"])
+    assert field_name in meta["fields"] and meta["provider"] == "sms-activate"  # whose token it came on
     assert count("malformed") == before + 1
     assert harness.celery.calls == []
 

@@ -75,6 +75,7 @@ def make_noop_app(settings: Any, queue: str, mark_stream: str) -> Any:
     conf.update(task_default_queue=queue, task_routes={"bench.*": {"queue": queue}}, beat_schedule={})
     app = Celery("bench_noop", set_as_current=False)
     app.conf.update(conf)
+    app.conf.otpflow_settings = settings  # as make_celery does: the consumer's Redis gate reads it
     clients: dict[int, redis.Redis] = {}
 
     @app.task(name="bench.noop", ignore_result=True)

@@ -270,8 +270,9 @@ class Settings:
         "EVENTS_STREAM", "otpflow:events", parse=_ident, roles=("worker", "cli"),
         doc="the downstream event stream")
     events_maxlen: int = setting(
-        "EVENTS_MAXLEN", 100_000, parse=_parse_positive_int, roles=_WORKER,
-        doc="approximate length the event stream is trimmed to")
+        "EVENTS_MAXLEN", 20_000, parse=_parse_positive_int, roles=_WORKER,
+        doc="approximate length the event stream is trimmed to (about 360 B of Redis each: the default keeps ~7 MB, "
+            "room for the smallest 25 MB plan; raise it with the plan, so slow consumers can fall further behind)")
     activation_timeout: float = setting(
         "ACTIVATION_TIMEOUT", 1200.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds to wait for a code before cancelling")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from flows.names import TaskName
 
 #: our tasks' queue on REDIS_URL (a worker started without -Q consumes it: it is the default queue)
@@ -184,14 +184,17 @@ def install_runtime(app: Celery, settings: Settings) -> None:
 
 
 def _build_module_app() -> Celery:
-    settings = Settings.from_env()
-    settings.require("beat")  # the checks every role shares; workers check PROVIDER_API_KEY at start-up
+    from . import signals
+
+    try:
+        settings = Settings.from_env()
+        settings.require("beat")  # the checks every role shares; workers check PROVIDER_API_KEY at start-up
+    except ConfigError as exc:
+        signals.refuse_start(exc)  # one line and exit 2, not Celery's "Unable to load celery application"
     celery_app = make_celery(settings)
     celery_app.set_current()
     celery_app.set_default()
     import tasks  # registers the shared tasks
-
-    from . import signals
 
     signals.connect(celery_app, settings)
     install_runtime(celery_app, settings)

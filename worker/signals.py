@@ -1,16 +1,33 @@
-"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork, a last metrics flush."""
+"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork, a last metrics flush.
+
+A setting that stops ``celery worker`` or ``celery beat`` from starting is one line on stderr and exit code 2 (as
+the ``otpflow`` command's usage errors), not Celery's traceback: :func:`refuse_start`.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from celery import signals
 
 from config.logging_setup import configure_logging, install_redaction_on_existing_handlers
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 
 log = logging.getLogger("otpflow.worker")
 _connected = False
+#: the exit code of a setting error, the same as ``otpflow``'s (docs in README.md, exit codes)
+EXIT_SETTING = 2
+
+
+def refuse_start(exc: ConfigError) -> NoReturn:
+    """Print ``otpflow: <each problem>`` on one line and end the process with EXIT_SETTING.
+
+    SystemExit is no Exception: neither Celery's app loader nor its signal dispatch (which logs and swallows what a
+    handler raises, so a worker would start without its key) catches it.
+    """
+    print(f"otpflow: {'; '.join(exc.problems)}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_SETTING)
 
 
 def connect(app: Any, settings: Settings) -> None:
@@ -24,7 +41,10 @@ def connect(app: Any, settings: Settings) -> None:
     def _worker_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", app) is not app:
             return
-        settings.require("worker")  # ConfigError names PROVIDER_API_KEY when it is missing
+        try:
+            settings.require("worker")  # ConfigError names PROVIDER_API_KEY when it is missing
+        except ConfigError as exc:
+            refuse_start(exc)
 
     @signals.setup_logging.connect(weak=False)
     def _setup_logging(**_: Any) -> None:

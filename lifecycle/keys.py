@@ -89,6 +89,11 @@ class Keys:
         """Stream: webhooks for activations or rents we do not know (bounded)."""
         return self.key("inbox", "unknown")
 
+    @property
+    def held_bytes(self) -> str:
+        """Counter: bytes of early webhooks held in the current window (expires with it; bounds every list)."""
+        return self.key("held-bytes")
+
     def held(self, kind: str, ref: str) -> str:
         """List: webhooks for an activation/rent (``provider:id``) not yet stored (purchase answer in flight)."""
         return self.key("held", kind, ref)

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 HELD_TTL = 3600
 #: at most this many webhooks are held per activation/rent id (an id gets only a few SMS before it is stored)
 HELD_MAX = 16
+#: at most this many bytes are held per HELD_TTL window across every id: webhooks for ids that never become ours
+#: (an account shared with another tool, a hostile sender with the token) cannot fill Redis; held lists live at
+#: most one window past their last push, so at most twice this is ever held (a few percent of a 25 MB plan)
+HELD_MAX_BYTES = 1024 * 1024
 
 
 class HeldWebhooks:
@@ -39,11 +43,16 @@ class HeldWebhooks:
         return self.keys.rent_index(ref) if kind is WebhookKind.RENT else self.keys.activation_index(ref)
 
     def hold(self, kind: WebhookKind | str, ref: str, payload: Mapping[str, Any]) -> str | None:
-        """Hold ``payload`` unless ``ref`` got indexed meanwhile; returns that order id in the latter case."""
+        """Hold ``payload`` unless ``ref`` got indexed meanwhile; returns that order id in the latter case. Past
+        the window's byte budget nothing is held (logged): the poll still finds the code."""
         kind = WebhookKind(kind)
         raw = json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False, default=str)
-        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind.value, ref)],
-                           args=[raw, HELD_MAX, HELD_TTL])
+        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind.value, ref), self.keys.held_bytes],
+                           args=[raw, HELD_MAX, HELD_TTL, HELD_MAX_BYTES])
+        if known == "!":
+            log.warning("early %s webhook for %s not held: %d bytes already held this hour", kind.value, ref,
+                        HELD_MAX_BYTES)
+            return None
         return str(known) if known else None
 
     def peek(self, kind: WebhookKind | str, ref: str) -> list[dict[str, Any]]:

@@ -92,3 +92,18 @@ def test_early_rent_webhook_replayed(fake_redis: Any, settings: Settings, clock:
     consumer.replay_held("rent", "sms-activate", "88")
     events = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
     assert len(events) == 1 and events[0]["order_id"] == "r1" and events[0]["via"] == "webhook"
+
+
+def test_held_webhooks_are_bounded_by_bytes_across_every_id(fake_redis: Any, settings: Settings) -> None:
+    """Ids that never become ours (another tool on the same account, a hostile sender) cannot fill Redis."""
+    from lifecycle.inbox import held as held_module
+
+    held = make_held(fake_redis, settings)
+    text = "x" * 1000
+    ids = 3 * held_module.HELD_MAX_BYTES // 1000          # three times what the budget allows
+    for i in range(ids):
+        held.hold("activation", f"sms-activate:{i}", {"activationId": str(i), "text": text})
+    kept = [i for i in range(ids) if held.peek("activation", f"sms-activate:{i}")]
+    assert 0 < len(kept) < ids // 2 and kept == list(range(len(kept)))   # the first ones, then nothing more
+    assert int(fake_redis.get(settings.key("held-bytes"))) <= held_module.HELD_MAX_BYTES
+    assert 0 < fake_redis.ttl(settings.key("held-bytes")) <= held_module.HELD_TTL

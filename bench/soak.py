@@ -161,6 +161,7 @@ class Soak:
         self.peak_memory = 0
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
+        self.started_at = time.time()
 
     # ---- threads ----------------------------------------------------------------------------------------------
     def _thread(self, target: Callable[..., None], name: str, *args: Any) -> None:
@@ -354,6 +355,7 @@ class Soak:
         result = Result()
         counter = itertools.count()
         started = time.monotonic()
+        self.started_at = time.time()
         limit = started + self.o.duration
 
         def schedule() -> tuple[int, float] | None:
@@ -450,6 +452,11 @@ class Soak:
         invented = [key for key in emitted if key not in wanted]
         webhooks = [w for s in states.values() for w in s["webhooks"] if w["kind"] == "activation"]
         hooks = collections.Counter(w["status"] for w in webhooks)
+        # and every code a delivered webhook carried (the sandbox's log: answered 200 by us) is among them
+        hooked = {(str(w["payload"].get("activationId")), str(w["payload"].get("code"))) for w in webhooks
+                  if w["status"] == "delivered"}
+        sent = {(s.activation_id, s.code) for s in delivered}
+        missing += sorted(hooked - sent)
         via = collections.Counter(str(d.get("via")) for _, k, d in all_events if k == "code.received")
         checks.append(Check("every accepted code emitted exactly once", not (missing or doubled or invented),
                             f"{len(wanted)} codes ({len(delivered)} SMS; webhooks {dict(hooks)}; via {dict(via)}); "
@@ -507,15 +514,17 @@ class Soak:
             "duration": f"{load_seconds:.0f} s of load, then {settle_seconds:.0f} s until every order ended",
             "orders/s": f"{len(accepted) / load_seconds:.2f} ({len(accepted)} orders by {self.o.clients} clients; "
                         f"POST answers {dict(self.post_statuses)})",
-            "webhooks/s": f"{hook_total / load_seconds:.2f} ({hook_total} provider webhooks; {dict(hooks)})",
+            "webhooks/s": f"{hooks['delivered'] / load_seconds:.2f} ({hooks['delivered']} delivered of "
+                          f"{hook_total} provider webhooks, duplicates included; {hooks['dropped']} dropped)",
             "events/s": f"{events_n / load_seconds:.2f} ({events_n} events)",
             "provider calls per completed activation":
                 f"{sum(calls.values()) / max(1, completed):.2f} (minimum {MINIMUM_CALLS}; workers counted "
                 f"{sum(calls.values())}, the sandboxes answered {served}, for {completed} completed; "
                 + ", ".join(f"{a} {n}" for a, n in by_action.most_common()) + ")",
             "order placed to terminal event":
-                (f"p50 {took[len(took) // 2][0]:.1f} s, max {took[-1][0]:.1f} s ("
-                 + ", ".join(f"{o} {t:.1f} s" for t, o in took[-3:][::-1]) + ")") if took else "n/a",
+                (f"p50 {took[len(took) // 2][0]:.1f} s, max {took[-1][0]:.1f} s (slowest: "
+                 + ", ".join(f"{o} {t:.1f} s, placed at {self.accepted[o] - self.started_at:.0f} s"
+                             for t, o in took[-3:][::-1]) + ")") if took else "n/a",
             "Redis connections": f"{clients_now} at the end, {self.peak_clients} at most during the run",
         })
 

@@ -103,3 +103,26 @@ def test_events_throughput_rates() -> None:
     assert t.rate == 1000.0
     assert t.cpu_us == pytest.approx(250.0)
     assert Timed(count=0, seconds=0.0, cpu=0.0).rate == 0.0
+
+
+def test_soak_helpers() -> None:
+    """bench/soak.py's pure parts: the SMS plan by order id, its shares, the ledger check and the command line."""
+    from bench.soak import PLAN_SHARES, SmsPlan, UsageError, _books, _family, parse_args, plan_for
+
+    plans = [plan_for(f"soak-{i}") for i in range(4000)]
+    assert plan_for("soak-1") is plan_for("soak-1")
+    for plan, share in PLAN_SHARES:
+        assert abs(plans.count(plan) / len(plans) - share / 20) < 0.03, plan
+    assert set(plans) == set(SmsPlan)
+    assert _family("otpflow:order:soak-1a2b") == "otpflow:order:*"
+    state = {"ledger": [{"kind": "charge", "amount": "-0.30"}, {"kind": "refund", "amount": "0.30"},
+                        {"kind": "charge", "amount": "-0.30"}],
+             "activations": [{"cost": "0.30", "refunded": True}, {"cost": "0.30", "refunded": False}]}
+    ours = [{"provider": "alpha", "charged": "0.6", "refunded": "0.3"}]
+    assert _books("alpha", state, ours)[1]
+    assert not _books("alpha", state, [{"provider": "alpha", "charged": "0.3", "refunded": "0.3"}])[1]
+    with pytest.raises(UsageError):
+        parse_args(["--rate", "0"])
+    with pytest.raises(UsageError):
+        parse_args(["--duration", "10"])
+    assert parse_args(["--duration", "10", "--no-faults"]).faults is False

@@ -3,6 +3,9 @@
 The provider's API key travels in query strings, so any library that logs a URL (urllib3, requests, werkzeug)
 could leak it. A filter on the root handlers rewrites ``api_key=…`` (and ``Authorization: ApiKey …``) in each
 record's final message before it is written.
+
+Both formats carry the ids bound in :mod:`config.log_context` (request, task, order, activation, provider): the JSON
+format (``LOG_FORMAT=json``) as fields of each line, the text format as a short ``[key=value …]`` tail.
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import logging
 import re
 import sys
 import time
+from typing import Mapping
+
+from .log_context import EVENT_FIELDS, LogId, current
 
 _SECRET_PATTERNS = (
     re.compile(r"(api_key=)[^&\s'\"]+", re.IGNORECASE),
@@ -63,8 +69,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def line_ids(record: logging.LogRecord) -> dict[str, str]:
+    """The ids of one line: those bound now, overridden by the record's own (``extra={"order_id": …}``)."""
+    bound: Mapping[str, str] = current()
+    ids: dict[str, str] = {}
+    for key in LogId:
+        value = getattr(record, key.value, None)
+        if value is None or value == "":
+            value = bound.get(key.value)
+        if value is not None and value != "":
+            ids[key.value] = redact(str(value))
+    return ids
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log drains; carries the Celery task id when there is one."""
+    """One JSON object per line, for log drains: time, level, logger and message, then every id of the line
+    (:func:`line_ids`) and the fields of its event (a transition's states, a provider call's action and time)."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
@@ -73,13 +93,26 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for attr in ("task_id", "task_name", "order_id", "activation_id"):
+        payload.update(line_ids(record))
+        for attr in EVENT_FIELDS:
             value = getattr(record, attr, None)
             if value is not None:
-                payload[attr] = value
+                payload[attr] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             payload["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, ensure_ascii=False)
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, then the line's ids as ``[order_id=… task_id=…]`` when it has any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)  # the line before any traceback, which format() appends
+        ids = line_ids(record)
+        return text + " [" + " ".join(f"{k}={v}" for k, v in ids.items()) + "]" if ids else text
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
@@ -95,7 +128,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
     # urllib3 logs full request URLs (with api_key) at DEBUG; keep it quiet even when the app is verbose.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar, cast
 
@@ -19,6 +20,8 @@ from .clock import Clock, system_clock, ts
 from .keys import Keys
 from .outbox.events import EventSpec, OutboxConfig
 from .scripts import script
+
+log = logging.getLogger("otpflow.lifecycle")
 
 #: how long a terminal record (and its index entry) is kept: order-id idempotency and GET /api/orders
 RETENTION_SECONDS = 7 * 24 * 3600
@@ -127,6 +130,20 @@ def states(values: Iterable[enum.Enum | str]) -> frozenset[str]:
     return frozenset(v.value if isinstance(v, enum.Enum) else v for v in values)
 
 
+def _log_transition(record_id: str, change: Change, result: Result[str]) -> None:
+    """One line per compare-and-set: the record, the states it expected, where it goes (its history label) and
+    what happened. INFO for a change the short history records (a new state or a labelled one); a bare touch
+    (a re-armed deadline) is DEBUG, so a poll loop does not fill the log."""
+    level = logging.INFO if change.to is not None or change.hist else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    came = "|".join(sorted(change.expect)) or "*"
+    goes = change.hist or change.to or "touch"
+    log.log(level, "order %s: %s -> %s %s", record_id, came, goes, result.status.value,
+            extra={"order_id": record_id, "activation_id": change.ref, "from_state": came, "to_state": goes, "status": result.status.value,
+                   "state": result.raw_state or None})
+
+
 class Records:
     """Applies :class:`Change` s to the records of one :class:`RecordKind`."""
 
@@ -186,13 +203,16 @@ class Records:
         argv = [json.dumps(spec, separators=(",", ":"))]
         if pipe is not None:
             self._script(keys=keys, args=argv, client=pipe)
-            return Result(CasStatus.QUEUED)
-        raw = self._script(keys=keys, args=argv)
-        try:
-            status, state, sid = raw[0], raw[1], raw[2]
-            return Result(CasStatus(str(status)), str(state or ""), sid or None)
-        except (TypeError, IndexError, ValueError):
-            raise TransitionError(f"unexpected transition answer {raw!r}") from None
+            result: Result[str] = Result(CasStatus.QUEUED)
+        else:
+            raw = self._script(keys=keys, args=argv)
+            try:
+                status, state, sid = raw[0], raw[1], raw[2]
+                result = Result(CasStatus(str(status)), str(state or ""), sid or None)
+            except (TypeError, IndexError, ValueError):
+                raise TransitionError(f"unexpected transition answer {raw!r}") from None
+        _log_transition(record_id, change, result)
+        return result
 
     def read(self, record_id: str) -> dict[str, str] | None:
         """The record's fields (decode_responses=True clients), or None when there is no such record."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Mapping, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -138,6 +138,19 @@ def _not_sent(exc: BaseException) -> bool:
 CallObserver = Callable[[str, str, float], None]
 
 
+#: actions whose ``id`` parameter is something else than an activation or rent id (a product's)
+_ID_IS_NOT_AN_ACTIVATION = frozenset({"buyPartnerProduct"})
+
+
+def _host(base_url: str) -> str:
+    """Host and port of the provider's URL, for log lines: never its path, query (the key) or user part."""
+    try:
+        parts = urlsplit(base_url)
+        return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or "?"
+    except ValueError:
+        return "?"
+
+
 class Transport:
     """Sends one handler_api call and returns a :class:`RawResponse`; knows nothing about actions' meaning."""
 
@@ -158,9 +171,13 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         redactor: Redactor | None = None,
         observer: CallObserver | None = None,
+        name: str | None = None,
     ) -> None:
         install_urllib3_redaction()
         self._observer = observer
+        #: the provider's configured name on each call's log line (its host names it when there is none)
+        self.name = name
+        self._host = _host(base_url)
         self.base_url = base_url
         self.method = method.upper()
         self.auth = auth
@@ -283,7 +300,7 @@ class Transport:
             try:
                 value = parse(self.send(action, params))
             except TransientError as exc:
-                self._observe(action, exc, started)
+                self._observe(action, params, exc, started)
                 attempt += 1
                 if attempt >= attempts:
                     raise
@@ -292,18 +309,29 @@ class Transport:
                           exc.code or type(exc).__name__, attempt, attempts, delay)
                 self._sleep(delay)
             except ProviderError as exc:
-                self._observe(action, exc, started)
+                self._observe(action, params, exc, started)
                 raise
             else:
-                self._observe(action, None, started)
+                self._observe(action, params, None, started)
                 return value
 
-    def _observe(self, action: str, error: ProviderError | None, started: float) -> None:
-        """Tell the observer how one attempt went: ``ok`` or the error's class name (a bounded set of labels)."""
+    def _observe(self, action: str, params: Mapping[str, Any], error: ProviderError | None,
+                 started: float) -> None:
+        """Log one attempt and tell the observer how it went: ``ok`` or the error's class name (a bounded set of
+        labels). The line names the action, result, time, provider and activation id: never the URL or key."""
+        result = "ok" if error is None else type(error).__name__
+        seconds = time.monotonic() - started
+        if _log.isEnabledFor(logging.INFO):
+            activation_id = None if action in _ID_IS_NOT_AN_ACTIVATION else \
+                params.get("id", params.get("activationId"))
+            _log.info("provider %s %s %s in %.1f ms", self.name or self._host, action, result, seconds * 1000,
+                      extra={"action": action, "result": result, "elapsed_ms": round(seconds * 1000, 1),
+                             "host": self._host, "provider": self.name,
+                             "activation_id": None if activation_id is None else str(activation_id)})
         if self._observer is None:
             return
         try:
-            self._observer(action, "ok" if error is None else type(error).__name__, time.monotonic() - started)
+            self._observer(action, result, seconds)
         except Exception:  # noqa: BLE001 - metrics never break a provider call
             _log.debug("provider call observer failed", exc_info=True)
 

@@ -18,6 +18,8 @@ import redis
 from celery import Task, shared_task
 from celery.exceptions import Retry
 
+from config import log_context
+from config.log_context import LogId
 from flows.names import TaskName
 from flows.outcomes import Outcome
 from flows.relay import kick_relay
@@ -62,8 +64,14 @@ class OtpflowTask(Task):
     kicks_relay = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        # every line the task writes carries its ids (and its order's, for the tasks of one order or rent)
         task_id = getattr(self.request, "id", None)
+        with log_context.bind({LogId.TASK_ID: task_id, LogId.TASK_NAME: self.name,
+                               LogId.ORDER_ID: kwargs.get("order_id")}):
+            return self._run(task_id, args, kwargs)
+
+    def _run(self, task_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = time.perf_counter()
         extra = {"task_id": task_id, "task_name": self.name}
         outcome = Outcome.OK.value
         try:

@@ -139,8 +139,13 @@ def _log_transition(record_id: str, change: Change, result: Result[str]) -> None
         return
     came = "|".join(sorted(change.expect)) or "*"
     goes = change.hist or change.to or "touch"
+    # a ref is ``<provider>:<its id there>`` (lifecycle.keys.external): the line names both
+    provider, sep, ident = (change.ref or "").partition(":")
+    if not sep:
+        provider, ident = "", provider
     log.log(level, "order %s: %s -> %s %s", record_id, came, goes, result.status.value,
-            extra={"order_id": record_id, "activation_id": change.ref, "from_state": came, "to_state": goes, "status": result.status.value,
+            extra={"order_id": record_id, "provider": provider or None, "activation_id": ident or None,
+                   "from_state": came, "to_state": goes, "status": result.status.value,
                    "state": result.raw_state or None})
 
 

@@ -13,6 +13,7 @@ from config.logging_setup import JsonFormatter, TextFormatter, register_secrets
 from config.settings import Settings
 from lifecycle.activation import CommandConflict
 from lifecycle.activation.record import OrderRequest
+from lifecycle.cas import Change, states
 from tests.support.logs import Captured, json_lines
 from tests.unit.lifecycle.conftest import make_orders
 from tests.unit.provider.conftest import API_KEY, BASE_URL, make_client
@@ -94,6 +95,22 @@ def test_a_stale_transition_says_so(json_log: Captured, fake_redis: Any) -> None
     (line,) = json_log.by_logger("otpflow.lifecycle")
     assert (line["order_id"], line["to_state"], line["status"], line["state"]) == ("ord-2", "cmd:finish", "stale",
                                                                                    "pending")
+
+
+def test_a_transition_names_the_provider_and_activation_of_its_ref(json_log: Captured, fake_redis: Any) -> None:
+    orders = make_orders(fake_redis, Settings())
+    orders.submit(OrderRequest("tg", order_id="ord-4"))
+    orders.store.records.apply("ord-4", Change(expect=states(["pending"]), to="buying", ref="p1:777"))
+    (line,) = json_log.by_logger("otpflow.lifecycle")
+    assert (line["provider"], line["activation_id"], line["from_state"], line["to_state"]) == (
+        "p1", "777", "pending", "buying")
+
+
+def test_a_bare_touch_is_below_info(json_log: Captured, fake_redis: Any) -> None:
+    orders = make_orders(fake_redis, Settings())
+    orders.submit(OrderRequest("tg", order_id="ord-5"))
+    assert orders.store.records.apply("ord-5", Change(deadline=1.0)).ok
+    assert json_log.by_logger("otpflow.lifecycle") == []
 
 
 # ------------------------------------------------------------------------------------------ one provider call

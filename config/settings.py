@@ -348,7 +348,7 @@ class Settings:
         doc="DEBUG, INFO, WARNING, ERROR or CRITICAL")
     log_format: str = setting(
         "LOG_FORMAT", "text", parse=_log_format, roles=ROLES,
-        doc="text, or json: one object per line with the task id")
+        doc="text, or json: one object per line with the request, task, order, activation and provider ids bound")
     metrics_flush_interval: float = setting(
         "METRICS_FLUSH_INTERVAL", 5.0, parse=_parse_non_negative_float, roles=_WORKER,
         doc="seconds a worker process keeps its task counters before adding them to Redis (0: every task)")

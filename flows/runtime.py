@@ -45,7 +45,7 @@ def build_providers(settings: Settings, observer: CallObserver | None = None) ->
 
     return {p.name: ProviderClient(api_key=p.api_key, dialect=p.dialect, base_url=p.base_url,
                                    connect_timeout=settings.provider_connect_timeout,
-                                   read_timeout=settings.provider_read_timeout, observer=observer)
+                                   read_timeout=settings.provider_read_timeout, observer=observer, name=p.name)
             for p in settings.provider_configs}
 
 

@@ -96,6 +96,7 @@ class ProviderClient:
         trust_env: bool = False,
         headers: Mapping[str, str] | None = None,
         observer: CallObserver | None = None,
+        name: str | None = None,
     ) -> None:
         self.dialect = get_dialect(dialect)
         self.base_url = base_url or self.dialect.base_url
@@ -106,7 +107,7 @@ class ProviderClient:
             connect_timeout=connect_timeout, read_timeout=read_timeout, session=session, headers=headers,
             proxies=proxies, trust_env=trust_env,
             retry=RetryPolicy(max_retries=max_retries, backoff=Backoff(backoff_base, backoff_max, Jitter.FULL)),
-            sleep=sleep, redactor=self._redact, observer=observer,
+            sleep=sleep, redactor=self._redact, observer=observer, name=name,
         )
         self._parsers: dict[tuple[str, bool], Callable[[RawResponse], Any]] = {}
 

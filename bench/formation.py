@@ -234,7 +234,7 @@ class Formation:
 
     def wait_web(self, index: int) -> None:
         wait_until(lambda: answers_200(f"{self.web_url(index)}/readyz"), timeout=60, interval=0.1,
-                   check=self.check_alive, message=f"web{index + 1} did not answer /readyz")
+                   check=lambda: self.check_alive(f"web{index + 1}"), message=f"web{index + 1} did not answer /readyz")
 
     def start_worker(self, name: str, *, wait: bool = True) -> ChildProcess:
         proc = self._launch(name, procfile.command("worker", self.env, "--hostname", f"{name}.{self._generation}@%h"))
@@ -262,11 +262,46 @@ class Formation:
         except psutil.Error:
             pass
 
-    def check_alive(self) -> None:
-        """FormationError if a running process has exited (a ``check`` for wait_until)."""
+    def check_alive(self, only: str | None = None) -> None:
+        """FormationError if a running process (or just ``only``) has exited (a ``check`` for wait_until)."""
         for proc in [*self.processes.values(), *(s.process for s in self.sandboxes.values() if s.process)]:
+            if only is not None and proc.name != only:
+                continue
             if proc.proc is not None and proc.proc.poll() is not None:
                 raise FormationError(f"{proc.name} exited ({proc.proc.returncode}):\n{proc.log()[-4000:]}")
+
+    def redis_connections(self) -> dict[str, int]:
+        """Open connections to our Redis, by process of the formation (a process with its children; ``other``: the
+        harness itself)."""
+        assert self.redis_server is not None
+        role_of: dict[int, str] = {}
+        for name, proc in self.processes.items():
+            if proc.alive():
+                role_of[proc.pid] = name
+                try:
+                    role_of.update({c.pid: name for c in psutil.Process(proc.pid).children(recursive=True)})
+                except psutil.Error:
+                    pass
+        counts: dict[str, int] = {}
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.raddr and conn.raddr.port == self.redis_server.port and conn.status == "ESTABLISHED":
+                role = role_of.get(conn.pid or -1, "other")
+                counts[role] = counts.get(role, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def exited(self) -> list[ChildProcess]:
+        """Processes of the formation (not sandboxes) that have exited without being stopped."""
+        return [p for p in self.processes.values() if p.proc is not None and p.proc.poll() is not None]
+
+    def restart(self, name: str) -> ChildProcess:
+        """A new process in place of ``name``, as the platform restarts a crashed dyno."""
+        old = self.processes.pop(name)
+        old.stop(timeout=10)  # reaps it, and any orphan of its group
+        if name.startswith("web"):
+            return self.start_web(int(name[3:]) - 1)
+        if name.startswith("worker"):
+            return self.start_worker(name)
+        return self.start_beat(name)
 
     def pool_children(self, name: str) -> list[psutil.Process]:
         return psutil.Process(self.processes[name].pid).children(recursive=True)

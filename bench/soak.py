@@ -162,6 +162,9 @@ class Soak:
         self.threads: list[threading.Thread] = []
         self.errors: list[str] = []
         self.started_at = time.time()
+        #: faults and the supervisor change the formation's processes one at a time
+        self.formation_lock = threading.Lock()
+        self.crashes: list[str] = []
 
     # ---- threads ----------------------------------------------------------------------------------------------
     def _thread(self, target: Callable[..., None], name: str, *args: Any) -> None:
@@ -269,6 +272,26 @@ class Soak:
             with self.lock:
                 self.sms.append(sms)
 
+    def supervise(self) -> None:
+        """Restart a process that exited on its own (as the platform restarts a crashed dyno) and record it: an
+        unexpected exit is a failed invariant, and the restart lets the run go on to its other checks."""
+        while not self.stop_all.wait(0.5):
+            with self.formation_lock:
+                if self.stop_load.is_set() and self.stop_all.is_set():
+                    return
+                for proc in self.f.exited():
+                    log = proc.log().splitlines()
+                    lines = [line for line in log if "CRITICAL" in line] or [line for line in log if "Error" in line]
+                    why = lines[-1][:240] if lines else "(nothing logged)"
+                    at = time.time() - self.started_at
+                    self.crashes.append(f"{proc.name} exited {proc.proc.returncode if proc.proc else '?'} at "
+                                        f"{at:.0f} s: {why}")
+                    print(f"soak: {at:6.1f} s  {proc.name} EXITED on its own: {why}; starting a new one", flush=True)
+                    try:
+                        self.f.restart(proc.name)
+                    except Exception as exc:
+                        self.errors.append(f"restart of {proc.name}: {exc}")
+
     # ---- faults -----------------------------------------------------------------------------------------------
     def fault_plan(self) -> list[tuple[float, str, Callable[[Fault], None]]]:
         return [(0.12, "SIGKILL of a worker pool child", self.kill_pool_child),
@@ -286,10 +309,11 @@ class Soak:
                 break
             fault = Fault(name, time.monotonic() - started)
             try:
-                action(fault)
+                with self.formation_lock:
+                    action(fault)
                 fault.ok = True
             except Exception as exc:
-                fault.detail = f"{fault.detail} FAILED: {exc}".strip()
+                fault.detail = f"{fault.detail} FAILED: {str(exc)[:300]}".strip()
             faults.append(fault)
             print(f"soak: {fault.at:6.1f} s  {name}: {fault.detail}", flush=True)
         return faults
@@ -367,6 +391,7 @@ class Soak:
             return n, due
 
         self._thread(self.follow, "follow")
+        self._thread(self.supervise, "supervise")
         for provider in PROVIDERS:
             self._thread(self.send_sms, f"sms-{provider}", provider)
         clients = []
@@ -397,7 +422,7 @@ class Soak:
             return wanted <= self.terminal_orders()
 
         try:
-            wait_until(all_ended, timeout=self.o.settle, interval=0.25, check=self.f.check_alive,
+            wait_until(all_ended, timeout=self.o.settle, interval=0.25,
                        message=lambda: f"not terminal: {sorted(set(self.accepted) - self.terminal_orders())[:10]}")
         except AssertionError as exc:
             print(f"soak: {exc}", flush=True)
@@ -416,7 +441,7 @@ class Soak:
             return all(a["state"] in ENDED for s in states.values() for a in s["activations"])
 
         try:
-            wait_until(ended, timeout=60, interval=0.5, check=self.f.check_alive)
+            wait_until(ended, timeout=60, interval=0.5)
         except AssertionError:
             pass
         return holder["states"]
@@ -502,6 +527,7 @@ class Soak:
 
         # figures while the formation still runs
         clients_now = len(r.client_list())
+        by_process = self.f.redis_connections()
         calls = {f: int(float(v)) for f, v in r.hgetall(f"{PREFIX}:metrics:provider-calls").items()}
         by_action: collections.Counter[str] = collections.Counter()
         for f, v in calls.items():
@@ -525,13 +551,21 @@ class Soak:
                 (f"p50 {took[len(took) // 2][0]:.1f} s, max {took[-1][0]:.1f} s (slowest: "
                  + ", ".join(f"{o} {t:.1f} s, placed at {self.accepted[o] - self.started_at:.0f} s"
                              for t, o in took[-3:][::-1]) + ")") if took else "n/a",
-            "Redis connections": f"{clients_now} at the end, {self.peak_clients} at most during the run",
+            "Redis connections": f"{clients_now} at the end (CLIENT LIST), {self.peak_clients} at most during the "
+                                 "run; by process: " + ", ".join(f"{k} {v}" for k, v in by_process.items()),
         })
+
+        # no process exited on its own (a crash the platform would restart)
+        self.stop_all.set()
+        with self.formation_lock:
+            crashes = list(self.crashes)
+        checks.append(Check("no process exited on its own", not crashes,
+                            "every process ran until stopped or killed by the schedule" if not crashes
+                            else "; ".join(crashes[:3])))
 
         # no process left behind; Redis memory near its baseline once retention ran
         self.f.stop_processes()
         checks.append(self.retained_memory(r, len(accepted)))
-        self.stop_all.set()
         for q in self.sms_queues.values():
             q.put(None)
         for thread in self.threads:
@@ -558,7 +592,7 @@ class Soak:
             return all(_books(name, state, accounts)[1] for name, state in states.items())
 
         try:
-            wait_until(matches, timeout=20, interval=0.5, check=self.f.check_alive)
+            wait_until(matches, timeout=20, interval=0.5)
         except AssertionError:
             pass
         return holder["accounts"]
@@ -714,12 +748,18 @@ def parse_args(argv: list[str] | None) -> Options:
                    a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs)
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM as Ctrl-C: the formation is stopped on the way out, nothing left behind."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(argv)
     except UsageError as exc:
         print(f"bench/soak.py: {exc}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = run(options)
     except KeyboardInterrupt:

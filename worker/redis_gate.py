@@ -80,6 +80,32 @@ class GatedConsumer(Consumer):
 
     _gate_client: redis.Redis | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # kombu's Redis transport raises AttributeError ("'NoneType' object has no attribute 'hostname'") when an
+        # ack or a restore runs on a channel whose connection a Redis restart took away: count it as the
+        # connection error it is, so the ack is logged and left (the task comes back after the visibility
+        # timeout, and tasks are idempotent) and the consumer reconnects, instead of the worker ending. A real bug
+        # raising AttributeError in the consumer loop still ends the worker after Celery's five quick restarts.
+        known: tuple[type[BaseException], ...] = tuple(getattr(self, "connection_errors", ()))
+        self.connection_errors = (*known, AttributeError)
+
+    def on_connection_error_after_connected(self, exc: BaseException) -> None:
+        """Celery's clean-up of a lost connection, surviving kombu's Redis transport failing in it.
+
+        When Redis restarts while a task is unacknowledged, kombu closes the channel after the connection was
+        collected, and restoring the unacknowledged task then needs the connection's client, which is gone: an
+        ``AttributeError`` ("'NoneType' object has no attribute 'hostname'") that Celery does not expect and that
+        ends the worker ("Unrecoverable error"). The task is still in kombu's unacked hash, so it comes back after
+        the visibility timeout; the consumer only has to carry on reconnecting.
+        """
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError as err:
+            log.warning("broker connection closed uncleanly (%s); reconnecting: an unacknowledged task comes back "
+                        "after the visibility timeout", err)
+            self.connection = None
+
     def connect(self) -> Any:
         if self._gate_client is None:
             from config.redis_client import make_redis

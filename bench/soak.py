@@ -51,6 +51,7 @@ import requests  # noqa: E402
 
 from bench._common import machine_conditions  # noqa: E402
 from bench.formation import Formation, FormationError, become_subreaper  # noqa: E402
+from bench.ingress import HostileClients  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
 
 PREFIX = "otpflow"
@@ -91,6 +92,9 @@ class Options:
     memory_slack_kib: int
     log_dir: Path | None
     keep_logs: bool
+    #: connections held open against every web process during the load: idle ones and slow-header ones
+    idle: int = 20
+    slow: int = 20
 
 
 def plan_for(order_id: str) -> SmsPlan:
@@ -394,6 +398,10 @@ class Soak:
         self._thread(self.supervise, "supervise")
         for provider in PROVIDERS:
             self._thread(self.send_sms, f"sms-{provider}", provider)
+        # hostile clients against every web process for the whole load: webhooks must keep flowing past them
+        hostile = [HostileClients(port, self.o.idle, self.o.slow, self.o.duration + 60) for port in self.f.web_ports]
+        for h in hostile:
+            h.__enter__()
         clients = []
         for i in range(self.o.clients):
             self._thread(self.client, f"client-{i}", i, schedule)
@@ -402,6 +410,12 @@ class Soak:
         for thread in clients:
             thread.join()
         self.stop_load.set()
+        for h in hostile:
+            h.__exit__()
+        result.figures["hostile clients"] = (f"{self.o.idle} idle and {self.o.slow} slow connections held open "
+                                             f"against each of {len(hostile)} web processes during the load "
+                                             f"({sum(h.reconnects for h in hostile)} reopened after the server "
+                                             "closed them)")
         load_seconds = time.monotonic() - started
         print(f"soak: load stopped after {load_seconds:.1f} s: {len(self.accepted)} orders accepted; "
               "waiting for every order to end ...", flush=True)
@@ -739,13 +753,15 @@ def parse_args(argv: list[str] | None) -> Options:
                    help="pool children per Celery worker (default 2)")
     p.add_argument("--memory-slack", type=positive(int), default=256, metavar="KIB",
                    help="how far above its baseline Redis may stay once retention ran (default 256 KiB)")
+    p.add_argument("--idle", type=int, default=20, help="idle connections held against each web (default 20)")
+    p.add_argument("--slow", type=int, default=20, help="slow-header connections held against each web (default 20)")
     p.add_argument("--log-dir", type=Path, default=None, help="keep the processes' logs here")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs' temporary directory after a pass")
     a = p.parse_args(argv)
     if a.duration < 20 and not a.no_faults:
         raise UsageError("--duration must be at least 20 s with faults (or pass --no-faults)")
     return Options(a.duration, a.rate, a.clients, a.max_orders, a.settle, not a.no_faults, a.web_concurrency,
-                   a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs)
+                   a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs, a.idle, a.slow)
 
 
 def _interrupt(signum: int, _frame: Any) -> None:

@@ -11,16 +11,7 @@ import redis
 from config import domain
 from config.redis_client import make_redis
 from config.settings import ConfigError, Settings
-
-
-def _row(cells: list[object], widths: list[int]) -> str:
-    return "  ".join(str("-" if c is None else c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-
-def _table(header: list[str], rows: list[list[object]]) -> list[str]:
-    every: list[list[object]] = [list(header), *rows]
-    widths = [max(len(str("-" if r[i] is None else r[i])) for r in every) for i in range(len(header))]
-    return [_row(list(header), widths), *(_row(r, widths) for r in rows)]
+from otpflow.commands import ExitCode, table
 
 
 def show_spend(*, as_json: bool) -> int:
@@ -28,27 +19,26 @@ def show_spend(*, as_json: bool) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"otpflow: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
-        report = domain.ledger(settings, make_redis(settings)).report(domain.spend_limits(settings),
-                                                                               time.time())
+        report = domain.ledger(settings, make_redis(settings)).report(domain.spend_limits(settings), time.time())
     except redis.exceptions.RedisError as exc:
         print(f"otpflow spend: Redis unavailable at REDIS_URL ({type(exc).__name__}); is it running?",
               file=sys.stderr)
-        return 1
+        return ExitCode.REDIS
     if as_json:
         print(json.dumps(report, indent=2))
-        return 0
+        return ExitCode.OK
     providers, accounts = report["providers"], report["accounts"]
-    print("\n".join(_table(["provider", "hour (UTC)", "spent", "limit", "day (UTC)", "spent", "limit", "reserved"],
-                           [[p["provider"], p["hour"], p["spent_hour"], p["limit_hourly"], p["day"], p["spent_day"],
-                             p["limit_daily"], p["reserved"]] for p in providers])))
+    print(table(["provider", "hour (UTC)", "spent", "limit", "day (UTC)", "spent", "limit", "reserved"],
+                [[p["provider"], p["hour"], p["spent_hour"], p["limit_hourly"], p["day"], p["spent_day"],
+                  p["limit_daily"], p["reserved"]] for p in providers]))
     print()
     if not accounts:
         print("no purchases yet")
-        return 0
-    print("\n".join(_table(["provider", "service", "country", "charged", "refunded", "net", "numbers", "codes",
-                            "success", "s to code"],
-                           [[a["provider"], a["service"], a["country"], a["charged"], a["refunded"], a["net"],
-                             a["numbers"], a["codes"], a["success_rate"], a["seconds_to_code"]] for a in accounts])))
-    return 0
+        return ExitCode.OK
+    print(table(["provider", "service", "country", "charged", "refunded", "net", "numbers", "codes", "success",
+                 "s to code"],
+                [[a["provider"], a["service"], a["country"], a["charged"], a["refunded"], a["net"], a["numbers"],
+                  a["codes"], a["success_rate"], a["seconds_to_code"]] for a in accounts]))
+    return ExitCode.OK

@@ -19,6 +19,8 @@ from .store import ActivationStore, state_of
 MAX_ORDER_ID_LENGTH = 128
 #: how long an order stays listed: as long as a record can live (its longest life plus its retention)
 LISTED_FOR = RETENTION_SECONDS + 2 * 24 * 3600
+#: index entries :meth:`OrderService.recent` reads per round trip, at least
+LIST_CHUNK = 50
 
 
 class OrderError(ValueError):
@@ -85,23 +87,33 @@ class OrderService:
         return self.store.get(order_id)
 
     def recent(self, *, states: frozenset[State] = frozenset(), limit: int = 50,
-             before: float | None = None) -> list[Order]:
+               before: float | None = None) -> list[Order]:
         """Orders newest first (placed before ``before``, when given), in the given states (all when empty);
-        ``limit`` at most. Pages by the placing time of the last order of a page."""
+        ``limit`` at most.
+
+        Reads the index in chunks (a filter, or records gone, can leave a chunk short). Orders placed in the same
+        millisecond share a score, which Redis orders by id (descending), so the next chunk starts at the last
+        score read, inclusive, past the ids of that score already read: a chunk boundary inside one millisecond
+        loses no order. An order added at that very score meanwhile can only make an id read twice, which is
+        dropped."""
         out: list[Order] = []
+        seen: set[str] = set()
+        chunk = max(limit, LIST_CHUNK)
         top: str | float = "+inf" if before is None else f"({before}"
+        skip = 0  # ids of the score ``top`` already read (when ``top`` is an inclusive score)
         while len(out) < limit:
-            ids = cast("list[str]", self.store.redis.zrevrangebyscore(self.keys.orders, top, "-inf", start=0,
-                                                                      num=max(limit, 50)))
-            if not ids:
+            rows = cast("list[tuple[str, float]]", self.store.redis.zrevrangebyscore(
+                self.keys.orders, top, "-inf", start=skip, num=chunk, withscores=True))
+            ids = [order_id for order_id, _score in rows if order_id not in seen]
+            seen.update(ids)
+            found = self.store.get_many(ids)
+            out += [o for i in ids if (o := found.get(i)) is not None and (not states or o.state in states)]
+            if len(rows) < chunk:
                 break
-            for order in self.store.get_many(ids).values():
-                if order is not None and (not states or order.state in states):
-                    out.append(order)
-            if len(ids) < max(limit, 50):
-                break
-            last = self.store.redis.zscore(self.keys.orders, ids[-1])
-            top = f"({last}"
+            last = rows[-1][1]
+            tied = sum(1 for _order_id, score in rows if score == last)
+            skip = skip + tied if top == last else tied
+            top = last
         return out[:limit]
 
     def history(self, order_id: str) -> list[HistoryEntry]:

@@ -1,7 +1,7 @@
 """OrderService: idempotent submit, reads, commands."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 import pytest
 
@@ -66,3 +66,38 @@ def test_recent_orders_newest_first_by_state_and_page(fake_redis: Any, settings:
     assert [o.order_id for o in page2] == ["r1", "r0"]
     svc.submit(OrderRequest("tg", order_id="r0"))  # a repeat is not listed twice
     assert len(svc.recent(limit=10)) == 5
+
+
+def _same_millisecond(svc: OrderService, ids: list[str], *, buying: Collection[str] = ()) -> None:
+    for order_id in ids:
+        svc.submit(OrderRequest("tg", order_id=order_id))
+        if order_id in buying:
+            svc.store.start_buying(order_id)
+
+
+def test_recent_reads_past_a_chunk_boundary_inside_one_millisecond(svc: OrderService) -> None:
+    """130 orders placed at the same moment, every other one buying: a filtered listing reads the index in chunks,
+    and the orders of the boundary's millisecond after the first chunk must still be found (ties by id,
+    descending)."""
+    ids = [f"o{i:03d}" for i in range(130)]
+    buying = set(ids[::2])
+    _same_millisecond(svc, ids, buying=buying)
+    listed = [o.order_id for o in svc.recent(states=frozenset({State.BUYING}), limit=65)]
+    assert listed == sorted(buying, reverse=True)
+    assert [o.order_id for o in svc.recent(limit=130)] == sorted(ids, reverse=True)
+
+
+def test_recent_reads_whole_chunks_of_one_millisecond(svc: OrderService, clock: FakeClock) -> None:
+    """Chunks made only of orders of one millisecond, between older and newer ones: every order once, in order."""
+    older, tied, newer = ([f"{p}{i:03d}" for i in range(n)] for p, n in (("a", 10), ("b", 120), ("c", 10)))
+    _same_millisecond(svc, older, buying=set(older[:7]))
+    clock.advance(0.001)
+    _same_millisecond(svc, tied, buying=set(tied[::3]))
+    clock.advance(0.001)
+    _same_millisecond(svc, newer)
+    wanted = frozenset({State.BUYING})
+    assert [o.order_id for o in svc.recent(states=wanted, limit=5)] == sorted(tied[::3], reverse=True)[:5]
+    assert [o.order_id for o in svc.recent(states=wanted, limit=100)] == \
+        sorted(tied[::3], reverse=True) + sorted(older[:7], reverse=True)
+    everything = [o.order_id for o in svc.recent(limit=140)]
+    assert everything == sorted(newer, reverse=True) + sorted(tied, reverse=True) + sorted(older, reverse=True)

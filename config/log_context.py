@@ -29,12 +29,16 @@ class LogId(enum.StrEnum):
 
 
 #: the fields of one line's own event that the JSON formatter copies from ``extra=`` (besides the ids)
-EVENT_FIELDS = ("from_state", "to_state", "status", "state", "action", "result", "elapsed_ms", "host")
+EVENT_FIELDS = ("from_state", "to_state", "status", "state", "service", "country", "action", "result",
+                "elapsed_ms", "host")
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _BOUND: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("otpflow_log_ids", default=_EMPTY)
 #: what an incoming X-Request-Id may be to be kept (anything else is replaced by a fresh id)
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: the Celery message header that carries the request id of the web request that published a task, so the
+#: worker's lines for that task carry it too (set by the order and rent APIs, read by the task base class)
+TASK_HEADER = "otpflow_request_id"
 
 
 def current() -> Mapping[str, str]:
@@ -70,6 +74,12 @@ def bind(ids: Mapping[LogId, object | None]) -> Iterator[None]:
         pop(token)
 
 
-def sane_request_id(value: str | None) -> str | None:
+def sane_request_id(value: object) -> str | None:
     """``value`` when it is a usable request id (1 to 64 of ``A-Za-z0-9._-``), else None."""
-    return value if value is not None and _SANE_REQUEST_ID.fullmatch(value) else None
+    return value if isinstance(value, str) and _SANE_REQUEST_ID.fullmatch(value) else None
+
+
+def task_headers() -> dict[str, str]:
+    """The Celery message headers that carry the bound request id into a task published now (empty: none)."""
+    request_id = sane_request_id(_BOUND.get().get(LogId.REQUEST_ID.value))
+    return {TASK_HEADER: request_id} if request_id else {}

@@ -64,10 +64,12 @@ class OtpflowTask(Task):
     kicks_relay = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # every line the task writes carries its ids (and its order's, for the tasks of one order or rent)
+        # every line the task writes carries its ids (and its order's, for the tasks of one order or rent), and
+        # the id of the web request that published it, when one did
         task_id = getattr(self.request, "id", None)
         with log_context.bind({LogId.TASK_ID: task_id, LogId.TASK_NAME: self.name,
-                               LogId.ORDER_ID: kwargs.get("order_id")}):
+                               LogId.ORDER_ID: kwargs.get("order_id"),
+                               LogId.REQUEST_ID: published_request_id(self.request)}):
             return self._run(task_id, args, kwargs)
 
     def _run(self, task_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -93,6 +95,19 @@ class OtpflowTask(Task):
             flush_task_metrics()
             write_heartbeat(getattr(self.request, "hostname", None))
             log.debug("task %s[%s] %s in %.1f ms", self.name, task_id, outcome, elapsed * 1000, extra=extra)
+
+
+def published_request_id(request: Any) -> str | None:
+    """The request id a task's message carries (``config.log_context.TASK_HEADER``), when sane.
+
+    A worker's request has its message's custom headers as attributes (and in ``headers``); ``apply()`` puts the
+    ``headers=`` it was given in ``headers`` only. Any Celery client may publish, so an id that is not a sane
+    token is dropped, as the web drops such an ``X-Request-Id``."""
+    headers = getattr(request, "headers", None)
+    value = getattr(request, log_context.TASK_HEADER, None)
+    if value is None and isinstance(headers, dict):
+        value = headers.get(log_context.TASK_HEADER)
+    return log_context.sane_request_id(value)
 
 
 def flush_task_metrics(*, force: bool = False) -> bool:

@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flows import activation
+from flows.intake import log_accepted
 from flows.names import TaskName
 from flows.outcomes import Outcome
 from lifecycle.activation import Command, OrderRequest
@@ -38,7 +39,8 @@ def order(self: Any, service: str, country: int | None = None, operator: str | N
                            routing=Routing(routing) if routing else None,
                            countries=tuple(int(c) for c in countries) if countries else None,
                            max_numbers=None if max_numbers is None else int(max_numbers))
-    stored, _created = rt.orders.submit(request)
+    stored, created = rt.orders.submit(request)
+    log_accepted("order", stored, created, configured=rt.provider_names)
     return activation.place_order(rt, stored.order_id)
 
 

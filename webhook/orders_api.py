@@ -18,6 +18,8 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
+from config import log_context
+from flows.intake import log_accepted
 from flows.names import TaskName
 from lifecycle.activation import (COMMANDS, CommandConflict, Order, OrderError, OrderRequest, OrderService,
                                   UnknownOrder, valid_order_id)
@@ -72,6 +74,11 @@ _schema = OrderSchema()
 
 
 
+def configured_providers() -> tuple[str, ...]:
+    """The names of this deployment's providers (PROVIDERS), in order."""
+    return tuple(p.name for p in current_context().settings.provider_configs)
+
+
 def _unknown_providers(names: list[str] | None) -> list[str]:
     known = {p.name for p in current_context().settings.provider_configs}
     return [n for n in names or () if n not in known]
@@ -112,10 +119,11 @@ def _service() -> OrderService:
 
 
 def publish(name: TaskName, kwargs: dict[str, Any]) -> None:
-    """Publish by name. A failure is logged, not raised: the order is stored and its deadline makes the
-    sweeper publish the work again, so the caller still gets its answer."""
+    """Publish by name, with the request's id in the message headers (``config.log_context.task_headers``), so the
+    worker's lines for the task carry it. A failure is logged, not raised: the order is stored and its deadline
+    makes the sweeper publish the work again, so the caller still gets its answer."""
     try:
-        current_context().celery.send_task(name.value, kwargs=kwargs)
+        current_context().celery.send_task(name.value, kwargs=kwargs, headers=log_context.task_headers() or None)
     except redis.exceptions.RedisError:
         raise
     except Exception as exc:  # kombu OperationalError and friends
@@ -144,6 +152,7 @@ def create_order() -> tuple[Response, int] | Response:
         order, created = _service().submit(OrderRequest(**data))
     except OrderError as exc:
         return error_response(400, "invalid_request", str(exc))
+    log_accepted("order", order, created, configured=configured_providers())
     if created:
         publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200

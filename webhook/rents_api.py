@@ -17,13 +17,15 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
+from flows.intake import log_accepted
 from flows.names import TaskName
 from lifecycle.activation import valid_order_id
 from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, RentCommandConflict, RentError,
                             RentRequest, RentService, UnknownRent)
 from webhook.context import current_context
 from webhook.errors import error_response
-from webhook.orders_api import check_api_token, iso_time, publish, redis_down, storable_text
+from webhook.orders_api import (check_api_token, configured_providers, iso_time, publish, redis_down,
+                                storable_text)
 
 log = logging.getLogger("otpflow.rents_api")
 
@@ -78,6 +80,7 @@ def create_rent() -> tuple[Response, int] | Response:
         order, created = _service().submit(req)
     except RentError as exc:
         return error_response(400, "invalid_request", str(exc))
+    log_accepted("rent", order, created, configured=configured_providers())
     if created:
         publish(TaskName.PLACE_RENT, {"order_id": order.order_id})
     return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), \

@@ -21,7 +21,8 @@ Every value comes from ``config.settings.Settings`` (``WEB_CONCURRENCY``, ``GUNI
 
   So the fix costs no throughput beyond the machine's noise.
 * ``graceful_timeout`` 20 s, under Heroku's 30 s between SIGTERM and SIGKILL, so in-flight webhooks finish.
-* the access log goes through a logger class that masks ``/webhooks/<token>``.
+* the access log goes through a logger class that masks ``/webhooks/<token>``; each line ends with
+  ``request_id=<id>``, the ``X-Request-Id`` the app answered with (the id its own log lines carry).
 * ``forwarded_allow_ips`` follows ``TRUSTED_PROXIES``: behind a router (Heroku: 1) the peer is the router, whose
   addresses vary, so "*"; with no proxy only loopback may set X-Forwarded-* headers.
 * with more than one worker, Prometheus counters go through ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
@@ -35,6 +36,7 @@ import tempfile
 from typing import Any
 
 from config.settings import Settings
+from webhook.gunicorn_logging import ACCESS_LOG_FORMAT
 
 _settings = Settings.from_env()
 
@@ -48,6 +50,7 @@ graceful_timeout = 20
 keepalive = 0  # every request on a new connection, read by the event loop (webhook/gunicorn_worker.py)
 preload_app = False  # each worker builds its own app and Redis pool after the fork
 accesslog = _settings.gunicorn_accesslog
+access_log_format = ACCESS_LOG_FORMAT  # gunicorn's default line, then request_id=<X-Request-Id of the answer>
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 logger_class = "webhook.gunicorn_logging.RedactingLogger"

@@ -18,6 +18,9 @@ from config.logging_setup import RedactingFilter, redact, register_secrets
 from config.settings import ConfigError, Settings
 
 _QUERY_VALUE = re.compile(r"([?&][^=&\s\"']*=)[^&\s\"']*")
+#: gunicorn's default access line, then the request id the app answered with (``X-Request-Id``), so an access
+#: line can be matched with the request's own log lines; a response without one (gunicorn's own 400s) shows ``-``
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" request_id=%({x-request-id}o)s'
 
 
 class TracebackRedactingFilter(RedactingFilter):

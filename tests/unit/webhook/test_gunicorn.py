@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from gunicorn.config import Config
 
-from webhook.gunicorn_logging import RedactingLogger
+from webhook.gunicorn_logging import ACCESS_LOG_FORMAT, RedactingLogger
 from webhook.gunicorn_worker import BODY_PREFETCH_MAX, HEADER_BYTES_MAX, request_complete
 
 from .conftest import TOKEN
@@ -45,6 +45,26 @@ def test_access_and_error_logs_never_contain_the_token(tmp_path: Path) -> None:
     assert TOKEN not in text
 
 
+def test_the_access_line_ends_with_the_answer_s_request_id_and_masks_the_token(tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    cfg = Config()
+    cfg.set("accesslog", str(access))
+    cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+    logger = RedactingLogger(cfg)
+    path = f"/webhooks/{TOKEN}"
+    answered = SimpleNamespace(status="200 OK", sent=20, headers=[("X-Request-Id", "req-acc-1")])
+    bare = SimpleNamespace(status="400 Bad Request", sent=0, headers=[])  # gunicorn's own answer: no id
+    req = SimpleNamespace(headers=[("HOST", "x"), ("X-REQUEST-ID", "what the client sent")])
+    logger.access(answered, req, _environ(path), datetime.timedelta(milliseconds=3))
+    logger.access(bare, req, _environ(path), datetime.timedelta(milliseconds=3))
+    for handler in logger.access_log.handlers:
+        handler.flush()
+    first, second = access.read_text().splitlines()
+    assert first.endswith(" request_id=req-acc-1") and "/webhooks/***" in first
+    assert second.endswith(" request_id=-")
+    assert TOKEN not in access.read_text()
+
+
 def test_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PORT", "5123")
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
@@ -57,6 +77,7 @@ def test_gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert conf["graceful_timeout"] < 30 and conf["timeout"] == 30
     assert conf["forwarded_allow_ips"] == "*"
     assert conf["logger_class"] == "webhook.gunicorn_logging.RedactingLogger"
+    assert conf["access_log_format"] == ACCESS_LOG_FORMAT
     (tmp_path / "counter_1.db").write_bytes(b"")
     conf["on_starting"](None)
     assert list(tmp_path.iterdir()) == []

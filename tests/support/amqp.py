@@ -4,14 +4,18 @@
 the tests skip, naming what was tried, when it does not answer), ``required`` (the same server, but a test fails
 instead of skipping: CI sets it), or an ``amqp://`` URL (that server, required). Each test run names its queue after
 its own ``KEY_PREFIX`` (``worker/celery_app.py``, ``task_queue``), so runs sharing the vhost never see each other's
-messages; :func:`delete_queue` removes what a run created. ``tests/conftest.py`` serves
-:func:`broker_url_or_skip` as the ``amqp_broker_url`` fixture.
+messages; :func:`delete_queue` removes what a run created, and :func:`private_queue` does both around a block.
+``tests/conftest.py`` serves :func:`broker_url_or_skip` as the ``amqp_broker_url`` fixture.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from typing import Iterator
+
 import pytest
+from amqp.exceptions import NotFound
 from kombu import Connection, Exchange, Queue
 
 from config.logging_setup import redact
@@ -55,6 +59,29 @@ def delete_queue(url: str, name: str) -> None:
         channel = conn.channel()
         Queue(name, Exchange(name, type="direct"), routing_key=name)(channel).delete()
         Exchange(name, type="direct")(channel).delete()
+
+
+@contextlib.contextmanager
+def private_queue(url: str) -> Iterator[dict[str, str]]:
+    """The environment of a pipeline whose Celery messages go to ``url`` on a queue of its own.
+
+    Yields ``CELERY_BROKER_URL`` and a fresh ``KEY_PREFIX`` (the queue, its exchange and the run's Redis keys are
+    named after it); on leaving, whatever happened inside, the queue (with any message still in it) and its
+    exchange are deleted, so the next run starts from nothing and no other run ever sees them."""
+    prefix = session_prefix()
+    try:
+        yield {"CELERY_BROKER_URL": url, "KEY_PREFIX": prefix}
+    finally:
+        delete_queue(url, prefix)
+
+
+def queue_exists(url: str, name: str) -> bool:
+    """Whether the queue ``name`` exists on the broker (a passive declare: nothing is created)."""
+    try:
+        queue_state(url, name)
+    except NotFound:
+        return False
+    return True
 
 
 def queue_state(url: str, name: str) -> tuple[int, int]:

@@ -37,7 +37,7 @@ def activation_config(settings: Settings) -> ActivationConfig:
                             order_max_attempts=s.order_max_attempts, order_retry_delay=s.order_retry_delay,
                             buying_stale=buying_stale(s), max_numbers=s.order_max_numbers,
                             order_timeout=s.order_timeout, cancel_margin=s.cancel_margin,
-                            service_timeouts=s.service_timeouts)
+                            service_timeouts=s.service_timeouts, retention=s.order_retention_seconds)
 
 
 def balance_low(settings: Settings, provider: str) -> Decimal | None:
@@ -49,7 +49,8 @@ def balance_low(settings: Settings, provider: str) -> Decimal | None:
 def rent_config(settings: Settings) -> RentConfig:
     s = settings
     return RentConfig(poll_after=s.poll_after, poll_interval=s.poll_interval, order_max_attempts=s.order_max_attempts,
-                      order_retry_delay=s.order_retry_delay, buying_stale=buying_stale(s))
+                      order_retry_delay=s.order_retry_delay, buying_stale=buying_stale(s),
+                      retention=s.order_retention_seconds)
 
 
 def inbox_config(settings: Settings) -> InboxConfig:

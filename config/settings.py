@@ -314,6 +314,11 @@ class Settings:
     order_retry_delay: float = setting(
         "ORDER_RETRY_DELAY", 30.0, parse=_parse_positive_float, roles=_WORKER,
         doc="seconds between purchase attempts")
+    order_retention_seconds: int = setting(
+        "ORDER_RETENTION_SECONDS", 7 * 24 * 3600, parse=_parse_positive_int, roles=("web", "worker", "cli"),
+        doc="seconds an ended order or rent stays in Redis (its record, its numbers' index entries, its listing): "
+            "a repeated order_id gets it back, GET /api/orders shows it, a finished rent can still be prolonged; "
+            "about 1.6 KiB each (README, Sizing Redis)")
     downstream_task: str | None = setting(
         "DOWNSTREAM_TASK", None, parse=_optional, roles=_WORKER,
         doc="also send each event as this Celery task (kwargs = the event)")

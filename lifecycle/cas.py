@@ -23,8 +23,9 @@ from .scripts import script
 
 log = logging.getLogger("otpflow.lifecycle")
 
-#: how long a terminal record (and its index entry) is kept: order-id idempotency and GET /api/orders
-RETENTION_SECONDS = 7 * 24 * 3600
+#: how long a terminal record (and its index entry) is kept unless its store is told otherwise: order-id
+#: idempotency and GET /api/orders (the default of ORDER_RETENTION_SECONDS; config/domain.py passes the setting)
+DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 #: record fields every kind has: its state (what a Change compares) and when it last changed
 F_STATE = "state"
 F_UPDATED = "updated"
@@ -113,9 +114,9 @@ class Change:
     ref: str | None = None
     #: write ``ref`` -> this record into the index
     index: bool = False
-    #: the record is now terminal: expire it (and its index entry) after RETENTION_SECONDS
+    #: the record is now terminal: expire it (and its index entry) after the retention of its :class:`Records`
     terminal: bool = False
-    #: expire only the index entry of ``ref`` after RETENTION_SECONDS (a replaced number's)
+    #: expire only the index entry of ``ref`` after that retention (a replaced number's)
     retire_ref: bool = False
     #: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
     persist: bool = False
@@ -150,14 +151,18 @@ def _log_transition(record_id: str, change: Change, result: Result[str]) -> None
 
 
 class Records:
-    """Applies :class:`Change` s to the records of one :class:`RecordKind`."""
+    """Applies :class:`Change` s to the records of one :class:`RecordKind`; a terminal record (and its index
+    entry) expires ``retention`` seconds after its end."""
 
     def __init__(self, redis_client: redis.Redis, keys: Keys, kind: RecordKind, outbox: OutboxConfig, *,
-                 clock: Clock = system_clock) -> None:
+                 retention: int, clock: Clock = system_clock) -> None:
+        if retention <= 0:
+            raise ValueError(f"retention must be > 0 seconds, got {retention!r}")
         self.redis = redis_client
         self.keys = keys
         self.kind = kind
         self.outbox = outbox
+        self.retention = int(retention)
         self.clock = clock
         self._script = script(redis_client, "transition")
 
@@ -191,11 +196,11 @@ class Records:
             spec["events"] = [{"type": e.type.value, "data": e.to_json(), "fill": dict(self.kind.fill)}
                               for e in change.events]
         if change.retire_ref:
-            spec["ref_ttl"] = RETENTION_SECONDS
+            spec["ref_ttl"] = self.retention
         if change.index and change.ref:
             spec["index"] = record_id
         if change.terminal:
-            spec["ttl"] = RETENTION_SECONDS
+            spec["ttl"] = self.retention
         if change.hist:
             spec["hist"] = change.hist
         index_key = self.kind.index_key(change.ref) if change.ref else ""

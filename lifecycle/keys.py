@@ -42,7 +42,7 @@ class Keys:
     @property
     def orders(self) -> str:
         """Sorted set: order id scored by when it was placed (GET /api/orders, the dashboard); kept as long as
-        the records (RETENTION_SECONDS after their end)."""
+        the records (ORDER_RETENTION_SECONDS after their end)."""
         return self.key("orders")
 
     # ---------------------------------------------------------------- rents

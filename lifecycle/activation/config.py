@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from provider.backoff import Backoff, Jitter
 
+from ..cas import DEFAULT_RETENTION_SECONDS
 from .machine import State
 from .record import Order
 
@@ -47,6 +48,8 @@ class ActivationConfig:
     cancel_margin: float = 60.0
     #: seconds to wait for a code per service (SERVICE_TIMEOUTS); other services wait ``activation_timeout``
     service_timeouts: tuple[tuple[str, float], ...] = ()
+    #: seconds an ended order's record and its numbers' index entries are kept (ORDER_RETENTION_SECONDS)
+    retention: int = DEFAULT_RETENTION_SECONDS
 
     def wait_for(self, service: str | None) -> float:
         """Seconds to wait for a first code for ``service`` (None: the shortest wait of any service)."""

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
-from ..cas import F_UPDATED, RETENTION_SECONDS, CasStatus
+from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
 from ..scripts import script
 from .machine import Command, State
@@ -17,8 +17,15 @@ from .record import F_CREATED, F_STATE, F_UNTIL, HistoryEntry, Order, OrderReque
 from .store import ActivationStore, state_of
 
 MAX_ORDER_ID_LENGTH = 128
-#: how long an order stays listed: as long as a record can live (its longest life plus its retention)
-LISTED_FOR = RETENTION_SECONDS + 2 * 24 * 3600
+#: how long an order may live before it ends (its listing outlasts its record by no more than this)
+LONGEST_LIFE = 2 * 24 * 3600
+
+
+def listed_for(retention: float) -> float:
+    """How long an order stays listed: as long as a record can live (its longest life plus its ``retention``)."""
+    return retention + LONGEST_LIFE
+
+
 #: index entries :meth:`OrderService.recent` reads per round trip, at least
 LIST_CHUNK = 50
 
@@ -77,7 +84,7 @@ class OrderService:
         created, _state = self._create(
             keys=[self.keys.order(order_id), self.keys.deadlines, self.keys.orders],
             args=[order_id, ts(now + self.store.config.pending_stale), f"{State.PENDING.value}@{int(now)}", ts(now),
-                  ts(now - LISTED_FOR), *flat])
+                  ts(now - listed_for(self.store.config.retention)), *flat])
         order = self.store.get(order_id)
         if order is None:  # expired between the two calls: vanishingly rare, report it plainly
             raise UnknownOrder(order_id)

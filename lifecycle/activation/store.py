@@ -44,7 +44,7 @@ class ActivationStore:
         self.config = config
         self.clock = clock
         self.records = Records(redis_client, keys, RecordKind(keys.order, keys.deadlines, keys.activation_index,
-                                                              FILL), outbox, clock=clock)
+                                                              FILL), outbox, retention=config.retention, clock=clock)
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> Order | None:

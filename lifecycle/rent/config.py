@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from provider.backoff import Backoff
 
 from ..activation.config import PROVIDER_BACKOFF
+from ..cas import DEFAULT_RETENTION_SECONDS
 from .machine import RentState
 from .record import RentOrder
 
@@ -29,6 +30,8 @@ class RentConfig:
     #: SMS fingerprints a rent record keeps for dedupe (a poll re-reads the newest page; keep many more than one)
     sms_fingerprints_kept: int = 128
     backoff: Backoff = field(default=PROVIDER_BACKOFF)
+    #: seconds an ended rent's record and its rent ids' index entries are kept (ORDER_RETENTION_SECONDS)
+    retention: int = DEFAULT_RETENTION_SECONDS
 
     def first_poll(self, started: float, end_at: float | None) -> float:
         due = started + self.poll_after

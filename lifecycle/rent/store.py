@@ -45,7 +45,8 @@ class RentStore:
         self.config = config
         self.clock = clock
         self.records = Records(redis_client, keys, RecordKind(keys.rent, keys.rent_deadlines, keys.rent_index,
-                                                              RENT_FILL), outbox, clock=clock)
+                                                              RENT_FILL), outbox, retention=config.retention,
+                               clock=clock)
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> RentOrder | None:
@@ -150,7 +151,7 @@ class RentStore:
     # ------------------------------------------------------------------ endings
     def finish(self, order_id: str, *, reason: str, rent_id: str | None = None,
                keep_command: bool = False) -> Result[RentState]:
-        """active -> finished with rent.finished; the record is kept RETENTION_SECONDS (prolong, GET).
+        """active -> finished with rent.finished; the record is kept its config's retention (prolong, GET).
 
         ``keep_command``: a prolongation in flight found the rent over; it carries on as a re-order."""
         return self._end(order_id, RentState.FINISHED, EventType.RENT_FINISHED, reason, rent_id, keep_command)

@@ -11,7 +11,6 @@ from lifecycle.activation import OrderService
 from lifecycle.activation.machine import COMMANDS, State, TRANSITIONS, allowed
 from lifecycle.activation.record import OrderRequest
 from lifecycle.activation import ActivationStore
-from lifecycle.cas import RETENTION_SECONDS
 
 from .conftest import FakeClock, make_orders, stream_events
 
@@ -50,8 +49,8 @@ def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, f
     assert order is not None and order.state is State.FINISHED
     assert [h.label for h in order.history] == ["pending", "buying", "waiting", "code_received:webhook", "finished"]
     assert fake_redis.zscore(settings.key("deadlines"), "o1") is None
-    assert 0 < fake_redis.ttl(settings.key("order", "o1")) <= RETENTION_SECONDS
-    assert 0 < fake_redis.ttl(settings.key("aid", "sms-activate", AID)) <= RETENTION_SECONDS
+    assert 0 < fake_redis.ttl(settings.key("order", "o1")) <= settings.order_retention_seconds
+    assert 0 < fake_redis.ttl(settings.key("aid", "sms-activate", AID)) <= settings.order_retention_seconds
 
 
 def test_event_ids_are_deterministic() -> None:

@@ -43,3 +43,19 @@ def json_lines(level: int = logging.INFO) -> Iterator[Captured]:
     finally:
         root.removeHandler(handler)
         root.setLevel(before)
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among a process's output lines (LOG_FORMAT=json), skipping anything else it printed
+    (banners, gunicorn's access lines)."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                out.append(value)
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any, Container, Mapping
 
 from .errors import OutOfStock
 
@@ -285,7 +285,7 @@ class Catalogue:
         return max(offer.rent_price_4h, (offer.rent_price_4h * hours / 4).quantize(Decimal("0.01")))
 
     # -- phones -----------------------------------------------------------------------------------------------
-    def new_phone(self, country: int, rng: random.Random, avoid: set[str], excluded_prefixes: list[str]) -> str:
+    def new_phone(self, country: int, rng: random.Random, avoid: Container[str], excluded_prefixes: list[str]) -> str:
         """A fresh phone number of the country not in `avoid` and not starting with an excluded prefix."""
         c = self.countries[country]
         for _ in range(200):

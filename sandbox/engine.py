@@ -29,6 +29,19 @@ FIRST_ACTIVATION_ID = 3_936_040_355      # above 2**31, like live ids
 FIRST_RENT_ID = 26_251_422
 
 
+class _BusyPhones:
+    """The phones of active activations and rents, asked one candidate phone at a time: building the whole set
+    for each purchase made n purchases cost O(n²)."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+
+    def __contains__(self, phone: object) -> bool:
+        if any(a.active for a in self.engine._by_phone.get(str(phone), ())):
+            return True
+        return any(r.phone == phone and r.state == RentState.ACTIVE for r in self.engine.rents.values())
+
+
 class Engine:
     """All mutable state of one sandbox."""
 
@@ -50,6 +63,7 @@ class Engine:
         self.catalogue.apply(cfg.catalogue)      # ValueError: a start-up patch that cannot apply
         self.ledger = Ledger(Decimal(cfg.balance), Decimal(cfg.cashback))
         self.activations: dict[str, Activation] = {}
+        self._by_phone: dict[str, list[Activation]] = {}   # phone -> its activations (a purchase checks phones)
         self.orders: dict[str, str] = {}            # orderId -> activation id
         self.rents: dict[str, Rent] = {}
         self.partner_keys: list[dict[str, Any]] = []
@@ -139,9 +153,8 @@ class Engine:
             if active >= s.max_active:
                 raise ApiError("CHANNELS_LIMIT")
 
-    def _busy_phones(self) -> set[str]:
-        return {a.phone for a in self.activations.values() if a.active} | {
-            r.phone for r in self.rents.values() if r.state == RentState.ACTIVE}
+    def _busy_phones(self) -> "_BusyPhones":
+        return _BusyPhones(self)
 
     def buy(self, *, service: str, country: int, operator: str, price: Decimal, activation_type: int = 0,
             forward: bool = False, order_id: str | None = None, excluded: list[str] | None = None,
@@ -175,6 +188,7 @@ class Engine:
                          from_cashback=from_cashback, kind=kind, parent_id=parent_id, language=language,
                          can_retry=bool(country_rec.retry))
         self.activations[act_id] = act
+        self._by_phone.setdefault(phone, []).append(act)
         if order_id:
             self.orders[order_id] = act_id
         self._push_expiry(act.expires_at, "activation", act_id)

@@ -1,7 +1,7 @@
 """End-to-end latency: a provider webhook POST until its ``code.received`` entry is on the events stream.
 
 Through the real pipeline on loopback (``tests/support/pipeline.py``): gunicorn (``webhook/gunicorn_conf.py``,
-sync, 2 workers), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the Procfile's
+as the Procfile runs it), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the Procfile's
 default; ``--worker-concurrency``), no beat, the sandbox as the provider (in a thread of this process) with
 ``drop_webhooks`` on, so only this script's POSTs deliver codes, and a real Redis.
 
@@ -9,12 +9,16 @@ Set-up (not timed): N orders through ``POST /api/orders``; their ``number.assign
 ids; each activation's SMS is registered in the sandbox through ``POST /control/sms`` (its webhook dropped), so
 the AUTO_FINISH ``setStatus 6`` after each code finds a real SMS, as in production.
 
-Timed, per activation: t0 -> raw HTTP POST of the activation webhook (a fresh connection: gunicorn's sync
-worker closes after each answer) -> blocking XREAD of the events stream until that activation's
-``code.received`` appears -> latency. Two modes:
+Timed, per activation: t0 -> raw HTTP POST of the activation webhook (a fresh connection: keep-alive is off
+in webhook/gunicorn_conf.py) -> blocking XREAD of the events stream until that activation's ``code.received``
+appears -> latency. Three modes:
 
 * sequential: one activation at a time, XREAD in the sending thread (pure latency, nothing queued);
-* concurrent: ``--threads`` senders, one reader thread doing blocking XREADs (latency under load + throughput).
+* concurrent: ``--threads`` senders, one reader thread doing blocking XREADs (latency under load + throughput);
+* paced: ``--rate`` webhooks per second for ``--rate-seconds``, open loop (each webhook sent at its due time by
+  a pool of sender threads, its latency counted from that time), each latency split into the load generator's
+  lateness, the HTTP answer, the pipeline up to the event's Redis id time, and our reader's delay. Target:
+  p99 <= 25 ms at 300/s.
 
 Baseline, measured the same way in the same run: the floor of the path without our pipeline. A bare Flask
 endpoint under the same gunicorn config, env, worker count and access log, that XADDs the body straight into a
@@ -34,7 +38,7 @@ always a private one; a Redis others run tests against is noisy). Keys go under 
 events to a per-run ``EVENTS_STREAM``; both are deleted at the end.
 
     .venv/bin/python bench/e2e_latency.py [--rounds 3] [--sequential 100] [--concurrent 100] [--threads 4]
-        [--no-auto-finish] [--provider-delay-ms 0] [--embedded]
+        [--rate 300] [--rate-seconds 5] [--paced-rounds 1] [--no-auto-finish] [--provider-delay-ms 0] [--embedded]
 """
 from __future__ import annotations
 
@@ -65,6 +69,7 @@ REDIS_DB = 14  # tests use databases 9-13
 PER_ITEM_TIMEOUT = 10.0
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
+TARGET_PACED_P99_MS = 25.0  # webhook -> code.received p99 while --rate webhooks/s are sustained
 
 
 def baseline_factory() -> Any:
@@ -279,6 +284,119 @@ def run_concurrent(target: Target, items: Sequence[Item], redis_url: str, thread
     return run
 
 
+@dataclass
+class Paced:
+    """One paced round: per webhook, where its time went (seconds, all on the wall clock Redis's ids use too)."""
+
+    rate: float = 0.0                                    # webhooks/s asked for
+    latencies: list[float] = field(default_factory=list)  # scheduled send -> entry seen (open loop: lateness counts)
+    late: list[float] = field(default_factory=list)       # scheduled send -> actually sent (the load generator)
+    http: list[float] = field(default_factory=list)       # sent -> HTTP answer read (web + inbox append)
+    pipeline: list[float] = field(default_factory=list)   # answer read -> entry's Redis id time (drain, transition)
+    reader: list[float] = field(default_factory=list)     # entry's Redis id time -> seen by our XREAD
+    errors: int = 0
+    lost: int = 0
+    wall: float = 0.0
+    server_cpu: float = 0.0
+
+    @property
+    def achieved(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def _entry_seconds(entry_id: str) -> float:
+    return int(entry_id.split("-", 1)[0]) / 1000.0
+
+
+def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float, senders: int,
+              max_seconds: float) -> Paced:
+    """Open loop: webhook i is due at start + i / rate, whatever the answers before it did; ``senders`` threads
+    send each at its time. Latency counts from the due time, so a server that falls behind shows it (no
+    coordinated omission). Each latency is split at the HTTP answer and at the entry's own Redis id time."""
+    out = Paced(rate=rate)
+    reader_client = redis.Redis.from_url(redis_url, decode_responses=True)
+    cursor = _tail_id(reader_client, target.stream)
+    seen: dict[str, tuple[float, float]] = {}  # activation id -> (seen at, entry id time)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def reader() -> None:
+        nonlocal cursor
+        while not stop.is_set():
+            rows = reader_client.xread({target.stream: cursor}, block=100, count=1000)
+            now = time.time()
+            for _stream, entries in rows or []:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    key = target.key_of(fields)
+                    if key is not None:
+                        with lock:
+                            seen.setdefault(key, (now, _entry_seconds(entry_id)))
+
+    stamps: dict[str, tuple[float, float, float]] = {}  # activation id -> (due, sent, answered)
+    next_index = [0]
+    start = time.time() + 0.2
+    budget = min(len(items), int(rate * max_seconds))
+
+    def sender() -> None:
+        while True:
+            with lock:
+                i = next_index[0]
+                if i >= budget:
+                    return
+                next_index[0] = i + 1
+            item = items[i]
+            due = start + i / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)  # pacing the load, not waiting for a result
+            request = http_post_bytes(target.port, target.path, item.body)
+            sent = time.time()
+            try:
+                status = raw_post(target.port, request)
+            except OSError:
+                status = 0
+            answered = time.time()
+            with lock:
+                if status == 200:
+                    stamps[item.activation_id] = (due, sent, answered)
+                else:
+                    out.errors += 1
+
+    read_thread = threading.Thread(target=reader, name="xread", daemon=True)
+    read_thread.start()
+    pool = [threading.Thread(target=sender, name=f"paced-{i}", daemon=True) for i in range(senders)]
+    cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(max_seconds + PER_ITEM_TIMEOUT + 5)
+    give_up = time.time() + PER_ITEM_TIMEOUT
+    while time.time() < give_up:
+        with lock:
+            if all(aid in seen for aid in stamps):
+                break
+        time.sleep(0.05)  # the reader thread fills ``seen``; this only bounds how long we wait for it
+    out.wall = max((s[2] for s in stamps.values()), default=start) - start
+    if target.master_pid:
+        out.server_cpu = process_tree_cpu(target.master_pid) - cpu0
+    stop.set()
+    read_thread.join(5)
+    reader_client.close()
+    for aid, (due, sent, answered) in stamps.items():
+        if aid not in seen:
+            out.lost += 1
+            continue
+        at, entry_at = seen[aid]
+        out.latencies.append(at - due)
+        out.late.append(sent - due)
+        out.http.append(answered - sent)
+        # ids have millisecond resolution: clamp the split, never the total
+        out.pipeline.append(max(0.0, entry_at - answered))
+        out.reader.append(max(0.0, at - max(entry_at, answered)))
+    return out
+
+
 def merge(runs: Sequence[Run]) -> Run:
     out = Run()
     for r in runs:
@@ -335,6 +453,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequential", type=int, default=100, help="activations per round, sequential mode")
     parser.add_argument("--concurrent", type=int, default=100, help="activations per round, concurrent mode")
     parser.add_argument("--threads", type=int, default=4, help="sender threads in concurrent mode")
+    parser.add_argument("--rate", type=float, default=300.0,
+                        help="paced mode: webhooks per second sustained, open loop (0: no paced mode)")
+    parser.add_argument("--rate-seconds", type=float, default=5.0, help="paced mode: seconds per round")
+    parser.add_argument("--paced-rounds", type=int, default=1, help="paced mode: interleaved rounds")
+    parser.add_argument("--paced-senders", type=int, default=16,
+                        help="paced mode: sender threads (enough that a slow answer never delays the next send)")
     parser.add_argument("--warmup", type=int, default=20, help="activations per target before measuring")
     parser.add_argument("--worker-concurrency", type=int, default=2, help="celery worker --concurrency")
     parser.add_argument("--log-level", default="INFO", choices=("INFO", "WARNING"),
@@ -363,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     baseline_stream = f"{prefix}:baseline"
     queue_existed = client.exists("otpflow") == 1
     per_round = args.sequential + args.concurrent
-    n_orders = args.warmup + args.rounds * per_round
+    per_paced = int(args.rate * args.rate_seconds) if args.rate > 0 else 0
+    n_orders = args.warmup + args.rounds * per_round + args.paced_rounds * per_paced
     log_dir = Path(tempfile.mkdtemp(prefix="otpflow-e2e-"))
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn_conf makes a fresh one per server
     pipeline = Pipeline(redis_url=redis_url, log_dir=log_dir, worker_concurrency=args.worker_concurrency, extra_env={
@@ -447,7 +572,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {i + 1} concurrent x{args.threads}: baseline {b.rate:6.0f}/s p50 {sb.p50:5.2f} p99 "
                       f"{sb.p99:6.2f} ms | ours {o.rate:6.0f}/s p50 {so.p50:5.2f} p99 {so.p99:6.2f} ms | "
                       f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
-        code = report(args, redis_url, client, seq, con)
+        paced: dict[str, list[Paced]] = {"baseline": [], "ours": []}
+        for i in range(args.paced_rounds if per_paced else 0):
+            b = run_paced(base, base_items(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
+            o = run_paced(ours, take(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
+            paced["baseline"].append(b)
+            paced["ours"].append(o)
+            sb, so = summarize(b.latencies), summarize(o.latencies)
+            print(f"round {i + 1} paced {args.rate:g}/s: baseline {b.achieved:5.0f}/s p50 {sb.p50:5.2f} p99 "
+                  f"{sb.p99:6.2f} ms | ours {o.achieved:5.0f}/s p50 {so.p50:5.2f} p99 {so.p99:6.2f} ms | "
+                  f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
+        code = report(args, redis_url, client, seq, con, paced)
     finally:
         if baseline_proc is not None:
             baseline_proc.stop()
@@ -471,12 +606,12 @@ def _free_port() -> int:
 
 
 def report(args: argparse.Namespace, redis_url: str, client: redis.Redis, seq: dict[str, list[Run]],
-           con: dict[str, list[Run]]) -> int:
+           con: dict[str, list[Run]], paced: dict[str, list[Paced]]) -> int:
     sb, so = merge(seq["baseline"]), merge(seq["ours"])
     s_b, s_o = summarize(sb.latencies), summarize(so.latencies)
     h_b, h_o = summarize(sb.http), summarize(so.http)
     print()
-    print(f"redis {describe_url(redis_url)} | gunicorn sync x2 | celery worker --concurrency {args.worker_concurrency}"
+    print(f"redis {describe_url(redis_url)} | gunicorn as webhook/gunicorn_conf.py | celery worker --concurrency {args.worker_concurrency}"
           f" | LOG_LEVEL {args.log_level} | AUTO_FINISH {'off' if args.no_auto_finish else 'on'} | "
           f"{args.rounds} rounds | provider: sandbox"
           f"{f' + {args.provider_delay_ms:g} ms per call' if args.provider_delay_ms else ' on loopback'}")
@@ -509,8 +644,38 @@ def report(args: argparse.Namespace, redis_url: str, client: redis.Redis, seq: d
         cpu_o = co.server_cpu / max(1, len(co.latencies)) * 1e6
         print(f"  web server CPU per webhook   : baseline {cpu_b:.0f} us, ours {cpu_o:.0f} us "
               f"(gunicorn master + workers; the celery worker not included)")
-    lost = so.lost + so.errors + sum(r.lost + r.errors for r in con["ours"])
+    if paced["ours"]:
+        report_paced(args, paced)
+    lost = (so.lost + so.errors + sum(r.lost + r.errors for r in con["ours"])
+            + sum(r.lost + r.errors for r in paced["ours"]))
     return 0 if lost == 0 else 1
+
+
+def report_paced(args: argparse.Namespace, paced: dict[str, list[Paced]]) -> None:
+    """The paced rounds: latency from the due time, and where it went."""
+    def joined(runs: list[Paced], name: str) -> list[float]:
+        return [x for r in runs for x in getattr(r, name)]
+
+    print(f"paced ({args.rate:g} webhooks/s asked, open loop, {args.paced_senders} sender threads, "
+          f"{args.rate_seconds:g} s x {args.paced_rounds} rounds), due time -> entry seen:")
+    for name, label in (("baseline", "baseline  Flask + XADD     "), ("ours", "ours      webhook -> event ")):
+        runs = paced[name]
+        total = summarize(joined(runs, "latencies"))
+        achieved = statistics.median(r.achieved for r in runs)
+        lost = sum(r.lost for r in runs)
+        errors = sum(r.errors for r in runs)
+        print(f"  {label}: {total.line()}   {achieved:5.0f}/s  lost {lost} errors {errors}")
+    ours = paced["ours"]
+    print("  where ours went (p50 / p99 ms of each part; the parts' p99s need not add up to the total's):")
+    for part, label in (("late", "due -> sent (load generator)"), ("http", "sent -> HTTP 200 (web, inbox)"),
+                        ("pipeline", "200 -> event XADD (drain, Celery)"), ("reader", "XADD -> seen (our XREAD)")):
+        s = summarize(joined(ours, part))
+        print(f"    {label:34s} p50 {s.p50:6.2f}  p99 {s.p99:6.2f}")
+    total = summarize(joined(ours, "latencies"))
+    cpu = sum(r.server_cpu for r in ours) / max(1, len(joined(ours, "latencies"))) * 1e6
+    print(f"  web server CPU per webhook   : {cpu:.0f} us")
+    print(f"  target                       : p99 {total.p99:.2f} ms <= {TARGET_PACED_P99_MS:.0f} ms at "
+          f"{args.rate:g}/s {verdict(total.p99, TARGET_PACED_P99_MS, higher_is_better=False)}")
 
 
 if __name__ == "__main__":

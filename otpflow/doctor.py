@@ -1,7 +1,8 @@
 """``otpflow doctor``: is this deployment able to work, and if not, what to change.
 
 It checks, in order: the configuration of every role; Redis (reachable, ``maxmemory-policy``, room for what the
-settings will keep, connections); every provider (``getBalance`` only: it never buys); whether ``PUBLIC_URL``
+settings will keep, connections); the broker when ``CELERY_BROKER_URL`` names one of its own (one connection,
+worker/broker_probe.py); every provider (``getBalance`` only: it never buys); whether ``PUBLIC_URL``
 reaches our web app and its webhook paths; the worker and beat heartbeats; the inbox and dead letters. Each
 finding is one line, ``ok``, ``warn`` or ``FAIL``, and every problem says its fix. Exit 0 without a FAIL, else 1.
 """
@@ -20,6 +21,8 @@ EVENT_BYTES = 400
 #: what the settings may keep in Redis should stay under this share of maxmemory (the rest: records, broker, slack)
 ROOM_SHARE = 0.5
 HTTP_TIMEOUT = 5.0
+#: seconds the broker probe may take to connect and to hear each answer of the handshake
+BROKER_TIMEOUT = 3.0
 
 
 class Level(enum.StrEnum):
@@ -114,6 +117,37 @@ def _room(settings: Settings, limit: int, used: int) -> Iterator[Finding]:
                    "the inbox backlog) or take a bigger Redis")
     else:
         yield ok("redis room", f"{_mb(used)} of {_mb(limit)} used; the settings keep up to about {_mb(kept)}")
+
+
+# ------------------------------------------------------------------------------------------ broker
+#: what to do about a broker that refused us, by the error's type (else: it did not answer)
+_BROKER_FIXES = {
+    "AccessRefused": "set the user and password of CELERY_BROKER_URL to an account of that broker",
+    "NotAllowed": "set CELERY_BROKER_URL's vhost to one that exists there and the user may use (the path after the "
+                  "host; // is the default vhost /)",
+    "AuthenticationError": "set the password of CELERY_BROKER_URL to that Redis's",
+}
+_BROKER_DOWN_FIX = ("start the broker there, or set CELERY_BROKER_URL to a running one (Heroku: heroku addons:create "
+                    "cloudamqp:lemur --as CELERY_BROKER), or unset it to carry the messages on REDIS_URL")
+
+
+def broker_checks(settings: Settings, prober: Callable[..., Any] | None = None) -> Iterator[Finding]:
+    """``CELERY_BROKER_URL`` accepts a connection (login and vhost included); nothing to do when it is unset or is
+    ``REDIS_URL``: the Redis checks above cover that one. The broker is named without its user or password."""
+    from worker.broker_probe import probe, probed_url
+
+    url = probed_url(settings)
+    if url is None:
+        yield ok("broker", "the Celery messages go through REDIS_URL (checked above)")
+        return
+    status = (prober or probe)(settings, url, timeout=BROKER_TIMEOUT)
+    if status.reachable:
+        yield ok("broker", f"{status.where} accepts connections")
+        return
+    refused = status.error in _BROKER_FIXES
+    why = status.error + (f": {status.detail}" if status.detail else "")
+    yield fail("broker", f"{status.where} {'refused us' if refused else 'did not answer'} ({why})",
+               _BROKER_FIXES.get(status.error, _BROKER_DOWN_FIX))
 
 
 # ------------------------------------------------------------------------------------------ providers
@@ -241,6 +275,7 @@ def run(*, skip_providers: bool = False, skip_public: bool = False) -> int:
     say(configuration(settings))
     client = make_redis(settings, socket_timeout=3.0, connect_timeout=2.0, retries=0)
     say(redis_checks(settings, client))
+    say(broker_checks(settings))
     if not skip_providers:
         say(providers(settings))
     if not skip_public:

@@ -19,6 +19,7 @@ from lifecycle.inbox import Inbox
 from lifecycle.keys import Keys
 from lifecycle.rent import RentService
 from webhook.breaker import RedisBreaker
+from worker.broker_probe import BrokerCheck, broker_check
 
 EXTENSION_KEY = "otpflow"
 #: the web's drain publish must not hold a webhook's answer past the provider's patience (HeroSMS: 3 s) when Redis
@@ -79,8 +80,11 @@ class WebContext:
     inbox: Inbox = field(init=False)
     orders: OrderService = field(init=False)
     rents: RentService = field(init=False)
+    #: the reachability of CELERY_BROKER_URL for /readyz (None: the messages go through REDIS_URL)
+    broker: BrokerCheck | None = field(init=False)
 
     def __post_init__(self) -> None:
+        self.broker = broker_check(self.settings)
         self.keys = domain.keys(self.settings)
         self.inbox = Inbox(self.redis, self.keys, domain.inbox_config(self.settings))
         self.orders = domain.order_service(self.settings, self.redis)

@@ -1,8 +1,10 @@
 """Liveness, readiness and metrics endpoints.
 
 ``/healthz`` does no I/O (a dyno whose Redis is down must not be restarted for it); ``/readyz`` asks Redis, the
-one thing the web process cannot work without, whether it answers and has room to write, and reports how long ago
-the workers and the beat were last heard of; ``/metrics`` is the Prometheus text exposition.
+one thing the web process cannot work without, whether it answers and has room to write, asks the broker too when
+``CELERY_BROKER_URL`` names one of its own (worker/broker_probe.py: one connection of at most about a second, its
+answer reused for 5 s), and reports how long ago the workers and the beat were last heard of; ``/metrics`` is the
+Prometheus text exposition.
 
 Heartbeats: every worker process scores its node name in ``Keys.worker_heartbeats`` after a task (the beat's sweep
 is one every SWEEP_INTERVAL), and every completed sweep writes ``Keys.beat_heartbeat``. A stale heartbeat does not
@@ -112,7 +114,10 @@ def healthz() -> Response:
 
 @health.get("/readyz")
 def readyz() -> Response:
-    """Ready when Redis answers and accepts writes; 503 (with Retry-After) when it is unreachable or full.
+    """Ready when Redis answers and accepts writes, and a ``CELERY_BROKER_URL`` of its own accepts a connection;
+    503 (with Retry-After) when Redis is unreachable or full, or that broker is unreachable (the reason names it by
+    scheme, host, port and vhost, never with its credentials: webhooks and orders would still be stored, but no
+    task could be published to work on them).
 
     The body also says how Redis memory stands, how long the oldest stored webhook has waited for a drain
     (``inbox.oldest_age_seconds``: it grows while no worker drains, stopped or paused on a full Redis), and the
@@ -146,8 +151,14 @@ def readyz() -> Response:
                          "full": state.full}
     beats = read_heartbeats(beat_raw, workers_raw, now=time.time(), limit=stale_after(ctx.settings))
     body["heartbeats"] = beats.public()
+    broker = None
+    if ctx.broker is not None:
+        broker = ctx.broker.status()
+        body["broker"] = broker.public(ctx.broker.clock())
     if state is not None and state.full:
         return _unready("redis is out of memory (maxmemory reached): webhooks are refused until it is freed", body)
+    if broker is not None and not broker.reachable:
+        return _unready(f"broker unreachable: {broker.where} ({broker.error}); tasks cannot be published", body)
     stale = [name for name in required if beats.named(name).stale]
     if stale:
         return _unready(f"stale heartbeat: {', '.join(stale)} (none within {beats.stale_after:g} s)", body)

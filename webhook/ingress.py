@@ -12,9 +12,9 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, cast
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 
 from config.logging_setup import redact
 from config.settings import Settings
@@ -110,21 +110,22 @@ def _handle(token: str, ctx: WebContext, policy: IngressPolicy) -> tuple[Respons
     provider = policy.provider_of(token)
     if provider is None:
         return not_found(), "unauthorized"
+    req: Request = cast(Any, request)._get_current_object()  # one proxy lookup, not one per attribute
 
     if policy.trusted_proxies:
-        warn_direct_peer(request.remote_addr)
-    forwarded = request.headers.getlist("X-Forwarded-For") if policy.trusted_proxies else []
-    address = client_address(request.remote_addr, forwarded, policy.trusted_proxies)
+        warn_direct_peer(req.remote_addr)
+    forwarded = req.headers.getlist("X-Forwarded-For") if policy.trusted_proxies else []
+    address = client_address(req.remote_addr, forwarded, policy.trusted_proxies)
     if not address_allowed(address, policy.allowed):
         log.warning("webhook refused: client address %s is not in WEBHOOK_ALLOWED_IPS", address or "unknown")
         return error_response(403, "forbidden", "client address not allowed"), "forbidden"
 
-    declared = request.content_length
+    declared = req.content_length
     if declared is not None and declared > policy.max_bytes:
         return _too_large(policy), "too_large"
     # With a declared length (already <= the cap) read exactly that; a chunked body is read up to cap + 1 bytes.
     try:
-        raw = read_capped(request.stream, declared if declared is not None else policy.max_bytes + 1)
+        raw = read_capped(req.stream, declared if declared is not None else policy.max_bytes + 1)
     except BodyUnreadable as exc:
         log.info("webhook body unreadable (%s)", exc)
         response = error_response(400, "bad_body", "the request body could not be read (framing)")

@@ -7,6 +7,7 @@ infrastructure we trust; anything further left came from the client and may be f
 """
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from typing import Iterable, Sequence
@@ -35,8 +36,12 @@ class TokenChecker:
         return "TokenChecker(***)"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(value: str | None) -> IPAddress | None:
-    """An IP address from a socket peer or a forwarded value (tolerates ``[v6]:port`` and ``v4:port``); else None."""
+    """An IP address from a socket peer or a forwarded value (tolerates ``[v6]:port`` and ``v4:port``); else None.
+
+    Cached: every webhook parses its peer (a provider sends from a handful of addresses), and the result is
+    immutable; the bound keeps a flood of distinct addresses from growing it."""
     if not value:
         return None
     text = value.strip().strip('"')

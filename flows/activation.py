@@ -633,10 +633,11 @@ def _retry(rt: Runtime, order: Order, report: SweepReport, breaker: Breaker) -> 
 BULK_MIN = 2  #: poll with the bulk list only when at least this many activations need a look
 
 
-def bulk_listing(rt: Runtime, orders: Iterable[Order | None],
-                 report: SweepReport) -> dict[tuple[str, str], ActiveActivation]:
+def bulk_listing(rt: Runtime, orders: Iterable[Order | None], report: SweepReport,
+                 listed: set[str] | None = None) -> dict[tuple[str, str], ActiveActivation]:
     """One getActiveActivations per provider that has at least BULK_MIN SMS activations due for a poll (where the
-    dialect has it): rows by (provider, activation id)."""
+    dialect has it): rows by (provider, activation id). ``listed``: providers already asked during this sweep
+    (an earlier batch); they are not asked again, and the ones asked now are added to it."""
     due: dict[str, int] = {}
     for o in orders:
         if o is not None and o.state in (State.WAITING, State.WAITING_RETRY) and not o.is_call and o.activation_id:
@@ -646,6 +647,10 @@ def bulk_listing(rt: Runtime, orders: Iterable[Order | None],
     for name, count in due.items():
         if count < BULK_MIN or not rt.dialect(name).has_active_activations:
             continue
+        if listed is not None:
+            if name in listed:
+                continue
+            listed.add(name)
         try:
             report.call("getActiveActivations")
             rows = rt.provider_for(name).get_active_activations()

@@ -24,6 +24,8 @@ class Breaker:
 @dataclass
 class SweepReport:
     claimed: int = 0
+    #: batches of SWEEP_BATCH claimed (activations and rents)
+    batches: int = 0
     provider_calls: dict[str, int] = field(default_factory=dict)
     actions: dict[str, int] = field(default_factory=dict)
     drained: int = 0

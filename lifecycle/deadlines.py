@@ -35,10 +35,13 @@ class Deadlines:
         self.clock = clock
         self._claim = script(redis_client, "claim")
 
-    def claim(self, limit: int, *, lease: float = DEFAULT_LEASE, now: float | None = None) -> list[Due]:
-        """Atomically take up to ``limit`` due entries and lease them for ``lease`` seconds."""
+    def claim(self, limit: int, *, lease: float = DEFAULT_LEASE, now: float | None = None,
+              due_by: float | None = None) -> list[Due]:
+        """Atomically take up to ``limit`` entries due by ``due_by`` (default: now) and lease them for ``lease``
+        seconds from now."""
         now = self.clock() if now is None else now
-        raw = self._claim(keys=[self.key], args=[f"{now:.3f}", f"{now + lease:.3f}", int(limit)])
+        due_by = now if due_by is None else due_by
+        raw = self._claim(keys=[self.key], args=[f"{due_by:.3f}", f"{now + lease:.3f}", int(limit)])
         return [Due(str(raw[i]), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     def score(self, order_id: str) -> float | None:

@@ -18,6 +18,6 @@ def sweep(self: Any) -> int:
     """One sweep; two at once are harmless (claims are leased). Returns how many deadlines it claimed."""
     report = flow.sweep(get_runtime())
     if report.claimed or report.rents:
-        log.info("sweep: %d due (%d rents), calls %s, actions %s", report.claimed, report.rents,
-                 report.provider_calls, report.actions)
+        log.info("sweep: %d due (%d rents) in %d batches, calls %s, actions %s", report.claimed, report.rents,
+                 report.batches, report.provider_calls, report.actions)
     return report.claimed

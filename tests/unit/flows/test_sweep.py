@@ -203,3 +203,35 @@ def test_lost_place_order_task_is_republished(rt: Runtime, clock: Any, published
     clock.advance(61)
     sweeping.sweep(rt)
     assert published == [("otpflow.place_order", {"order_id": "o1"})]
+
+
+def test_one_sweep_covers_every_due_batch_with_one_listing(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
+    """SWEEP_BATCH bounds each batch, not the sweep: 7 due at a batch of 3 are 3 batches, one bulk listing."""
+    small = with_settings(rt, sweep_batch=3)
+    aids = [waiting(small, f"o{i}") for i in range(7)]
+    provider.deliver(aids[5], "5555")                       # a code found through the first batch's listing
+    provider.calls.clear()
+    clock.advance(31)
+    report = sweeping.sweep(small)
+    assert report.claimed == 7 and report.batches == 3
+    assert provider.count("get_active_activations") == 1 and provider.count("get_status") == 0
+    assert small.activations.get("o5").state is State.CODE_RECEIVED  # type: ignore[union-attr]
+    assert all(small.deadlines.score(f"o{i}") == pytest.approx(clock.now + 15, abs=0.01) for i in range(7) if i != 5)
+
+
+def test_sweep_does_not_take_again_what_it_rearmed_to_now(rt: Runtime, clock: Any) -> None:
+    """An entry re-armed to "now" during a sweep (the clock stands still here) waits for the next sweep."""
+    from flows.report import SweepReport
+
+    small = with_settings(rt, sweep_batch=1)
+    small.redis.zadd(small.keys.deadlines, {"a": clock.now - 2, "b": clock.now - 1})
+    handled: list[str] = []
+
+    def handle(due: list[Any]) -> None:
+        for d in due:
+            handled.append(d.order_id)
+            small.redis.zadd(small.keys.deadlines, {d.order_id: clock.now})  # due again at once
+
+    report = SweepReport()
+    assert sweeping.in_batches(small, small.deadlines, handle, report, lease=120) == 2
+    assert handled == ["a", "b"] and report.batches == 2

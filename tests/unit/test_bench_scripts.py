@@ -126,3 +126,27 @@ def test_soak_helpers() -> None:
     with pytest.raises(UsageError):
         parse_args(["--duration", "10"])
     assert parse_args(["--duration", "10", "--no-faults"]).faults is False
+
+
+def test_sweep_helpers() -> None:
+    """bench/sweep.py's pure parts: the counts, which part of an activation a key is, the scaling verdict."""
+    from bench.sweep import Footprint, SweepRun, UsageError, family, parse_args, parse_counts, scaling, scaling_line
+
+    assert parse_counts("10000,100_000") == [10_000, 100_000]
+    for bad in ("", "10,5", "0", "10,10", "ten"):
+        with pytest.raises(UsageError):
+            parse_counts(bad)
+    assert parse_args(["--n", "50"]).counts == [50]
+    assert parse_args([]).counts == [10_000]  # bounded by default
+    assert family("b123:order:00ff", "b123") == "record"
+    assert family("b123:aid:sms-activate:3936040359", "b123") == "index"
+    assert family("b123:deadlines", "b123") == "deadline" and family("b123:orders", "b123") == "listing"
+    assert family("b123:open:sms-activate", "b123") == "open slot" and family("b123:events", "b123") == "events"
+    assert family("b123:acct-index", "b123") == "other"
+    fp = Footprint(n=10, by_family={"record": 3000, "index": 900, "deadline": 900, "events": 3500})
+    assert fp.state == 480 and fp.with_events == 830
+    small = SweepRun(count=1000, wall=1.0, cpu=0.5, calls={"get_active_activations": 1})
+    big = SweepRun(count=10_000, wall=9.0, cpu=5.5, calls={"get_active_activations": 1})
+    assert scaling(small, big) == {"bound": 10.0, "wall": 9.0, "cpu": 11.0}
+    line = scaling_line(small, big)
+    assert "CPU 11.00x (MISSED)" in line and "wall 9.00x (met)" in line

@@ -72,6 +72,8 @@ class RecordKind:
     deadlines: str
     index_key: Callable[[str], str]
     fill: Mapping[str, str]
+    #: the record field holding its creation time (its short history counts seconds from it)
+    created: str = "created"
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ class Records:
             spec["ttl"] = self.retention
         if change.hist:
             spec["hist"] = change.hist
+        if change.to is not None or change.hist:
+            spec["base"] = self.kind.created
         index_key = self.kind.index_key(change.ref) if change.ref else ""
         keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, index_key]
         if change.side:

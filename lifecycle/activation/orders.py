@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import cast
 
+from .. import history as _history
 from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
 from ..scripts import script
@@ -83,7 +84,7 @@ class OrderService:
             flat += [k, v]
         created, _state = self._create(
             keys=[self.keys.order(order_id), self.keys.deadlines, self.keys.orders],
-            args=[order_id, ts(now + self.store.config.pending_stale), f"{State.PENDING.value}@{int(now)}", ts(now),
+            args=[order_id, ts(now + self.store.config.pending_stale), _history.first(State.PENDING.value), ts(now),
                   ts(now - listed_for(self.store.config.retention)), *flat])
         order = self.store.get(order_id)
         if order is None:  # expired between the two calls: vanishingly rare, report it plainly

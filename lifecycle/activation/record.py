@@ -1,9 +1,10 @@
 """Activation order records: one small Redis hash per order, read into a typed :class:`Order`.
 
-The hash stays a listpack (compact) because every field is short and there are fewer than ~25 of them; the
-history is one comma-joined field of the same hash rather than a separate list key, which saves a key's
-overhead per order (the budget: at most 512 B of Redis per waiting activation, deadline and index included;
-``bench/sweep.py`` measures it).
+The hash stays a listpack (compact) because every value is at most 64 bytes and there are fewer than ~40
+fields; the short history lives in the same hash (fields ``h``, ``h1``, ... of at most 64 bytes,
+:mod:`lifecycle.history`) rather than in a list key of its own, which saves a key's overhead per order (the
+budget: at most 512 B of Redis per waiting activation, deadline and index included; ``bench/sweep.py`` measures
+it).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from .. import history as _history
 from ..cas import F_STATE, F_UPDATED
 from ..clock import parse_float as _float
 from ..clock import parse_int as _int
@@ -39,7 +41,7 @@ F_ATTEMPTS = "attempts"
 F_FAILS = "fails"
 F_CMD = "cmd"
 F_REASON = "reason"
-F_HISTORY = "h"
+F_HISTORY = _history.FIELD  # with h1, h2, ... (lifecycle/history.py)
 F_PROVIDER = "prov"         # the provider of the current number (or of the purchase in flight)
 F_PREFS = "prefs"           # the order's own provider preference (comma list), when it gave one
 F_ROUTING = "routing"       # the order's own routing, when it gave one
@@ -203,7 +205,7 @@ class Order:
             failed_at=tuple(p for p in rec.get(F_FAILED_AT, "").split(",") if p),
             end_at=_float(rec.get(F_END_AT)), cancel_by=_float(rec.get(F_CANCEL_BY)),
             refunded=None if rec.get(F_REFUNDED) is None else rec.get(F_REFUNDED) == "1",
-            history_raw=rec.get(F_HISTORY, ""),
+            history_raw=_history.text(rec),
         )
 
     @property
@@ -213,12 +215,7 @@ class Order:
 
     @property
     def history(self) -> list[HistoryEntry]:
-        out: list[HistoryEntry] = []
-        for item in self.history_raw.split(","):
-            label, _, at = item.rpartition("@")
-            if label:
-                out.append(HistoryEntry(label, _float(at) or 0.0))
-        return out
+        return [HistoryEntry(label, at) for label, at in _history.steps(self.history_raw, self.created_at)]
 
     @property
     def is_call(self) -> bool:

@@ -16,6 +16,7 @@
 --   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
 --   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
 --   hist     label to append to the short history (default: the new state); now: unix time
+--   base     the record field holding its creation time (history steps count seconds from it)
 -- Returns {status, state, event_stream_id}; status is ok | stale | missing | dup.
 local spec = cjson.decode(ARGV[1])
 local order, member = KEYS[1], spec.order_id
@@ -63,16 +64,45 @@ if spec.incr then
   for k, v in pairs(spec.incr) do redis.call('HINCRBY', order, k, v) end
 end
 if spec.to or spec.hist then
-  local label = spec.hist or new_state
-  local h = redis.call('HGET', order, 'h')
-  local entry = label .. '@' .. tostring(math.floor(spec.now))
+  -- the short history (lifecycle/history.py): the last 16 `label@seconds since creation` steps, split over
+  -- fields h, h1, h2, ... of at most 64 bytes, so the record stays a listpack; steps of unix times (a record
+  -- written before this layout) are rewritten from its creation time (the field named `base`)
+  local created = spec.base and tonumber(redis.call('HGET', order, spec.base))
+  local base = created and math.floor(created)
+  local names = {'h'}
+  for i = 1, 15 do names[i + 1] = 'h' .. i end
+  local parts = redis.call('HMGET', order, unpack(names))
   local list = {}
-  if h and h ~= '' then
-    for e in string.gmatch(h, '[^,]+') do table.insert(list, e) end
+  for i = 1, #names do
+    local part = parts[i]
+    if not part then break end
+    for e in string.gmatch(part, '[^,]+') do
+      local label, at = string.match(e, '^(.*)@(-?[%d.]+)$')
+      local t = at and tonumber(at)
+      if t and base and t >= 1e9 then e = label .. '@' .. string.format('%d', t - base) end
+      table.insert(list, e)
+    end
   end
-  table.insert(list, entry)
+  local now = math.floor(spec.now)
+  table.insert(list, (spec.hist or new_state) .. '@' .. string.format('%d', base and now - base or now))
   while #list > 16 do table.remove(list, 1) end
-  redis.call('HSET', order, 'h', table.concat(list, ','))
+  local chunks, cur = {}, ''
+  for _, e in ipairs(list) do
+    if cur == '' then cur = e
+    elseif #cur + 1 + #e > 64 then table.insert(chunks, cur) cur = e
+    else cur = cur .. ',' .. e end
+  end
+  table.insert(chunks, cur)
+  local hset, hdel = {}, {}
+  for i = 1, #names do
+    if chunks[i] then
+      table.insert(hset, names[i]) table.insert(hset, chunks[i])
+    elseif parts[i] then
+      table.insert(hdel, names[i])
+    end
+  end
+  redis.call('HSET', order, unpack(hset))
+  if #hdel > 0 then redis.call('HDEL', order, unpack(hdel)) end
 end
 if spec.undeadline then
   redis.call('ZREM', KEYS[2], member)

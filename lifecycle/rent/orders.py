@@ -5,6 +5,7 @@ import uuid
 from dataclasses import dataclass
 
 from ..activation.orders import listed_for, valid_order_id
+from .. import history as _history
 from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
 from ..scripts import script
@@ -66,7 +67,7 @@ class RentService:
         keys = self.store.keys
         created, _ = self._create(keys=[keys.rent(order_id), keys.rent_deadlines, keys.rents],
                                   args=[order_id, ts(now + self.store.config.pending_stale),
-                                        f"{RentState.PENDING.value}@{int(now)}", ts(now),
+                                        _history.first(RentState.PENDING.value), ts(now),
                                         ts(now - listed_for(self.store.config.retention)), *flat])
         order = self.get(order_id)
         if order is None:

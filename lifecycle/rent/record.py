@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .. import history as _history
 from ..cas import F_STATE, F_UPDATED
 from ..clock import parse_float as _f
 from ..clock import parse_int as _i
@@ -21,7 +22,7 @@ R_CREATED, R_BUYING_AT, R_STARTED_AT = "created", "buying_at", "started_at"
 R_UPDATED = F_UPDATED
 R_CMD, R_CMD_HOURS, R_CMD_AT, R_CMD_ERR = "cmd", "cmd_hours", "cmd_at", "cmd_err"
 R_REASON, R_ATTEMPTS, R_FAILS, R_SMS, R_PREV = "reason", "attempts", "fails", "sms", "prev"
-R_AMBIGUOUS, R_HISTORY = "ambiguous", "h"
+R_AMBIGUOUS, R_HISTORY = "ambiguous", _history.FIELD  # with h1, h2, ... (lifecycle/history.py)
 R_PROVIDER = "prov"    # the provider the rent was bought from (or is being bought from)
 R_PREFS = "prefs"      # the rent order's own provider preference (comma list), when it gave one
 
@@ -101,7 +102,7 @@ class RentOrder:
             reason=rec.get(R_REASON) or None, attempts=_i(rec.get(R_ATTEMPTS)), fails=_i(rec.get(R_FAILS)),
             sms_count=_i(rec.get(R_SMS)), previous_rent_ids=tuple(p for p in rec.get(R_PREV, "").split(",") if p),
             ambiguous=rec.get(R_AMBIGUOUS) == "1", provider=rec.get(R_PROVIDER) or None,
-            preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), history_raw=rec.get(R_HISTORY, ""),
+            preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), history_raw=_history.text(rec),
         )
 
     def can_cancel(self, now: float) -> bool:
@@ -121,9 +122,4 @@ class RentOrder:
 
     @property
     def history(self) -> list[tuple[str, float]]:
-        out = []
-        for item in self.history_raw.split(","):
-            label, _, at = item.rpartition("@")
-            if label:
-                out.append((label, _f(at) or 0.0))
-        return out
+        return _history.steps(self.history_raw, self.created_at)

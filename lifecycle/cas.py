@@ -74,6 +74,11 @@ class RecordKind:
     fill: Mapping[str, str]
     #: the record field holding its creation time (its short history counts seconds from it)
     created: str = "created"
+    #: the record field holding when it last changed (every change writes it)
+    updated: str = F_UPDATED
+    #: ``old=new,...``: fields renamed since records were first written; a record still holding the first old
+    #: name has them renamed by its next change (``lua/transition.lua``)
+    renamed: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ class Records:
         now = self.clock() if now is None else now
         fields = {k: (v.value if isinstance(v, enum.Enum) else str(v)) for k, v in change.set.items()
                   if v is not None}
-        fields[F_UPDATED] = ts(now)
+        fields[self.kind.updated] = ts(now)
         spec: dict[str, Any] = {"order_id": record_id, "expect": sorted(change.expect), "set": fields,
                                 "now": int(now), "maxlen": self.outbox.maxlen}
         if change.to is not None:
@@ -214,7 +219,7 @@ class Records:
             keys += extra
             spec["side"] = [{"op": op.op, "k": 5 + extra.index(op.key), "f": op.field, "n": op.amount,
                              "v": op.value, **({"ttl": op.ttl} if op.ttl else {})} for op in change.side]
-        argv = [json.dumps(spec, separators=(",", ":"))]
+        argv = [json.dumps(spec, separators=(",", ":")), *([self.kind.renamed] if self.kind.renamed else [])]
         if pipe is not None:
             self._script(keys=keys, args=argv, client=pipe)
             result: Result[str] = Result(CasStatus.QUEUED)

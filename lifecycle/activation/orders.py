@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import cast
 
 from .. import history as _history
-from ..cas import F_UPDATED, CasStatus
+from ..cas import CasStatus
 from ..clock import ts
 from ..scripts import script
 from .machine import Command, State
-from .record import F_CREATED, F_STATE, F_UNTIL, HistoryEntry, Order, OrderRequest
+from .record import F_CREATED, F_STATE, F_UNTIL, F_UPDATED, HistoryEntry, Order, OrderRequest
 from .store import ActivationStore, state_of
 
 MAX_ORDER_ID_LENGTH = 128

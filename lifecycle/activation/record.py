@@ -13,51 +13,79 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from .. import history as _history
-from ..cas import F_STATE, F_UPDATED
+from ..cas import F_STATE
 from ..clock import parse_float as _float
 from ..clock import parse_int as _int
 from ..routing.choose import Routing
 from .machine import Command, State
 
-#: record field names (kept short: they are stored once per order)
-F_SERVICE = "service"
-F_COUNTRY = "country"
-F_OPERATOR = "operator"
-F_MAX_PRICE = "max_price"
-F_ATYPE = "atype"
-F_FORWARD = "forward"
-F_AID = "aid"
-F_PHONE = "phone"
-F_COST = "cost"
-F_CREATED = "created"
-F_BUYING_AT = "buying_at"
-F_NUMBER_AT = "number_at"
-F_CODE_AT = "code_at"
-F_RETRY_AT = "retry_at"
-F_CODES = "codes"
-F_CODE = "code"
-F_VIA = "via"
-F_ATTEMPTS = "attempts"
-F_FAILS = "fails"
-F_CMD = "cmd"
-F_REASON = "reason"
+#: record field names: one or two letters, since every order stores each of them (its history is in ``h``,
+#: ``h1``, ...; ``state`` and ``codes`` are named by the transition script itself). The long names they had
+#: before are in :data:`LEGACY_NAMES`.
+F_SERVICE = "sv"
+F_COUNTRY = "cc"
+F_OPERATOR = "op"
+F_MAX_PRICE = "mp"
+F_ATYPE = "ty"
+F_FORWARD = "fw"
+F_AID = "a"
+F_PHONE = "ph"
+F_COST = "co"
+F_CREATED = "c"
+F_UPDATED = "u"            # when the record last changed (every compare-and-set writes it)
+F_BUYING_AT = "ba"
+F_NUMBER_AT = "na"
+F_CODE_AT = "ca"
+F_RETRY_AT = "ra"
+F_CODES = "codes"          # the dedupe keys of the codes seen (lua/transition.lua keeps them)
+F_CODE = "cd"
+F_VIA = "v"
+F_ATTEMPTS = "at"
+F_FAILS = "f"
+F_CMD = "cm"
+F_REASON = "r"
 F_HISTORY = _history.FIELD  # with h1, h2, ... (lifecycle/history.py)
-F_PROVIDER = "prov"         # the provider of the current number (or of the purchase in flight)
-F_PREFS = "prefs"           # the order's own provider preference (comma list), when it gave one
-F_ROUTING = "routing"       # the order's own routing, when it gave one
-F_COUNTRIES = "countries"   # the order's country rotation (comma list), when it gave one
-F_SKIP = "skip"             # candidates (provider:country) that refused this purchase attempt (comma list)
-F_CALLS = "calls"           # purchase requests routed for this order
-F_INFLIGHT = "inflight"     # "1": a purchase request may have reached the provider and its answer is unknown
-F_NUMBERS = "numbers"       # numbers bought for this order so far
-F_CURRENCY = "currency"     # ISO 4217 numeric currency of ``cost`` (the provider's)
-F_MAX_NUMBERS = "max_numbers"  # how many numbers this order may buy (ORDER_MAX_NUMBERS, or its own)
-F_BAD_PHONES = "bad_phones"    # numbers that failed for this order (comma list): never taken again
-F_UNTIL = "until"              # the order's own deadline: no replacement is bought after it
-F_FAILED_AT = "failed_at"      # providers whose numbers failed for this order (comma list): tried last
-F_END_AT = "end_at"            # the current number's end, as the provider stated it (unix time on our clock)
-F_CANCEL_BY = "cancel_by"      # the current number's last free-cancel moment, as the provider stated it
-F_REFUNDED = "refunded"        # "1" when the order ended with its number cancelled and refunded, "0" when not
+F_PROVIDER = "p"            # the provider of the current number (or of the purchase in flight)
+F_PREFS = "pf"              # the order's own provider preference (comma list), when it gave one
+F_ROUTING = "ro"            # the order's own routing, when it gave one
+F_COUNTRIES = "cs"          # the order's country rotation (comma list), when it gave one
+F_SKIP = "sk"               # candidates (provider:country) that refused this purchase attempt (comma list)
+F_CALLS = "n"               # purchase requests routed for this order
+F_INFLIGHT = "if"           # "1": a purchase request may have reached the provider and its answer is unknown
+F_NUMBERS = "nn"            # numbers bought for this order so far
+F_CURRENCY = "cu"           # ISO 4217 numeric currency of ``cost`` (the provider's)
+F_MAX_NUMBERS = "mn"        # how many numbers this order may buy (ORDER_MAX_NUMBERS, or its own)
+F_BAD_PHONES = "bp"         # numbers that failed for this order (comma list): never taken again
+F_UNTIL = "un"              # the order's own deadline: no replacement is bought after it
+F_FAILED_AT = "fa"          # providers whose numbers failed for this order (comma list): tried last
+F_END_AT = "ea"             # the current number's end, as the provider stated it (unix time on our clock)
+F_CANCEL_BY = "cb"          # the current number's last free-cancel moment, as the provider stated it
+F_REFUNDED = "rf"           # "1" when the order ended with its number cancelled and refunded, "0" when not
+
+#: old name -> current name of every field renamed (records written before: their next compare-and-set renames
+#: them, ``lua/transition.lua``; until then they read through :func:`current_names`). ``updated`` first: every
+#: write of that layout set it, so it is what tells such a record.
+LEGACY_NAMES: dict[str, str] = {
+    "updated": F_UPDATED, "service": F_SERVICE, "country": F_COUNTRY, "operator": F_OPERATOR,
+    "max_price": F_MAX_PRICE, "atype": F_ATYPE, "forward": F_FORWARD, "aid": F_AID, "phone": F_PHONE,
+    "cost": F_COST, "created": F_CREATED, "buying_at": F_BUYING_AT, "number_at": F_NUMBER_AT, "code_at": F_CODE_AT,
+    "retry_at": F_RETRY_AT, "code": F_CODE, "via": F_VIA, "attempts": F_ATTEMPTS, "fails": F_FAILS, "cmd": F_CMD,
+    "reason": F_REASON, "prov": F_PROVIDER, "prefs": F_PREFS, "routing": F_ROUTING, "countries": F_COUNTRIES,
+    "skip": F_SKIP, "calls": F_CALLS, "inflight": F_INFLIGHT, "numbers": F_NUMBERS, "currency": F_CURRENCY,
+    "max_numbers": F_MAX_NUMBERS, "bad_phones": F_BAD_PHONES, "until": F_UNTIL, "failed_at": F_FAILED_AT,
+    "end_at": F_END_AT, "cancel_by": F_CANCEL_BY, "refunded": F_REFUNDED,
+}
+#: the renames as the transition script takes them (``old=new,...``)
+LEGACY_RENAMES = ",".join(f"{old}={new}" for old, new in LEGACY_NAMES.items())
+
+
+def current_names(rec: Mapping[str, str]) -> Mapping[str, str]:
+    """A record as read, its fields under their current names (one written before the renames, not changed since,
+    has the old ones; a value under an old name is the later one, as the transition script takes it)."""
+    if next(iter(LEGACY_NAMES)) not in rec:
+        return rec
+    return {k: v for k, v in rec.items() if k not in LEGACY_NAMES} | \
+        {LEGACY_NAMES[k]: v for k, v in rec.items() if k in LEGACY_NAMES}
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,7 @@ class Order:
     @classmethod
     def from_record(cls, order_id: str, rec: Mapping[str, str]) -> "Order":
         """Build from HGETALL output (decode_responses=True)."""
+        rec = current_names(rec)
         max_price: Decimal | None
         try:
             max_price = Decimal(rec[F_MAX_PRICE]) if rec.get(F_MAX_PRICE) else None

@@ -17,12 +17,12 @@ from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
-from .record import F_CANCEL_BY, F_END_AT, F_REFUNDED
+from .record import F_CANCEL_BY, F_CREATED, F_END_AT, F_REFUNDED, F_SERVICE, F_UPDATED, LEGACY_NAMES, LEGACY_RENAMES
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
                      F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
-FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": "service", "country": "country",
+FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": F_SERVICE, "country": F_COUNTRY,
                         "provider": F_PROVIDER}
 
 
@@ -44,7 +44,9 @@ class ActivationStore:
         self.config = config
         self.clock = clock
         self.records = Records(redis_client, keys, RecordKind(keys.order, keys.deadlines, keys.activation_index,
-                                                              FILL), outbox, retention=config.retention, clock=clock)
+                                                              FILL, created=F_CREATED, updated=F_UPDATED,
+                                                              renamed=LEGACY_RENAMES),
+                               outbox, retention=config.retention, clock=clock)
 
     # ------------------------------------------------------------------ reads
     def get(self, order_id: str) -> Order | None:
@@ -72,7 +74,11 @@ class ActivationStore:
         """The index name of the order's activation (its provider read from the record when not given)."""
         if not activation_id:
             return None
-        provider = provider or cast("str | None", self.redis.hget(self.keys.order(order_id), F_PROVIDER))
+        if not provider:  # a record not changed since the renames holds it under its old name
+            legacy = next(old for old, new in LEGACY_NAMES.items() if new == F_PROVIDER)
+            current, before = cast("list[str | None]", self.redis.hmget(self.keys.order(order_id), F_PROVIDER,
+                                                                        legacy))
+            provider = before or current
         return external(provider, activation_id) if provider else None
 
     # ------------------------------------------------------------------ the primitive

@@ -1,5 +1,6 @@
 -- Compare-and-set on an order's state, with its outbox event, history and deadline, in ONE atomic step.
 -- KEYS[1] order hash, KEYS[2] deadlines zset, KEYS[3] events stream, KEYS[4] activation index key ("" = none)
+-- ARGV[2] (optional) field renames, see below
 -- ARGV[1] JSON spec:
 --   expect   list of states the order must be in (empty = any existing state)
 --   to       new state, or absent to keep the state (a "touch": re-arm a deadline, record a command)
@@ -23,6 +24,21 @@ local order, member = KEYS[1], spec.order_id
 local state = redis.call('HGET', order, 'state')
 if not state then
   return {'missing', '', ''}
+end
+-- ARGV[2] (optional) "old=new,...": fields renamed since the record kind's first layout. A record holding the
+-- first old name (written, or last written, in that layout) has them renamed first (a value under an old name
+-- is the later one), so the rest of this step reads and writes the new names.
+if ARGV[2] and ARGV[2] ~= '' then
+  local probe = string.match(ARGV[2], '^([^=,]+)=')
+  if probe and redis.call('HEXISTS', order, probe) == 1 then
+    for old, new in string.gmatch(ARGV[2], '([^=,]+)=([^=,]+)') do
+      local v = redis.call('HGET', order, old)
+      if v then
+        redis.call('HSET', order, new, v)
+        redis.call('HDEL', order, old)
+      end
+    end
+  end
 end
 if spec.expect and #spec.expect > 0 then
   local allowed = false

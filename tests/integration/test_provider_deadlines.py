@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from lifecycle.activation.record import F_CANCEL_BY, F_END_AT, F_NUMBER_AT
 from tests.support.pipeline import Pipeline
 from tests.support.waiting import wait_until
 
@@ -62,7 +63,7 @@ def test_cancelled_before_the_free_cancel_time_with_the_clock_driven_past_it(pip
     assert assigned["provider"] == name
     record = pipe.redis().hgetall(pipe.key("order", order_id))
     # the provider's dates, two hours off our clock, are measured from the purchase time it states beside them
-    assert float(record["cancel_by" if name == "grizzly" else "end_at"]) - float(record["number_at"]) == \
+    assert float(record[F_CANCEL_BY if name == "grizzly" else F_END_AT]) - float(record[F_NUMBER_AT]) == \
         pytest.approx(WINDOW, abs=1.5)
 
     cancelled = pipe.wait_event(order_id, "activation.cancelled", timeout=60)

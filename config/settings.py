@@ -374,6 +374,13 @@ class Settings:
         doc="where gunicorn workers share their webhook counters for /metrics (prometheus_client reads it too)")
     worker_concurrency: int = setting(
         "WORKER_CONCURRENCY", 2, parse=_parse_positive_int, roles=_WORKER, doc="Celery prefork children")
+    redis_max_connections: int = setting(
+        "REDIS_MAX_CONNECTIONS", 1, parse=_parse_positive_int, roles=ROLES,
+        doc="per process (a gunicorn worker, a Celery pool child, the worker's main process, the beat, the CLI): the "
+            "connections it may open to REDIS_URL for state, and the broker connections it may pool to publish "
+            "(Celery's broker_pool_limit); a thread finding them all busy waits for one (the web 1 s, then 503). A "
+            "command takes well under a millisecond, so one serves a web process's threads; raise it when Redis is "
+            "far away (README, Sizing Redis)")
     providers: tuple[str, ...] = setting(
         "PROVIDERS", (), parse=parse_names, roles=ROLES, shown_default="one provider: `PROVIDER`",
         doc="provider names in the default order of preference, each set up by PROVIDER_<NAME>_* (README, Providers)")

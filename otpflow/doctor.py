@@ -21,6 +21,11 @@ EVENT_BYTES = 400
 #: what the settings may keep in Redis should stay under this share of maxmemory (the rest: records, broker, slack)
 ROOM_SHARE = 0.5
 HTTP_TIMEOUT = 5.0
+#: Redis connections kombu's consumer holds in a worker's main process when the broker is REDIS_URL: its BRPOP, the
+#: remote-control subscription and two for acknowledgements and restores (measured with bench/connections.py)
+WORKER_MAIN_BROKER_CONNECTIONS = 4
+#: what an ``otpflow`` command (this one) needs next to the formation
+CLI_CONNECTIONS = 1
 #: seconds the broker probe may take to connect and to hear each answer of the handshake
 BROKER_TIMEOUT = 3.0
 
@@ -93,11 +98,56 @@ def redis_checks(settings: Settings, client: Any) -> Iterator[Finding]:
         yield ok("redis memory policy", "noeviction")
     yield from _room(settings, int(memory.get("maxmemory") or 0), int(memory.get("used_memory") or 0))
     maxclients, connected = int(clients.get("maxclients") or 0), int(clients.get("connected_clients") or 0)
-    if maxclients and connected >= 0.8 * maxclients:
-        yield warn("redis connections", f"{connected} of {maxclients} in use",
-                   "lower WEB_CONCURRENCY / WORKER_CONCURRENCY or take a plan with more connections")
-    elif maxclients:
-        yield ok("redis connections", f"{connected} of {maxclients} in use")
+    yield from _connections(settings, maxclients, connected)
+
+
+@dataclass(frozen=True)
+class ConnectionEstimate:
+    """The most connections to REDIS_URL one web dyno, one worker dyno and the beat open with these settings."""
+
+    web: int
+    worker: int
+    beat: int
+
+    @property
+    def total(self) -> int:
+        return self.web + self.worker + self.beat
+
+    def said(self) -> str:
+        return f"{self.total} (web {self.web}, worker {self.worker}, beat {self.beat})"
+
+
+def connection_estimate(settings: Settings) -> ConnectionEstimate:
+    """README, Sizing Redis: every process's pools hold at most REDIS_MAX_CONNECTIONS (N) each; on a broker that is
+    REDIS_URL each pooled producer is one more connection (worker/broker_transport.py), and the worker's main
+    process holds kombu's consumer connections besides its one for the Redis gate."""
+    n = settings.redis_max_connections
+    on_redis = not settings.celery_broker_url or settings.celery_broker_url.rstrip("/") == \
+        settings.redis_url.rstrip("/")
+    per_web = min(n, settings.web_threads) * (2 if on_redis else 1)
+    per_child = n * (2 if on_redis else 1)  # a finishing batch's threads share the child's pools
+    worker = 1 + (WORKER_MAIN_BROKER_CONNECTIONS if on_redis else 0) + settings.worker_concurrency * per_child
+    return ConnectionEstimate(web=settings.web_concurrency * per_web, worker=worker, beat=1 if on_redis else 0)
+
+
+def _connections(settings: Settings, maxclients: int, connected: int) -> Iterator[Finding]:
+    if not maxclients:
+        return
+    need = connection_estimate(settings)
+    if need.total + CLI_CONNECTIONS > maxclients:
+        fixes = ["set REDIS_MAX_CONNECTIONS=1"] if settings.redis_max_connections > 1 else []
+        fixes += ["lower WEB_CONCURRENCY or WORKER_CONCURRENCY", "move the Celery messages to RabbitMQ "
+                  "(CELERY_BROKER_URL)", "take a plan with more connections"]
+        yield warn("redis connections", f"1 web, 1 worker and 1 beat with these settings may open {need.said()} "
+                   f"connections, and this command one: more than the {maxclients} this Redis allows "
+                   f"({connected} in use now)", ", ".join(fixes[:-1]) + f" or {fixes[-1]}")
+    elif connected >= 0.8 * maxclients:
+        yield warn("redis connections", f"{connected} of {maxclients} in use (1 web, 1 worker and 1 beat with these "
+                   f"settings open at most {need.said()})", "look for other clients (CLIENT LIST), lower "
+                   "WEB_CONCURRENCY / WORKER_CONCURRENCY or take a plan with more connections")
+    else:
+        yield ok("redis connections", f"{connected} of {maxclients} in use; 1 web, 1 worker and 1 beat with these "
+                 f"settings open at most {need.said()}")
 
 
 def _room(settings: Settings, limit: int, used: int) -> Iterator[Finding]:

@@ -55,8 +55,9 @@ class LazyCelery:
                     app = make_celery(self._settings)
                     conf = getattr(app, "conf", None)
                     if conf is not None:
-                        from worker.celery_app import BrokerKind, broker_kind, broker_url
+                        from worker.celery_app import BrokerKind, broker_kind, broker_url, publish_only_options
 
+                        conf.update(publish_only_options(self._settings))  # the web never consumes
                         amqp = broker_kind(broker_url(self._settings)) is BrokerKind.AMQP
                         conf.broker_transport_options = {
                             **conf.broker_transport_options,

@@ -25,6 +25,8 @@ from flows.names import TaskName
 QUEUE = "otpflow"
 BROKER_SOCKET_TIMEOUT = 10.0
 BROKER_CONNECT_TIMEOUT = 5.0
+#: kombu's Redis transport for processes that only publish (worker/broker_transport.py)
+PUBLISH_ONLY_TRANSPORT = "worker.broker_transport:PublishOnlyTransport"
 #: seconds between AMQP heartbeats: a worker whose connection died unseen (a NAT, a frozen dyno) is noticed,
 #: and its unacknowledged task handed to another consumer, within about two of them
 AMQP_HEARTBEAT = 30.0
@@ -115,6 +117,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": queue,
         "task_routes": routes,
         "broker_connection_retry_on_startup": True,
+        # at most REDIS_MAX_CONNECTIONS pooled broker connections per process to publish through (a thread waits
+        # for a free one); the consumer's own connection is not pooled. kombu's Redis channels keep their own
+        # max_connections: each channel is used by one thread at a time, so it never opens more than two anyway
+        "broker_pool_limit": settings.redis_max_connections,
+        # a Redis result backend's pool (none is configured: results are ignored), so no pool is left uncapped
+        "redis_max_connections": settings.redis_max_connections,
         # a full or read-only Redis refuses kombu's writes with ResponseErrors: restart the consumer instead of
         # exiting with "Unrecoverable error", and let it reconnect only once Redis accepts writes again (on AMQP
         # too: the tasks' state is written to Redis whichever broker carries them)
@@ -157,6 +165,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return conf
 
 
+def publish_only_options(settings: Settings) -> dict[str, Any]:
+    """Celery settings for a process that publishes and never consumes (the web, the beat, a worker's pool child):
+    on a Redis broker each pooled producer then holds one Redis connection instead of two
+    (worker/broker_transport.py). Nothing on AMQP."""
+    if broker_kind(broker_url(settings)) is BrokerKind.REDIS:
+        return {"broker_transport": PUBLISH_ONLY_TRANSPORT}
+    return {}
+
+
 def make_celery(settings: Settings | None = None) -> Celery:
     """A Celery app for ``settings`` (publishing, or running workers and beat)."""
     settings = settings or Settings.from_env()
@@ -196,7 +213,7 @@ def _build_module_app() -> Celery:
     celery_app.set_default()
     import tasks  # registers the shared tasks
 
-    signals.connect(celery_app, settings)
+    signals.connect(celery_app, settings, publish_only=publish_only_options(settings))
     install_runtime(celery_app, settings)
     return celery_app
 

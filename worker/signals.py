@@ -1,4 +1,5 @@
-"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork, a last metrics flush.
+"""Worker signal handlers: configuration checks, logging redaction, fresh clients after fork, a last metrics flush,
+and the publish-only broker transport in the processes that never consume (the beat, each pool child).
 
 A setting that stops ``celery worker`` or ``celery beat`` from starting is one line on stderr and exit code 2 (as
 the ``otpflow`` command's usage errors), not Celery's traceback: :func:`refuse_start`.
@@ -30,12 +31,19 @@ def refuse_start(exc: ConfigError) -> NoReturn:
     raise SystemExit(EXIT_SETTING)
 
 
-def connect(app: Any, settings: Settings) -> None:
-    """Connect the handlers once per process (they act only for ``app``, the module-level worker app)."""
+def connect(app: Any, settings: Settings, *, publish_only: dict[str, Any] | None = None) -> None:
+    """Connect the handlers once per process (they act only for ``app``, the module-level worker app).
+
+    ``publish_only``: the Celery settings of a process that never consumes (``worker.celery_app``,
+    ``publish_only_options``), applied in the beat and in each pool child."""
     global _connected
     if _connected:
         return
     _connected = True
+
+    def _publish_only() -> None:
+        if publish_only:
+            app.conf.update(publish_only)
 
     @signals.worker_init.connect(weak=False)
     def _worker_init(sender: Any = None, **_: Any) -> None:
@@ -55,8 +63,15 @@ def connect(app: Any, settings: Settings) -> None:
     def _redact(**_: Any) -> None:
         install_redaction_on_existing_handlers()
 
+    @signals.beat_init.connect(weak=False)
+    def _beat_init(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is app:
+            _publish_only()
+
     @signals.worker_process_init.connect(weak=False)
     def _after_fork(**_: Any) -> None:
+        # a pool child only publishes (its parent consumes): before its first publish builds its producer pool
+        _publish_only()
         # Sockets inherited from the parent must not be shared: build Redis and provider clients anew.
         from tasks.runtime import reset_runtime
 

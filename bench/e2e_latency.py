@@ -105,6 +105,7 @@ class Target:
     stream: str
     key_of: Callable[[Mapping[str, str]], str | None]  # stream entry fields -> activation id it answers, or None
     master_pid: int = 0
+    worker_pid: int = 0  # the celery worker (its pool children included) behind ``master_pid``'s web, if any
 
 
 @dataclass
@@ -298,10 +299,23 @@ class Paced:
     lost: int = 0
     wall: float = 0.0
     server_cpu: float = 0.0
+    #: CPU seconds spent during the round by each part of the machine: web, worker, redis, bench (this process:
+    #: load generator, reader and the sandbox provider's threads)
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def achieved(self) -> float:
         return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+def cpu_snapshot(target: Target, client: redis.Redis) -> dict[str, float]:
+    """CPU seconds so far of each part of the machine the paced mode accounts for."""
+    info = client.info("cpu")
+    out = {"web": process_tree_cpu(target.master_pid) if target.master_pid else 0.0,
+           "worker": process_tree_cpu(target.worker_pid) if target.worker_pid else 0.0,
+           "redis": float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0)),
+           "bench": time.process_time()}
+    return out
 
 
 def _entry_seconds(entry_id: str) -> float:
@@ -367,6 +381,7 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
     read_thread.start()
     pool = [threading.Thread(target=sender, name=f"paced-{i}", daemon=True) for i in range(senders)]
     cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
+    parts0 = cpu_snapshot(target, reader_client)
     for t in pool:
         t.start()
     for t in pool:
@@ -380,6 +395,8 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
     out.wall = max((s[2] for s in stamps.values()), default=start) - start
     if target.master_pid:
         out.server_cpu = process_tree_cpu(target.master_pid) - cpu0
+    parts1 = cpu_snapshot(target, reader_client)
+    out.cpu = {part: parts1[part] - parts0[part] for part in parts0}
     stop.set()
     read_thread.join(5)
     reader_client.close()
@@ -527,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - t_setup:.1f} s", flush=True)
 
         path = f"/webhooks/{pipeline.webhook_token}"
-        ours = Target("ours", pipeline.web_port, path, events_stream, ours_key, pipeline.processes["web"].pid)
+        ours = Target("ours", pipeline.web_port, path, events_stream, ours_key, pipeline.processes["web"].pid,
+                      pipeline.processes["worker"].pid)
         base = Target("baseline", base_port, path, baseline_stream, baseline_key, baseline_proc.pid)
         fake = iter(range(9_000_000_000, 10_000_000_000))
 
@@ -672,8 +690,16 @@ def report_paced(args: argparse.Namespace, paced: dict[str, list[Paced]]) -> Non
         s = summarize(joined(ours, part))
         print(f"    {label:34s} p50 {s.p50:6.2f}  p99 {s.p99:6.2f}")
     total = summarize(joined(ours, "latencies"))
-    cpu = sum(r.server_cpu for r in ours) / max(1, len(joined(ours, "latencies"))) * 1e6
-    print(f"  web server CPU per webhook   : {cpu:.0f} us")
+    print("  CPU per webhook (us), by part of the machine:")
+    for name, runs in (("baseline", paced["baseline"]), ("ours", ours)):
+        n = max(1, len(joined(runs, "latencies")))
+        parts = {part: sum(r.cpu.get(part, 0.0) for r in runs) / n * 1e6 for part in ("web", "worker", "redis",
+                                                                                        "bench")}
+        whole = sum(parts.values())
+        cores = os.cpu_count() or 1
+        print(f"    {name:9s} web {parts['web']:6.0f}  worker {parts['worker']:6.0f}  redis {parts['redis']:5.0f}  "
+              f"bench (load, reader, sandbox) {parts['bench']:5.0f}  = {whole:6.0f} us: {cores} cores saturate "
+              f"near {cores / whole * 1e6 if whole else float('nan'):5.0f}/s")
     print(f"  target                       : p99 {total.p99:.2f} ms <= {TARGET_PACED_P99_MS:.0f} ms at "
           f"{args.rate:g}/s {verdict(total.p99, TARGET_PACED_P99_MS, higher_is_better=False)}")
 

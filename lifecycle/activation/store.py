@@ -116,7 +116,8 @@ class ActivationStore:
                       repeated: bool = False, side: tuple[Side, ...] = (), end_at: float | None = None,
                       cancel_by: float | None = None) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
-        number of the order it is, and what it cost as the provider said) and the activation index.
+        number of the order it is, and what it cost as the provider said) and the activation index. The purchase's
+        start time goes (only a purchase in progress needs it; the history keeps when it began).
 
         ``end_at`` / ``cancel_by``: the activation's own end and last free-cancel moment as the provider stated
         them (unix times on our clock); waiting stops CANCEL_MARGIN before them, never later."""
@@ -134,7 +135,7 @@ class ActivationStore:
                  F_CMD: Command.REPLACE.value if repeated else None,
                  F_END_AT: None if end_at is None else ts(end_at),
                  F_CANCEL_BY: None if cancel_by is None else ts(cancel_by)},
-            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
+            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT, F_BUYING_AT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float) -> Result[State]:

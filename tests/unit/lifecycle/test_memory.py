@@ -1,15 +1,20 @@
-"""Redis memory per waiting activation (record + deadline + activation index + history) ≤ 1 KiB, measured."""
+"""Redis memory per waiting activation (its record with the short history, its activation index entry and its
+deadline member), measured: ≤ 512 B on valkey 8+ (the embedded server), ≤ 640 B on Redis 7 (every key and zset
+member costs about 50 B more there: the key is not stored inside its value object). ``bench/sweep.py`` measures
+the same through the real purchase flow, with the listing and open-slot entries beside them."""
 from __future__ import annotations
 
 from typing import Any
 
 from config.settings import Settings
 from tests.unit.lifecycle.conftest import make_orders
-from lifecycle.activation import OrderService
 from lifecycle.activation.record import OrderRequest
 
 N = 2000
-BUDGET = 1024
+
+
+def budget(client: Any) -> int:
+    return 512 if client.info("server").get("valkey_version") else 640
 
 
 def test_memory_per_waiting_activation(real_redis: Any) -> None:
@@ -21,14 +26,17 @@ def test_memory_per_waiting_activation(real_redis: Any) -> None:
         oid = f"{i:032x}"  # uuid-sized ids, as generated
         svc.submit(OrderRequest("tg", country=0, max_price=None, order_id=oid))
         svc.store.start_buying(oid)
-        svc.store.assign_number(oid, provider="sms-activate", activation_id=str(3_900_000_000 + i), phone=f"7999{i:07d}", cost="12.50")
+        svc.store.assign_number(oid, provider="sms-activate", activation_id=str(3_900_000_000 + i),
+                                phone=f"7999{i:07d}", cost="12.50", currency=840)
     real_redis.delete(settings.events_stream)  # events are trimmed by length; not per-activation state
+    sample = range(0, N, 50)
     per_record = sum(int(real_redis.memory_usage(settings.key("order", f"{i:032x}"), samples=0) or 0)
-                     for i in range(0, N, 50)) / len(range(0, N, 50))
-    per_index = sum(int(real_redis.memory_usage(settings.key("aid", str(3_900_000_000 + i)), samples=0) or 0)
-                    for i in range(0, N, 50)) / len(range(0, N, 50))
+                     for i in sample) / len(sample)
+    per_index = sum(int(real_redis.memory_usage(settings.key("aid", "sms-activate", str(3_900_000_000 + i)),
+                                                samples=0) or 0) for i in sample) / len(sample)
     per_deadline = int(real_redis.memory_usage(dkey, samples=0) or 0) / N
     total = per_record + per_index + per_deadline
     print(f"memory per waiting activation: record {per_record:.0f} B + index {per_index:.0f} B + "
           f"deadline {per_deadline:.0f} B = {total:.0f} B")
-    assert total <= BUDGET
+    assert per_index > 0 and real_redis.object("encoding", settings.key("order", f"{0:032x}")) == "listpack"
+    assert total <= budget(real_redis)

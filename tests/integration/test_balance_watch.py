@@ -23,7 +23,7 @@ PROVIDER = "sms-activate"   # the single provider is named after its profile
 def pipe(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     import redis as redis_lib
 
-    url = f"{redis_server_url}/14"
+    url = f"{redis_server_url}/13"
     redis_lib.Redis.from_url(url).flushdb()
     pipeline = Pipeline(redis_url=url, log_dir=Path(tmp_path_factory.mktemp("balance-logs")),
                         extra_env={"BALANCE_CHECK_INTERVAL": "0.3", "BALANCE_LOW": "50"})

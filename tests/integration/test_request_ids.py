@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.http, pytest.mark.processes]
 def pipeline(redis_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     import redis as redis_lib
 
-    url = f"{redis_server_url}/15"
+    url = f"{redis_server_url}/13"
     redis_lib.Redis.from_url(url).flushdb()
     pipe = Pipeline(redis_url=url, log_dir=Path(tmp_path_factory.mktemp("request-id-logs")),
                     extra_env={"LOG_FORMAT": "json"})

@@ -47,7 +47,7 @@ def wait_runs(pipeline: Pipeline, total: float, timeout: float = 30.0) -> dict[s
 
 
 def test_worker_task_counts_on_web_metrics_across_worker_restarts(redis_server_url: str, tmp_path: Path) -> None:
-    url = f"{redis_server_url}/14"
+    url = f"{redis_server_url}/13"
     redis_lib.Redis.from_url(url).flushdb()
     pipeline = Pipeline(redis_url=url, log_dir=tmp_path, extra_env={"METRICS_FLUSH_INTERVAL": "3600"})
     try:

@@ -56,6 +56,8 @@ API_KEY = "bench-key-0123456789"
 LOCAL_REDIS_DB = "redis://127.0.0.1:6379/14"
 #: what one waiting activation stores, by key family (see :func:`family`), in the order printed
 PARTS = ("record", "index", "deadline", "listing", "open slot", "other")
+#: bytes of record + index + deadline per waiting activation (the listing and open slot are counted beside it)
+BUDGET = 512
 
 
 class UsageError(ValueError):
@@ -132,6 +134,11 @@ class Footprint:
     @property
     def with_events(self) -> float:
         return self.state + self.per("events")
+
+    @property
+    def core(self) -> float:
+        """Record + index + deadline: what issue 10's budget (:data:`BUDGET`) counts."""
+        return self.per("record") + self.per("index") + self.per("deadline")
 
 
 @dataclass(frozen=True)
@@ -269,6 +276,8 @@ def print_footprint(fp: Footprint, server: str) -> None:
     print(f"  Redis per waiting activation ({server}, MEMORY USAGE over every key): {fp.state:.0f} B = {parts}; "
           f"its events so far {fp.per('events'):.0f} B (capped stream), {fp.with_events:.0f} B with them | "
           f"used_memory delta {fp.used_memory_delta / fp.n:.0f} B (with events, allocator and others' writes)")
+    print(f"  record + index + deadline: {fp.core:.0f} B (budget {BUDGET} B: "
+          f"{verdict(fp.core, BUDGET, higher_is_better=False)})")
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -144,7 +144,7 @@ def test_sweep_helpers() -> None:
     assert family("b123:open:sms-activate", "b123") == "open slot" and family("b123:events", "b123") == "events"
     assert family("b123:acct-index", "b123") == "other"
     fp = Footprint(n=10, by_family={"record": 3000, "index": 900, "deadline": 900, "events": 3500})
-    assert fp.state == 480 and fp.with_events == 830
+    assert fp.state == 480 and fp.with_events == 830 and fp.core == 480
     small = SweepRun(count=1000, wall=1.0, cpu=0.5, calls={"get_active_activations": 1})
     big = SweepRun(count=10_000, wall=9.0, cpu=5.5, calls={"get_active_activations": 1})
     assert scaling(small, big) == {"bound": 10.0, "wall": 9.0, "cpu": 11.0}

@@ -1,6 +1,5 @@
 -- Compare-and-set on an order's state, with its outbox event, history and deadline, in ONE atomic step.
 -- KEYS[1] order hash, KEYS[2] deadlines zset, KEYS[3] events stream, KEYS[4] activation index key ("" = none)
--- ARGV[2] (optional) field renames, see below
 -- ARGV[1] JSON spec:
 --   expect   list of states the order must be in (empty = any existing state)
 --   to       new state, or absent to keep the state (a "touch": re-arm a deadline, record a command)
@@ -18,6 +17,7 @@
 --   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
 --   hist     label to append to the short history (default: the new state); now: unix time
 --   base     the record field holding its creation time (history steps count seconds from it)
+-- ARGV[2] (optional) field renames, see below
 -- Returns {status, state, event_stream_id}; status is ok | stale | missing | dup.
 local spec = cjson.decode(ARGV[1])
 local order, member = KEYS[1], spec.order_id

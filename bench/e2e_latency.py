@@ -302,6 +302,8 @@ class Paced:
     #: CPU seconds spent during the round by each part of the machine: web, worker, redis, bench (this process:
     #: load generator, reader and the sandbox provider's threads)
     cpu: dict[str, float] = field(default_factory=dict)
+    #: Celery task runs and provider calls during the round, by name (the worker's flushed counters)
+    work: dict[str, int] = field(default_factory=dict)
 
     @property
     def achieved(self) -> float:
@@ -318,12 +320,29 @@ def cpu_snapshot(target: Target, client: redis.Redis) -> dict[str, float]:
     return out
 
 
+def work_counts(client: redis.Redis, prefix: str | None) -> dict[str, int]:
+    """The worker's flushed counters: task runs (``task:<name>``) and provider calls (``call:<action>``)."""
+    if not prefix:
+        return {}
+    from lifecycle.keys import Keys
+    from telemetry.worker_counters import split_field
+
+    keys = Keys(prefix=prefix)
+    out: dict[str, int] = {}
+    for kind, key in (("task", keys.worker_task_runs), ("call", keys.worker_provider_calls)):
+        for name, count in client.hgetall(key).items():
+            labels = split_field(name)
+            label = labels[0] if labels else name
+            out[f"{kind}:{label}"] = out.get(f"{kind}:{label}", 0) + int(count)
+    return out
+
+
 def _entry_seconds(entry_id: str) -> float:
     return int(entry_id.split("-", 1)[0]) / 1000.0
 
 
 def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float, senders: int,
-              max_seconds: float) -> Paced:
+              max_seconds: float, prefix: str | None = None) -> Paced:
     """Open loop: webhook i is due at start + i / rate, whatever the answers before it did; ``senders`` threads
     send each at its time. Latency counts from the due time, so a server that falls behind shows it (no
     coordinated omission). Each latency is split at the HTTP answer and at the entry's own Redis id time."""
@@ -382,6 +401,7 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
     pool = [threading.Thread(target=sender, name=f"paced-{i}", daemon=True) for i in range(senders)]
     cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
     parts0 = cpu_snapshot(target, reader_client)
+    work0 = work_counts(reader_client, prefix)
     for t in pool:
         t.start()
     for t in pool:
@@ -397,6 +417,10 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
         out.server_cpu = process_tree_cpu(target.master_pid) - cpu0
     parts1 = cpu_snapshot(target, reader_client)
     out.cpu = {part: parts1[part] - parts0[part] for part in parts0}
+    if prefix:
+        time.sleep(1.5)  # three METRICS_FLUSH_INTERVALs: the worker's counters of this round are in Redis
+        work1 = work_counts(reader_client, prefix)
+        out.work = {name: work1[name] - work0.get(name, 0) for name in work1 if work1[name] != work0.get(name, 0)}
     stop.set()
     read_thread.join(5)
     reader_client.close()
@@ -515,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         "POLL_AFTER": "30", "POLL_INTERVAL": "15", "SWEEP_INTERVAL": "5", "ACTIVATION_TIMEOUT": "1200",
         "EARLY_CANCEL_SECONDS": "120", "ORDER_RETRY_DELAY": "5", "PROVIDER_READ_TIMEOUT": "15",
         "PROVIDER_CONNECT_TIMEOUT": "3.05",
+        # the paced mode reads the worker's task and provider-call counts back from Redis after each round
+        "METRICS_FLUSH_INTERVAL": "0.5",
     })
     baseline_proc: ChildProcess | None = None
     proxy: DelayingProxy | None = None
@@ -593,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
         paced: dict[str, list[Paced]] = {"baseline": [], "ours": []}
         for i in range(args.paced_rounds if per_paced else 0):
             b = run_paced(base, base_items(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
-            o = run_paced(ours, take(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
+            o = run_paced(ours, take(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds,
+                          prefix)
             paced["baseline"].append(b)
             paced["ours"].append(o)
             sb, so = summarize(b.latencies), summarize(o.latencies)
@@ -690,6 +717,18 @@ def report_paced(args: argparse.Namespace, paced: dict[str, list[Paced]]) -> Non
         s = summarize(joined(ours, part))
         print(f"    {label:34s} p50 {s.p50:6.2f}  p99 {s.p99:6.2f}")
     total = summarize(joined(ours, "latencies"))
+    n_ours = max(1, len(joined(ours, "latencies")))
+    work: dict[str, int] = {}
+    for r in ours:
+        for name, count in r.work.items():
+            work[name] = work.get(name, 0) + count
+    if work:
+        print("  worker runs per webhook       : " + ", ".join(
+            f"{name.split(':', 1)[1]} {count / n_ours:.2f}" for name, count in sorted(work.items())
+            if name.startswith("task:")))
+        print("  provider calls per webhook    : " + ", ".join(
+            f"{name.split(':', 1)[1]} {count / n_ours:.2f}" for name, count in sorted(work.items())
+            if name.startswith("call:")))
     print("  CPU per webhook (us), by part of the machine:")
     for name, runs in (("baseline", paced["baseline"]), ("ours", ours)):
         n = max(1, len(joined(runs, "latencies")))

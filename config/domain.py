@@ -54,7 +54,8 @@ def rent_config(settings: Settings) -> RentConfig:
 
 
 def inbox_config(settings: Settings) -> InboxConfig:
-    return InboxConfig(dedupe_ttl=settings.webhook_dedupe_ttl, dead_letter_maxlen=settings.dead_letter_maxlen)
+    return InboxConfig(dedupe_ttl=settings.webhook_dedupe_ttl, dead_letter_maxlen=settings.dead_letter_maxlen,
+                       linger=settings.drain_linger)
 
 
 def outbox_config(settings: Settings) -> OutboxConfig:

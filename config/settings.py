@@ -336,6 +336,10 @@ class Settings:
     dead_letter_maxlen: int = setting(
         "DEAD_LETTER_MAXLEN", 10_000, parse=_parse_positive_int, roles=("web", "worker"),
         doc="malformed and unknown webhooks kept for inspection")
+    drain_linger: float = setting(
+        "DRAIN_LINGER", 0.25, parse=_parse_non_negative_float, roles=_WORKER,
+        doc="seconds a drain that emptied the inbox waits for the next webhook before it ends (0: it ends at "
+            "once); while it waits, webhooks reach it without a Celery task each")
     webhook_dedupe_ttl: int = setting(
         "WEBHOOK_DEDUPE_TTL", 3 * 3600, parse=_parse_positive_int, roles=_WEB,
         doc="seconds a delivered SMS is remembered to drop the provider's repeats")

@@ -11,9 +11,9 @@ from .runtime import get_runtime
 
 
 @instrumented_task(TaskName.DRAIN_INBOX)
-def drain_inbox(self: Any) -> int:
-    """Drain the webhook inbox in batches; returns how many entries were processed."""
-    return len(inbox.drain_inbox(get_runtime()).processed)
+def drain_inbox(self: Any, helper: bool = False) -> int:
+    """Drain the webhook inbox in batches (``helper``: beside a running drain); returns how many were processed."""
+    return len(inbox.drain_inbox(get_runtime(), helper=helper).processed)
 
 
 @instrumented_task(TaskName.FINISH_CODED)

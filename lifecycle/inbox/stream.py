@@ -58,6 +58,8 @@ class InboxConfig:
     dedupe_ttl: int = 3 * 3600
     dead_letter_maxlen: int = 10_000
     drain_flag_ttl: int = 15
+    #: seconds a drain that found the inbox empty keeps the flag and waits for more (DRAIN_LINGER); 0: none
+    linger: float = 0.0
     entry_max_bytes: int = ENTRY_MAX_BYTES
     stream_max_bytes: int = STREAM_MAX_BYTES
 
@@ -220,6 +222,12 @@ class Inbox:
         """Delete the drain flag BEFORE reading: an append after this point schedules a new drain (no lost wake-up)."""
         self._call(lambda: self.redis.delete(self.drain_flag_key))
 
+    def hold_drain(self) -> None:
+        """Take the drain flag while a drain waits for more: appends meanwhile find it set and publish nothing,
+        since the waiting drain reads them. Its TTL bounds what a drain that dies holding it can delay."""
+        ttl = self.config.drain_flag_ttl
+        self._call(lambda: self.redis.set(self.drain_flag_key, "draining", ex=ttl))
+
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) if missing; idempotent."""
         def create() -> None:
@@ -231,10 +239,11 @@ class Inbox:
         self._call(create)
         self._group_ready = True
 
-    def read_batch(self, consumer: str, count: int = 100) -> list[InboxEntry]:
-        """Read up to ``count`` new entries for ``consumer`` (non-blocking); ack them after processing."""
+    def read_batch(self, consumer: str, count: int = 100, *, block_ms: int | None = None) -> list[InboxEntry]:
+        """Read up to ``count`` new entries for ``consumer``; ack them after processing. Non-blocking, or waiting
+        up to ``block_ms`` for the first one (keep it well under the client's socket time-out)."""
         rows = self._with_group(lambda: cast("XReadRows | None", self.redis.xreadgroup(
-            self.group, consumer, {self.stream_key: ">"}, count=count)))
+            self.group, consumer, {self.stream_key: ">"}, count=count, block=block_ms)))
         entries: list[tuple[str, Mapping[str, str] | None]] = []
         for _stream, items in rows or []:
             entries.extend(items)

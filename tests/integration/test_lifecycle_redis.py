@@ -159,3 +159,35 @@ def test_provider_outage_rearms(rt: Runtime, sandbox: Any) -> None:
     rt.clock.advance(10)  # type: ignore[attr-defined]   # past the first backoff step (≤ 5 s), before the timeout
     report = sweeping.sweep(rt)
     assert report.actions.get("poll") == 3 and report.provider_calls == {"getActiveActivations": 1}
+
+
+def test_a_lingering_drain_reads_what_arrives_while_it_waits_then_lets_the_flag_go(rt: Runtime) -> None:
+    """DRAIN_LINGER: a drain that emptied the inbox holds the drain flag and waits; a webhook stored meanwhile
+    publishes no drain of its own and is read by the waiting one; once it ends the flag is free again."""
+    import threading
+
+    from tests.support.waiting import wait_until
+
+    published: list[tuple[str, dict[str, Any]]] = []
+    rt = Runtime(settings=replace(rt.settings, auto_finish=False, drain_linger=3.0), redis=rt.redis,
+                 provider=rt.provider, publish=lambda n, k: published.append((n, dict(k))), clock=rt.clock,
+                 consumer_name="itest")
+    rt.orders.submit(OrderRequest("tg", country=0, order_id="i9"))
+    activation.place_order(rt, "i9")
+    aid = rt.activations.get("i9").activation_id  # type: ignore[union-attr]
+    payload = {"activationId": aid, "service": "tg", "text": "code 4321", "code": "4321", "country": 0,
+               "receivedAt": "2025-01-01 00:00:00"}
+    reports: list[Any] = []
+    drain = threading.Thread(target=lambda: reports.append(inbox_flow.drain_inbox(rt)), daemon=True)
+    drain.start()
+    flag = rt.inbox.drain_flag_key
+    wait_until(lambda: rt.redis.get(flag) == "draining", message="the drain never held the flag to wait")
+    stored = rt.inbox.append("activation", payload, "fp-linger")
+    assert not stored.schedule_drain  # the waiting drain reads it: no task published for it
+    drain.join(30)
+    assert not drain.is_alive() and reports
+    assert len(reports[0].processed) == 1 and reports[0].coded == ["i9"]
+    assert types(rt).count(ev.CODE_RECEIVED) == 1
+    assert rt.redis.get(flag) is None  # released on the way out
+    assert rt.inbox.append("activation", {**payload, "code": "5555"}, "fp-after").schedule_drain
+    assert not [name for name, _ in published if "drain" in name]

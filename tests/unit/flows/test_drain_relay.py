@@ -86,3 +86,23 @@ def test_relay_sends_each_event_to_downstream_task(rt: Runtime, published: Any) 
     name, kwargs = published[-1]
     assert name == "consumer.handle" and kwargs["type"] == ev.NUMBER_ASSIGNED and kwargs["order_id"] == "o1"
     assert relay.relay_events(rt) == 0
+
+
+def test_a_drain_that_is_behind_asks_for_one_helper_which_leaves_the_flag_alone(
+        rt: Runtime, provider: FakeProvider, published: Any) -> None:
+    rt = Runtime(settings=replace(rt.settings, drain_linger=0.05), redis=rt.redis, provider=provider,
+                 publish=rt.publish, clock=rt.clock, consumer_name="holder")
+    for i in range(250):
+        rt.inbox.append("activation", payload(f"9{i:04d}", "1"), f"fp-{i}")
+    report = inbox_flow.drain_inbox(rt, batch=100)
+    assert len(report.processed) == 250
+    helpers = [kw for name, kw in published if name == TaskName.DRAIN_INBOX and kw.get("helper")]
+    assert helpers == [{"helper": True}]  # full batches seen, but at most one helper a second
+    assert rt.redis.get(rt.inbox.drain_flag_key) is None  # the holder let the flag go
+    rt.inbox.hold_drain()
+    for i in range(3):
+        rt.inbox.append("activation", payload(f"8{i:04d}", "1"), f"fq-{i}")
+    helper = Runtime(settings=rt.settings, redis=rt.redis, provider=provider, publish=rt.publish, clock=rt.clock,
+                     consumer_name="helper")
+    assert len(inbox_flow.drain_inbox(helper, helper=True).processed) == 3
+    assert rt.redis.get(rt.inbox.drain_flag_key) == "draining"  # a helper never touches the flag

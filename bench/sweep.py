@@ -14,7 +14,7 @@ population grows from one to the next) it prints:
   the ``INFO memory`` used_memory delta is printed beside it as a cross-check (noisy on a shared server).
 
 Then the cost ratio of each count to the smallest against the linear bound (10x the activations: at most 10x the
-CPU and wall time), and, at the smallest count, the same sweep one Redis command and one ``getStatus`` at a time
+CPU and wall time), each the median of ``--repeat`` sweeps (3), and, at the smallest count, the same sweep one Redis command and one ``getStatus`` at a time
 (the baseline; ``--no-baseline`` skips it) and a naive layout's memory (JSON string + history list).
 
 Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 14 (never one the tests flush), else an embedded
@@ -22,7 +22,8 @@ server; ``--embedded`` always starts a private one (valkey-server from the valke
 Keys live under a prefix of their own (no FLUSHDB) and are deleted at the end. Bounded: the default is one count
 of 10,000 (about a minute of set-up); ``--counts 10000,100000`` takes about 15 minutes on a 2-core machine.
 
-    .venv/bin/python bench/sweep.py [--counts 10000[,100000]] [--batch 500] [--embedded] [--no-baseline]
+    .venv/bin/python bench/sweep.py [--counts 10000[,100000]] [--batch 500] [--repeat 3] [--embedded]
+        [--no-baseline]
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -156,6 +157,17 @@ class SweepRun:
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
+
+
+def median_run(runs: Sequence[SweepRun]) -> SweepRun:
+    """The median wall and the median CPU time of sweeps of one count (each taken on its own)."""
+    walls, cpus = sorted(r.wall for r in runs), sorted(r.cpu for r in runs)
+    mid = len(runs) // 2
+
+    def median(values: list[float]) -> float:
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    return replace(runs[0], wall=median(walls), cpu=median(cpus))
 
 
 def scaling(small: SweepRun, big: SweepRun) -> dict[str, float]:
@@ -290,12 +302,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="SWEEP_BATCH for the sweep (default: the setting's default)")
     parser.add_argument("--embedded", action="store_true",
                         help="always use a private embedded server (ignores OTPFLOW_BENCH_REDIS and :6379)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="sweeps at each count; their median is compared (default 3: a loaded machine is noisy)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the one-at-a-time baseline sweep at the smallest count")
     args = parser.parse_args(argv)
     args.counts = parse_counts(str(args.n) if args.n is not None else args.counts)
     if args.batch is not None and args.batch <= 0:
         raise UsageError("--batch: a positive number")
+    if args.repeat <= 0:
+        raise UsageError("--repeat: a positive number")
     return args
 
 
@@ -358,14 +374,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 naive = naive_record_bytes(r, prefix, ids)
                 print(f"  a naive layout's record (JSON string + history list): {naive:.0f} B vs ours "
                       f"{fp.per('record'):.0f} B")
-            make_all_due(rt, clock)
-            run = timed_sweep(rt, r, provider, sandbox.pid, count)
+            repeats: list[SweepRun] = []
+            for _ in range(args.repeat):
+                make_all_due(rt, clock)
+                one = timed_sweep(rt, r, provider, sandbox.pid, count)
+                repeats.append(one)
+                print(f"  sweep: {one.total_calls} provider call(s) {one.calls} over {one.batches} batch(es); "
+                      f"wall {one.wall:.2f} s, CPU {one.cpu:.2f} s ({one.cpu / count * 1e6:.0f} µs per activation); "
+                      f"Redis CPU {one.redis_cpu:.2f} s, sandbox CPU {one.sandbox_cpu:.2f} s", flush=True)
+                if one.calls != {"get_active_activations": 1}:
+                    print(f"  MISSED: one bulk listing per provider per sweep, got {one.calls}")
+            run = median_run(repeats)
             runs.append(run)
-            print(f"  sweep: {run.total_calls} provider call(s) {run.calls} over {run.batches} batch(es); "
-                  f"wall {run.wall:.2f} s, CPU {run.cpu:.2f} s ({run.cpu / count * 1e6:.0f} µs per activation); "
-                  f"Redis CPU {run.redis_cpu:.2f} s, sandbox CPU {run.sandbox_cpu:.2f} s", flush=True)
-            if run.calls != {"get_active_activations": 1}:
-                print(f"  MISSED: one bulk listing per provider per sweep, got {run.calls}")
+            if len(repeats) > 1:
+                print(f"  median of {len(repeats)} sweeps: wall {run.wall:.2f} s, CPU {run.cpu:.2f} s", flush=True)
             if len(runs) == 1 and args.baseline:
                 make_all_due(rt, clock)
                 base = timed_sweep(rt, r, provider, sandbox.pid, count, batched=False)

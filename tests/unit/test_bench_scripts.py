@@ -130,7 +130,10 @@ def test_soak_helpers() -> None:
 
 def test_sweep_helpers() -> None:
     """bench/sweep.py's pure parts: the counts, which part of an activation a key is, the scaling verdict."""
-    from bench.sweep import Footprint, SweepRun, UsageError, family, parse_args, parse_counts, scaling, scaling_line
+    from dataclasses import replace
+
+    from bench.sweep import (Footprint, SweepRun, UsageError, family, median_run, parse_args, parse_counts, scaling,
+                             scaling_line)
 
     assert parse_counts("10000,100_000") == [10_000, 100_000]
     for bad in ("", "10,5", "0", "10,10", "ten"):
@@ -148,5 +151,8 @@ def test_sweep_helpers() -> None:
     small = SweepRun(count=1000, wall=1.0, cpu=0.5, calls={"get_active_activations": 1})
     big = SweepRun(count=10_000, wall=9.0, cpu=5.5, calls={"get_active_activations": 1})
     assert scaling(small, big) == {"bound": 10.0, "wall": 9.0, "cpu": 11.0}
+    runs = [replace(small, wall=w, cpu=c) for w, c in ((3.0, 0.2), (1.0, 0.9), (2.0, 0.5))]
+    assert (median_run(runs).wall, median_run(runs).cpu) == (2.0, 0.5)
+    assert median_run(runs[:2]).wall == 2.0
     line = scaling_line(small, big)
     assert "CPU 11.00x (MISSED)" in line and "wall 9.00x (met)" in line

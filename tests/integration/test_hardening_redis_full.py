@@ -61,6 +61,11 @@ def test_a_full_redis_pauses_the_worker_and_everything_resumes_when_memory_is_fr
         client = pipeline.redis()
         assert pipeline.post_webhook(_unknown_sms(1)).status_code == 200
         pipeline.wait_inbox_drained()
+        # ... and that drain has ended (it lingers DRAIN_LINGER for more, holding the drain flag, and the next
+        # webhook must find the flag free so that it queues a drain task of its own)
+        wait_until(lambda: sum(pipeline.task_runs("otpflow.drain_inbox").values()) >= 1
+                   and not client.exists(pipeline.key("inbox", "drain")),
+                   message="the first drain did not end")
 
         # A drain task waits in the queue while Redis fills up (the worker is stopped meanwhile): taking it is
         # the write a full Redis refuses, which used to end the worker with "Unrecoverable error".

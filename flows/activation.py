@@ -109,7 +109,7 @@ def _choose(rt: Runtime, order: Order) -> Order | Outcome:
     """Record the next candidate whose provider is up, has a free slot (MAX_ACTIVE) and whose spend limits leave
     room for this purchase (slot claimed and price reserved first), before its request is sent; or end this
     attempt."""
-    blocked = over_budget = unpriced = full = False
+    blocked = over_budget = unpriced = full = in_flight = False
     for cand in _candidates(rt, order):
         if not rt.health.allow(cand.provider):
             blocked = True
@@ -125,6 +125,9 @@ def _choose(rt: Runtime, order: Order) -> Order | Outcome:
             rt.capacity.release(cand.provider, order.order_id)
             over_budget |= held == "budget"
             unpriced |= held == "unpriced"
+            # other purchases' reservations fill the limit: they settle in seconds (bought, or given back by a
+            # purchase that did not happen or lost a race), so wait for them instead of failing on a guess
+            in_flight |= held == "budget" and rt.ledger.holds_others(cand.provider, _rid(order, order.calls + 1))
             continue
         res = rt.activations.choose_provider(order.order_id, provider=cand.provider, country=cand.country,
                                              calls=order.calls + 1)
@@ -132,7 +135,8 @@ def _choose(rt: Runtime, order: Order) -> Order | Outcome:
             _release(rt, order, cand.provider, _rid(order, order.calls + 1))
             return Outcome.STALE
         return rt.activations.get(order.order_id) or order
-    return _attempt_exhausted(rt, order, blocked=blocked, over_budget=over_budget, unpriced=unpriced, full=full)
+    return _attempt_exhausted(rt, order, blocked=blocked, over_budget=over_budget, unpriced=unpriced, full=full,
+                              in_flight=in_flight)
 
 
 def _claim_slot(rt: Runtime, order: Order, provider: str) -> bool:
@@ -187,7 +191,7 @@ def _reserve(rt: Runtime, order: Order, cand: Candidate) -> str | None:
 
 
 def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool, over_budget: bool = False,
-                       unpriced: bool = False, full: bool = False) -> Outcome:
+                       unpriced: bool = False, full: bool = False, in_flight: bool = False) -> Outcome:
     """No candidate is left for this attempt: wait for a provider to come back, try again later (stock may
     return, prices be read), or fail with the reason the last refusal gave (``budget_exceeded`` when only the
     spend limits stood in the way: nothing was bought)."""
@@ -204,6 +208,12 @@ def _attempt_exhausted(rt: Runtime, order: Order, *, blocked: bool, over_budget:
             return Outcome.FAILED
         store.purchase_backoff(order.order_id, reason="providers_full", delay=config.order_retry_delay, sent=False)
         return Outcome.BACKOFF
+    if over_budget and in_flight and not blocked and not kinds & _MAY_CHANGE:
+        until = order.until if order.until is not None else order.created_at + config.order_timeout
+        if rt.clock() < until:
+            store.purchase_backoff(order.order_id, reason="budget_in_flight", delay=config.order_retry_delay,
+                                   sent=False)
+            return Outcome.BACKOFF
     if over_budget and not blocked and not kinds & _MAY_CHANGE:
         store.fail(order.order_id, reason="budget_exceeded")
         return Outcome.FAILED

@@ -128,6 +128,12 @@ class Ledger:
         pipe.hdel(self.keys.reserved(provider), rid)
         pipe.execute()
 
+    def holds_others(self, provider: str, rid: str) -> bool:
+        """Whether reservations of purchases other than ``rid`` are held at ``provider`` (in flight: each will be
+        bought or given back)."""
+        held = cast("list[str]", self.redis.hkeys(self.keys.reserved(provider)))
+        return any(key != rid for key in held)
+
     def reserved_total(self, provider: str) -> Decimal:
         return from_micros(sum(int(v) for v in cast("list[str]", self.redis.hvals(self.keys.reserved(provider)))))
 

@@ -211,3 +211,25 @@ def test_a_cancel_while_waiting_between_attempts_ends_the_order_without_a_purcha
     assert provider.count("get_number_v2") == 1
     kinds = [e["type"] for e in stream_events(rt.redis, rt.settings) if e.get("order_id") == "b"]
     assert kinds == [ev.ACTIVATION_CANCELLED, ev.ORDER_CANCELLED]
+
+
+def test_a_limit_full_only_of_reservations_in_flight_waits_for_them_instead_of_failing(
+        fake_redis: Any, clock: Any, published: Published) -> None:
+    """A racing driver of another order holds a reservation for a moment (it then loses its compare-and-set and
+    gives it back): an order that meets the limit meanwhile backs off and buys once it is given back, instead of
+    failing budget_exceeded on a transient figure."""
+    provider = FakeProvider(clock)
+    rt = runtime(fake_redis, clock, published, {"PROVIDER_API_KEY": "k", "SPEND_LIMIT_DAILY": "0.50",
+                                                "MAX_PRICE": "0.50", "ORDER_RETRY_DELAY": "5"}, provider)
+    limits = SpendLimits(daily=Decimal("0.50"))
+    assert rt.ledger.reserve("sms-activate", "racer-1", Decimal("0.50"), limits, now=clock(), hold_for=60) == ""
+    rt.orders.submit(OrderRequest("tg", order_id="b"))
+    assert activation.place_order(rt, "b") == "backoff"
+    assert rt.activations.get("b").state is State.BUYING  # type: ignore[union-attr]
+    assert provider.count("get_number_v2") == 0
+    rt.ledger.release("sms-activate", "racer-1")
+    clock.advance(6)                                   # its backoff is due: the sweeper drives it again
+    assert activation.place_order(rt, "b") == "waiting"
+    assert provider.count("get_number_v2") == 1
+    rt.orders.submit(OrderRequest("tg", order_id="c"))  # the day's room is really spent now: that fails at once
+    assert activation.place_order(rt, "c") == "failed"

@@ -156,6 +156,14 @@ def webhook_body(activation_id: str, n: int) -> bytes:
                        "receivedAt": time.strftime("%Y-%m-%d %H:%M:%S")}, separators=(",", ":")).encode()
 
 
+def send(port: int, request: bytes) -> int:
+    """One raw request on a fresh connection: its HTTP status, 0 when the connection failed."""
+    try:
+        return raw_post(port, request)
+    except OSError:
+        return 0
+
+
 def _tail_id(client: redis.Redis, stream: str) -> str:
     last = client.xrevrange(stream, count=1)
     return last[0][0] if last else "0-0"
@@ -173,10 +181,7 @@ def run_sequential(target: Target, items: Sequence[Item], client: redis.Redis, m
             break
         request = http_post_bytes(target.port, target.path, item.body)
         t0 = time.perf_counter()
-        try:
-            status = raw_post(target.port, request)
-        except OSError:
-            status = 0
+        status = send(target.port, request)
         t_http = time.perf_counter()
         if status != 200:
             run.errors += 1
@@ -246,10 +251,7 @@ def run_concurrent(target: Target, items: Sequence[Item], redis_url: str, thread
                 waiting[item.activation_id] = (done, stamp)
             request = http_post_bytes(target.port, target.path, item.body)
             t0 = time.perf_counter()
-            try:
-                status = raw_post(target.port, request)
-            except OSError:
-                status = 0
+            status = send(target.port, request)
             t_http = time.perf_counter()
             if status != 200:
                 errors += 1
@@ -385,10 +387,7 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
                 time.sleep(pause)  # pacing the load, not waiting for a result
             request = http_post_bytes(target.port, target.path, item.body)
             sent = time.time()
-            try:
-                status = raw_post(target.port, request)
-            except OSError:
-                status = 0
+            status = send(target.port, request)
             answered = time.time()
             with lock:
                 if status == 200:

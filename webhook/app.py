@@ -7,13 +7,10 @@ monkey-patching, and no module holds a global client.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, request
-
-from config import log_context
+from flask import Flask
 
 from config.logging_setup import RedactingFilter, configure_logging, register_secrets
 from config.redis_client import make_web_redis
@@ -23,13 +20,12 @@ from webhook.errors import register_error_handlers
 from webhook.health import health
 from webhook.ingress import INGRESS_KEY, IngressPolicy, webhooks
 from webhook.orders_api import orders_api
+from webhook.request_ids import RequestIds
 from webhook.rents_api import rents_api
 from webhook.spend_api import spend_api
 
 log = logging.getLogger("otpflow.webhook")
 API_MAX_BYTES = 64 * 1024
-#: the header a request id comes in (kept when sane, so a proxy's or a client's id joins our log lines) and goes out
-REQUEST_ID_HEADER = "X-Request-Id"
 
 
 def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
@@ -55,9 +51,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     init_context(app, WebContext(settings=settings, redis=client, celery=celery))
     app.extensions[INGRESS_KEY] = IngressPolicy.from_settings(settings)
 
-    app.before_request(_bind_request_id)
-    app.after_request(_echo_request_id)
-    app.teardown_request(_unbind_request_id)
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     register_error_handlers(app)
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
@@ -90,24 +84,3 @@ def _redact_werkzeug_log() -> None:
     logger = logging.getLogger("werkzeug")
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
-
-
-def _bind_request_id() -> None:
-    """Every line logged for this request carries its id: the caller's X-Request-Id when sane, else a new one."""
-    request_id = log_context.sane_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
-    g.request_id = request_id
-    g.log_ids = log_context.push({log_context.LogId.REQUEST_ID: request_id})
-
-
-def _echo_request_id(response: Response) -> Response:
-    """The answer names the id its log lines carry, so a caller can quote it."""
-    request_id = g.get("request_id")
-    if request_id:
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
-
-
-def _unbind_request_id(_exc: BaseException | None) -> None:
-    token = g.pop("log_ids", None)
-    if token is not None:
-        log_context.pop(token)

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS: dict[str, tuple[list[str], str]] = {
     "ingress.py": (["--requests", "60", "--rounds", "1", "--warmup", "10", "--workers", "1", "--idle", "2",
                     "--slow", "2", "--max-seconds", "30"], "ratio"),
+    # under valgrind when it is installed (about a minute, start-up mostly), else one line saying it is not
+    "ingress_instructions.py": (["--requests", "5", "--warmup", "2"], "instruction"),
     "e2e_latency.py": (["--rounds", "1", "--sequential", "4", "--concurrent", "4", "--threads", "2", "--warmup",
                         "2", "--rate", "20", "--rate-seconds", "1", "--paced-senders", "4"], "where ours went"),
     "events_throughput.py": (["--events", "40", "--rounds", "1"], "no-op"),

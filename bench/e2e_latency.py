@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -545,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     proxy: DelayingProxy | None = None
     code = 1
     try:
-        pipeline.start_sandbox(drop_webhooks=True, stock=n_orders + 100)
+        # a balance for every number (the sandbox's default 1,000 buys 4,000: three paced rounds need more)
+        pipeline.start_sandbox(drop_webhooks=True, stock=n_orders + 100, balance=Decimal(n_orders + 100))
         if args.provider_delay_ms > 0:
             proxy = DelayingProxy(pipeline.sandbox_server.url, args.provider_delay_ms / 1000.0)
             pipeline.extra_env["PROVIDER_URL"] = f"{proxy.url}/stubs/handler_api.php"
@@ -562,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_http_ok(f"http://127.0.0.1:{base_port}/readyz", timeout=30)
 
         t_setup = time.perf_counter()
-        activations = place_orders(pipeline, client, events_stream, n_orders, timeout=120)
+        activations = place_orders(pipeline, client, events_stream, n_orders, timeout=max(120.0, n_orders / 20))
         items = [Item(aid, webhook_body(aid, i)) for i, aid in enumerate(activations)]
         register_sms(pipeline, items)
         print(f"set-up: {n_orders} orders placed, numbers assigned and SMS registered in the sandbox in "

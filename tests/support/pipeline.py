@@ -68,8 +68,8 @@ class Pipeline:
         from sandbox import SandboxConfig, create_app
         from sandbox.server import serve_in_thread
 
-        config = SandboxConfig(api_key=SANDBOX_KEY, webhook_url=self.webhook_url, balance=Decimal("1000"),
-                               **overrides)
+        config = SandboxConfig(**{"api_key": SANDBOX_KEY, "webhook_url": self.webhook_url,
+                                  "balance": Decimal("1000"), **overrides})
         self.sandbox_server = serve_in_thread(create_app(config))
 
     def start_sandboxes(self, overrides: dict[str, dict[str, Any]]) -> None:

@@ -26,6 +26,9 @@ _SECRET_PATTERNS = (
     # the password of a redis://user:password@host URL (REDIS_URL)
     re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^@\s'\"]+(?=@)", re.IGNORECASE),
 )
+#: what each of those patterns starts from: a text with none of them needs none of the four substitutions (most
+#: lines, and nearly every id): a line costs 18 µs instead of 47 (text; JSON 22 instead of 63: bench/log_lines.py)
+_PATTERN_STARTS = re.compile(r"api_key=|apikey\s|/webhooks/|://", re.IGNORECASE)
 #: exact secrets of this process (webhook tokens, API token, provider keys), masked wherever they appear
 _SECRETS: set[str] = set()
 
@@ -37,8 +40,9 @@ def register_secrets(*secrets: str | None) -> None:
 
 def redact(text: str) -> str:
     """Mask provider keys, webhook tokens, URL passwords and every registered secret in free text."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1***", text)
+    if _PATTERN_STARTS.search(text) is not None:
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(r"\1***", text)
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")

@@ -27,6 +27,7 @@ RUNS: dict[str, tuple[list[str], str]] = {
     "ingress_instructions.py": (["--requests", "5", "--warmup", "2"], "instruction"),
     "e2e_latency.py": (["--rounds", "1", "--sequential", "4", "--concurrent", "4", "--threads", "2", "--warmup",
                         "2", "--rate", "20", "--rate-seconds", "1", "--paced-senders", "4"], "where ours went"),
+    "log_lines.py": (["--lines", "50", "--rounds", "1"], "the baseline"),
     "events_throughput.py": (["--events", "40", "--rounds", "1"], "no-op"),
     "sweep.py": (["--n", "200"], "per waiting activation"),
     "client_cpu.py": (["--calls", "20", "--rounds", "1"], "official"),

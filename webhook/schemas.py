@@ -281,15 +281,16 @@ def parse_body(raw: bytes) -> Any:
     """
     if not raw.strip():
         raise MalformedWebhook("empty body")
+    encoding = "utf-8"
     try:
-        decoded = text = raw.decode("utf-8")
+        decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
-        decoded = text = raw.decode("utf-8", errors="replace")
+        decoded = raw.decode("utf-8", errors="replace")
     else:
         encoding = json.detect_encoding(raw)
-        if encoding != "utf-8":  # a BOM, UTF-16 or UTF-32: what json.loads reads from bytes, so do we
-            text = raw.decode(encoding, "surrogatepass")
     try:
+        # a BOM, UTF-16 or UTF-32 is read as json.loads reads bytes (a bad one is a ValueError: not JSON)
+        text = decoded if encoding == "utf-8" else raw.decode(encoding, "surrogatepass")
         decoded_json = _DECODER.decode(text)
     except RecursionError as exc:
         raise MalformedWebhook("body is nested too deeply") from exc

@@ -58,3 +58,19 @@ def test_parser_returns_a_webhook_or_a_typed_error(body: dict[str, Any]) -> None
         assert parsed.kind in ("activation", "rent") and len(parsed.fingerprint) == 40
         key = "rentId" if parsed.kind == "rent" else "activationId"
         assert isinstance(parsed.payload[key], str) and parsed.payload[key]
+
+
+def test_bytes_that_look_like_utf32_but_are_not_get_a_400() -> None:
+    """Zero bytes read as UTF-32 by JSON's own encoding detection, and a truncated code unit does not decode:
+    a malformed body, never an error of ours (hypothesis found it)."""
+    _check(b"\x00\x00\x00\x00\x00")
+    assert _CLIENT.post(WEBHOOK, data=b"\x00\x00\x00\x00\x00", content_type="application/json").status_code == 400
+
+
+def test_bytes_json_detects_as_utf16_or_with_a_bom_are_read_as_json_reads_them() -> None:
+    """UTF-16 without a BOM of ASCII text is also valid UTF-8 (its zero bytes included); JSON's detection reads it
+    as UTF-16, and a UTF-8 BOM is skipped, as ``json.loads`` does with bytes."""
+    body = {"activationId": "123", "code": "4711", "text": "Code 4711"}
+    for raw in (json.dumps(body).encode("utf-16-le"), json.dumps(body).encode("utf-8-sig")):
+        parsed = parse_webhook(raw)
+        assert (parsed.payload["activationId"], parsed.payload["code"]) == ("123", "4711"), raw[:20]

@@ -157,6 +157,15 @@ def _log_transition(record_id: str, change: Change, result: Result[str]) -> None
                    "state": result.raw_state or None})
 
 
+def _result(raw: Any) -> Result[str]:
+    """The transition script's answer ``{status, state, event_stream_id}`` as a :class:`Result`."""
+    try:
+        status, state, sid = raw[0], raw[1], raw[2]
+        return Result(CasStatus(str(status)), str(state or ""), sid or None)
+    except (TypeError, IndexError, ValueError):
+        raise TransitionError(f"unexpected transition answer {raw!r}") from None
+
+
 class Records:
     """Applies :class:`Change` s to the records of one :class:`RecordKind`; a terminal record (and its index
     entry) expires ``retention`` seconds after its end."""
@@ -175,7 +184,33 @@ class Records:
 
     def apply(self, record_id: str, change: Change, *, now: float | None = None, pipe: Any = None) -> Result[str]:
         """Run ``change`` on ``record_id``; with ``pipe`` it is only queued there (status QUEUED)."""
-        now = self.clock() if now is None else now
+        keys, argv = self._call(record_id, change, self.clock() if now is None else now)
+        if pipe is not None:
+            self._script(keys=keys, args=argv, client=pipe)
+            result: Result[str] = Result(CasStatus.QUEUED)
+        else:
+            result = _result(self._script(keys=keys, args=argv))
+        _log_transition(record_id, change, result)
+        return result
+
+    def apply_many(self, changes: Iterable[tuple[str, Change]], *, now: float | None = None) -> list[Result[str]]:
+        """Run several changes in ONE round trip (a pipeline, not a transaction), in order, and return each one's
+        result: the drain applies a batch of webhooks this way. Each is still its own atomic compare-and-set, so
+        two changes of one record see each other as sequential calls would."""
+        at = self.clock() if now is None else now
+        items = [(record_id, change, self._call(record_id, change, at)) for record_id, change in changes]
+        if not items:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _record_id, _change, (keys, argv) in items:
+            self._script(keys=keys, args=argv, client=pipe)
+        results = [_result(raw) for raw in pipe.execute()]
+        for (record_id, change, _call), result in zip(items, results):
+            _log_transition(record_id, change, result)
+        return results
+
+    def _call(self, record_id: str, change: Change, now: float) -> tuple[list[str], list[str]]:
+        """The transition script's keys and arguments for ``change`` (``lua/transition.lua`` reads them)."""
         fields = {k: (v.value if isinstance(v, enum.Enum) else str(v)) for k, v in change.set.items()
                   if v is not None}
         fields[self.kind.updated] = ts(now)
@@ -220,18 +255,7 @@ class Records:
             spec["side"] = [{"op": op.op, "k": 5 + extra.index(op.key), "f": op.field, "n": op.amount,
                              "v": op.value, **({"ttl": op.ttl} if op.ttl else {})} for op in change.side]
         argv = [json.dumps(spec, separators=(",", ":")), *([self.kind.renamed] if self.kind.renamed else [])]
-        if pipe is not None:
-            self._script(keys=keys, args=argv, client=pipe)
-            result: Result[str] = Result(CasStatus.QUEUED)
-        else:
-            raw = self._script(keys=keys, args=argv)
-            try:
-                status, state, sid = raw[0], raw[1], raw[2]
-                result = Result(CasStatus(str(status)), str(state or ""), sid or None)
-            except (TypeError, IndexError, ValueError):
-                raise TransitionError(f"unexpected transition answer {raw!r}") from None
-        _log_transition(record_id, change, result)
-        return result
+        return keys, argv
 
     def read(self, record_id: str) -> dict[str, str] | None:
         """The record's fields (decode_responses=True clients), or None when there is no such record."""

@@ -8,7 +8,7 @@ from .config import ActivationConfig
 from .machine import COMMANDS, TERMINAL, Command, State
 from .orders import CommandAccepted, CommandConflict, OrderError, OrderService, UnknownOrder, valid_order_id
 from .record import HistoryEntry, Order, OrderRequest
-from .store import ActivationStore, state_of
+from .store import ActivationStore, CodeArrival, state_of
 
 __all__ = ["ActivationConfig", "ActivationStore", "COMMANDS", "Command", "CommandAccepted", "CommandConflict",
            "HistoryEntry", "Order", "OrderError", "OrderRequest", "OrderService", "State", "TERMINAL",

@@ -7,7 +7,8 @@ back: no second event. ``code.received`` is also deduplicated on the code itself
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, cast
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence, cast
 
 import redis
 
@@ -24,6 +25,17 @@ from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_C
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
 FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": F_SERVICE, "country": F_COUNTRY,
                         "provider": F_PROVIDER}
+
+
+@dataclass(frozen=True)
+class CodeArrival:
+    """A code for an order, as a webhook or a poll brought it (what :meth:`ActivationStore.receive_code` takes)."""
+
+    code: str
+    via: Via
+    text: str | None = None
+    #: the activation it came for: the order's current number must be this one (else the change is stale)
+    activation_id: str | None = None
 
 
 def state_of(result: Result[Any]) -> State | None:
@@ -168,15 +180,27 @@ class ActivationStore:
         """A code arrived (webhook or poll). Deduplicated on the code: a repeat of a known code is ``dup``; a code
         for another activation than the order's current one (a replaced number's) is ``stale``."""
         now = self.clock()
+        return self.apply(order_id, self._code_change(order_id, CodeArrival(code, via, text, activation_id), now),
+                          now=now)
+
+    def receive_codes(self, arrivals: Sequence[tuple[str, CodeArrival]]) -> list[Result[State]]:
+        """:meth:`receive_code` for several (order, code) pairs in one round trip, in order (the drain's batch)."""
+        now = self.clock()
+        results = self.records.apply_many(((order_id, self._code_change(order_id, arrival, now))
+                                           for order_id, arrival in arrivals), now=now)
+        return [Result(res.status, res.raw_state, res.stream_id, state_of(res)) for res in results]
+
+    def _code_change(self, order_id: str, arrival: CodeArrival, now: float) -> Change:
+        code, activation_id = arrival.code, arrival.activation_id
         # one event per (number, code): a replacement number may bring the same digits
         event = make_event(EventType.CODE_RECEIVED, order_id, now,
-                           discriminator=f"{activation_id}|{code}" if activation_id else code, code=code, text=text,
-                           via=via)
-        return self.apply(order_id, Change(
+                           discriminator=f"{activation_id}|{code}" if activation_id else code, code=code,
+                           text=arrival.text, via=arrival.via)
+        return Change(
             expect=states(sources(State.CODE_RECEIVED)), to=State.CODE_RECEIVED.value,
-            set={F_CODE: code, F_CODE_AT: ts(now), F_VIA: via}, code=code, deadline=self.config.after_code(now),
-            match={F_AID: activation_id} if activation_id else {}, events=(event,),
-            hist=f"{State.CODE_RECEIVED.value}:{Via(via).value}"), now=now)
+            set={F_CODE: code, F_CODE_AT: ts(now), F_VIA: arrival.via}, code=code,
+            deadline=self.config.after_code(now), match={F_AID: activation_id} if activation_id else {},
+            events=(event,), hist=f"{State.CODE_RECEIVED.value}:{Via(arrival.via).value}")
 
     def retry_requested(self, order_id: str) -> Result[State]:
         """setStatus 3 succeeded: wait for another code."""

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-from ..activation.store import ActivationStore
-from ..cas import CasStatus
+from ..activation.store import ActivationStore, CodeArrival
+from ..cas import CasStatus, Result
 from ..keys import external
 from ..outbox.events import Via
 from ..rent.store import RentStore
@@ -87,6 +87,8 @@ class InboxConsumer:
         return getattr(entry, "provider", "") or self.default_provider
 
     def handle_batch(self, entries: Sequence[InboxEntryLike]) -> DrainReport:
+        """Apply a batch: its activation ids looked up in one round trip, its codes applied in one more (each
+        still its own compare-and-set, in the batch's order); rents, unknown and held webhooks one by one."""
         report = DrainReport()
         by_provider: dict[str, list[str]] = {}
         for e in entries:
@@ -94,41 +96,63 @@ class InboxConsumer:
                 by_provider.setdefault(self._provider(e), []).append(aid)
         index = {(provider, aid): order for provider, ids in by_provider.items()
                  for aid, order in self.activations.orders_for_activations(provider, ids).items()}
+        arrivals: list[tuple[str, CodeArrival, Mapping[str, Any], str]] = []
         for entry in entries:
-            self._handle(entry, self._provider(entry), index, report)
+            provider = self._provider(entry)
+            resolved = self._resolve(entry, provider, index, report)
+            if resolved is not None:
+                arrivals.append((*resolved, entry.payload, provider))
             report.processed.append(entry.entry_id)
+        results = self.activations.receive_codes([(order_id, arrival) for order_id, arrival, _p, _n in arrivals])
+        for (order_id, _arrival, payload, provider), result in zip(arrivals, results):
+            self._account(order_id, result, payload, provider, report)
         return report
 
     def _handle(self, entry: InboxEntryLike, provider: str, index: Mapping[tuple[str, str], str | None],
                 report: DrainReport) -> None:
+        """One entry on its own (a held webhook's replay)."""
+        resolved = self._resolve(entry, provider, index, report)
+        if resolved is not None:
+            order_id, arrival = resolved
+            result = self.activations.receive_code(order_id, code=arrival.code, via=arrival.via, text=arrival.text,
+                                                   activation_id=arrival.activation_id)
+            self._account(order_id, result, entry.payload, provider, report)
+
+    def _resolve(self, entry: InboxEntryLike, provider: str, index: Mapping[tuple[str, str], str | None],
+                 report: DrainReport) -> tuple[str, CodeArrival] | None:
+        """The order and code an activation entry brings; everything else (a rent's SMS, an unknown or early
+        webhook, one without a code) is dealt with here and gives None."""
         payload = entry.payload
         if entry.kind == WebhookKind.RENT:
             self._handle_rent(payload, provider, report)
-            return
+            return None
         if entry.kind != WebhookKind.ACTIVATION:
             report.invalid += 1
             log.warning("inbox entry %s has unknown kind %r", entry.entry_id, entry.kind)
-            return
+            return None
         activation_id = _activation_id(payload)
         if not activation_id:
             report.unknown += 1
             self.inbox.record_unknown(WebhookKind.ACTIVATION, dict(payload), provider)
-            return
+            return None
         order_id = index.get((provider, activation_id))
         if order_id is None:
             order_id = self.activations.order_for_activation(provider, activation_id)
         if not order_id:
             order_id = self._hold(WebhookKind.ACTIVATION, provider, activation_id, payload, report)
         if not order_id:
-            return
+            return None
         text = _str(payload.get("text"))
         code = extract_code(payload.get("code"), text)
         if code is None:
             # A call without a code, or an SMS without digits: nothing to emit; the poll will reconcile.
             report.invalid += 1
-            return
-        result = self.activations.receive_code(order_id, code=code, via=Via.WEBHOOK, text=text,
-                                               activation_id=activation_id)
+            return None
+        return order_id, CodeArrival(code, Via.WEBHOOK, text, activation_id)
+
+    def _account(self, order_id: str, result: Result[Any], payload: Mapping[str, Any], provider: str,
+                 report: DrainReport) -> None:
+        """Count what applying a code did."""
         if result.ok:
             report.coded.append(order_id)
         elif result.status is CasStatus.DUP:

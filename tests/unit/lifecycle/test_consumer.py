@@ -116,3 +116,35 @@ def test_with_real_inbox_module(fake_redis: Any, settings: Settings, clock: Fake
     report = make_consumer(fake_redis, settings, inbox, clock=clock).handle_batch(entries)
     inbox.ack(report.processed)
     assert report.coded == ["o1"] and report.duplicates == 1 and inbox.pending_count() == 0
+
+
+def test_a_mixed_batch_applies_its_codes_together_in_order(setup: Any, fake_redis: Any, settings: Settings) -> None:
+    """Two orders' codes, an unknown activation between them and an SMS without a code: each counted as alone,
+    and the codes applied in one pipeline (no transition call of its own per webhook)."""
+    consumer, inbox, svc = setup
+    svc.submit(OrderRequest("tg", order_id="o2"))
+    svc.store.start_buying("o2")
+    svc.store.assign_number("o2", provider="sms-activate", activation_id="555", phone="7888")
+    no_code = Entry("4-0", "activation", {"activationId": AID, "text": "no digits here"})
+    batch = [webhook(1, "1111"), webhook(2, "2222", aid="404"), webhook(3, "3333", aid="555"), no_code,
+             webhook(5, "1111")]
+    transition = consumer.activations.records._script.sha
+    direct: list[str] = []
+    original = fake_redis.execute_command
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1 and args[1] == transition:
+            direct.append(str(args[0]).upper())
+        return original(*args, **kwargs)
+
+    fake_redis.execute_command = recording
+    try:
+        report = consumer.handle_batch(batch)
+    finally:
+        fake_redis.execute_command = original
+    assert report.processed == ["1-0", "2-0", "3-0", "4-0", "5-0"]
+    assert report.coded == ["o1", "o2"] and report.duplicates == 1 and report.invalid == 1
+    assert [p["activationId"] for _k, p in inbox.unknown] == ["404"]
+    assert direct == []  # no transition call of its own: the codes went through the batch's pipeline
+    codes = [(e["order_id"], e["code"]) for e in stream_events(fake_redis, settings) if e["type"] == ev.CODE_RECEIVED]
+    assert codes == [("o1", "1111"), ("o2", "3333")]

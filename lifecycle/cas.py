@@ -184,7 +184,7 @@ class Records:
 
     def apply(self, record_id: str, change: Change, *, now: float | None = None, pipe: Any = None) -> Result[str]:
         """Run ``change`` on ``record_id``; with ``pipe`` it is only queued there (status QUEUED)."""
-        keys, argv = self._call(record_id, change, self.clock() if now is None else now)
+        keys, argv = self._script_args(record_id, change, self.clock() if now is None else now)
         if pipe is not None:
             self._script(keys=keys, args=argv, client=pipe)
             result: Result[str] = Result(CasStatus.QUEUED)
@@ -198,18 +198,18 @@ class Records:
         result: the drain applies a batch of webhooks this way. Each is still its own atomic compare-and-set, so
         two changes of one record see each other as sequential calls would."""
         at = self.clock() if now is None else now
-        items = [(record_id, change, self._call(record_id, change, at)) for record_id, change in changes]
+        items = [(record_id, change, self._script_args(record_id, change, at)) for record_id, change in changes]
         if not items:
             return []
         pipe = self.redis.pipeline(transaction=False)
         for _record_id, _change, (keys, argv) in items:
             self._script(keys=keys, args=argv, client=pipe)
         results = [_result(raw) for raw in pipe.execute()]
-        for (record_id, change, _call), result in zip(items, results):
+        for (record_id, change, _args), result in zip(items, results):
             _log_transition(record_id, change, result)
         return results
 
-    def _call(self, record_id: str, change: Change, now: float) -> tuple[list[str], list[str]]:
+    def _script_args(self, record_id: str, change: Change, now: float) -> tuple[list[str], list[str]]:
         """The transition script's keys and arguments for ``change`` (``lua/transition.lua`` reads them)."""
         fields = {k: (v.value if isinstance(v, enum.Enum) else str(v)) for k, v in change.set.items()
                   if v is not None}

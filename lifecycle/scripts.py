@@ -22,8 +22,8 @@ class LuaScript:
     Why not call redis-py's :class:`Script` every time: its ``__call__`` re-imports and re-checks for a pipeline
     and goes through ``evalsha``'s argument handling: about 22,000 instructions per call by callgrind (a webhook's
     whole cost is near 950,000: ``bench/ingress_instructions.py``), on the hot path of every webhook and every
-    transition. A pipeline still goes
-    through that Script, which registers the script with the pipeline so a NOSCRIPT there is handled too.
+    transition. A pipeline still goes through that Script, which registers the script with the pipeline so a
+    NOSCRIPT there is handled too.
     """
 
     def __init__(self, client: redis.Redis, name: str) -> None:

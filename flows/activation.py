@@ -1,7 +1,7 @@
 """The activation flow: buy a number, follow it, finish or cancel it; each provider call then one transition.
 
 Purchases use getNumberV2 with our own stable orderId, never repeated blindly: after a crash mid-call the same
-orderId is sent again and ORDER_ALREADY_EXISTS recovers the activation it bought (docs/protocol.md,
+orderId is sent again and ORDER_ALREADY_EXISTS recovers the activation it bought (docs/handler-api.md,
 Buying a number).
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def place_order(rt: Runtime, order_id: str) -> Outcome:
     Where the request goes is recorded before it is sent (``choose_provider``), so a re-delivered task (the
     worker died mid-call) asks the SAME provider again with the SAME orderId, and ORDER_ALREADY_EXISTS recovers
     the activation it bought: never a second purchase. A provider whose purchase is not idempotent is not asked
-    again: its activations are searched instead (docs/protocol.md, Buying a number).
+    again: its activations are searched instead (docs/handler-api.md, Buying a number).
     """
     store = rt.activations
     order = store.get(order_id)

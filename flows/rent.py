@@ -1,6 +1,6 @@
 """The rent flow: rent a number, collect its SMS, finish, cancel or prolong it; a provider call then a transition.
 
-getRentNumber and continueRentNumber are purchases WITHOUT an idempotency key (docs/protocol.md, Rents).
+getRentNumber and continueRentNumber are purchases WITHOUT an idempotency key (docs/handler-api.md, Rents).
 Each is sent at most once per order/command: the order is marked ``buying`` (the command ``prolonging``) by a
 compare-and-set before the call, and a re-delivered task that finds that mark never calls again; it reconciles
 (getRentList) or gives up with a reason. Everything else (polls, setRentStatus) is safe to repeat.

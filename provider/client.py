@@ -1,12 +1,12 @@
-"""``ProviderClient``: one method per handler_api action (docs/protocol.md), typed results, typed errors.
+"""``ProviderClient``: one method per handler_api action (docs/handler-api.md), typed results, typed errors.
 
 Method names are the action in snake_case (``getNumberV2`` → ``get_number_v2``); parameters are Python names
 (``max_price``), translated to the wire names the dialect wants (``maxPrice``, ``multiForward`` or ``forward`` …).
-Each method documents only what docs/protocol.md does not say; the parsing rules live in :mod:`provider.parsing`.
+Each method documents only what docs/handler-api.md does not say; the parsing rules live in :mod:`provider.parsing`.
 
 Retry policy: read-only actions and ``getNumberV2`` *with* an ``orderId`` are retried on transient failures;
 every other purchase, ``setStatus``, ``setRentStatus`` and ``parseCall`` is sent exactly once, because an
-ambiguous failure may hide an effect (docs/protocol.md, Transport and answers and Buying a number).
+ambiguous failure may hide an effect (docs/handler-api.md, Transport and answers and Buying a number).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Lenient value coercions for provider JSON: numbers-as-strings, ids as strings, odd dates (docs/protocol.md,
+"""Lenient value coercions for provider JSON: numbers-as-strings, ids as strings, odd dates (docs/handler-api.md,
 Data types).
 
 Every function returns None for a value it cannot read instead of raising: one odd field must not lose an

@@ -142,7 +142,7 @@ class UnknownDialect(ValueError):
 
 _PROFILES = (
     Dialect(
-        # The reference: every action of docs/protocol.md, orderId idempotency and maxPrice as documented.
+        # The reference: every action of docs/handler-api.md, orderId idempotency and maxPrice as documented.
         name="sms-activate",
         base_url="https://api.sms-activate.ae/stubs/handler_api.php",
         idempotent_purchase=True,

@@ -32,7 +32,7 @@ attributes, so they survive pickling. A class that does not set ``kind`` takes i
 OUTAGE, BusinessError: OTHER, FatalError: BAD_REQUEST); ``label`` defaults to ``default_code.lower()``, else to
 the class name in snake_case.
 
-The codes, their envelopes and what otpflow does about each are in docs/protocol.md, Errors. Aliases seen in the wild
+The codes, their envelopes and what otpflow does about each are in docs/handler-api.md, Errors. Aliases seen in the wild
 (``NO_MEANS``, ``NO_NUMBER``, ``SQL_ERROR``) map to the canonical class; ``.code`` keeps the canonical code and
 ``.raw_code`` what the wire said.
 
@@ -75,7 +75,7 @@ class ErrorKind(str, enum.Enum):
 
     Policy (retry later, back off, fail with a reason, recover, treat as closed) is decided on the kind; the
     ``label`` of the error class is the stable reason that reaches events, order records and metrics. The table
-    of codes, classes, kinds and what otpflow does is in docs/protocol.md, Errors.
+    of codes, classes, kinds and what otpflow does is in docs/handler-api.md, Errors.
     """
 
     #: the provider or the network failed (no answer, 5xx, database error); the request was fine
@@ -586,7 +586,7 @@ ERROR_CLASSES: dict[str, type[ProviderError]] = {
     )
 }
 
-#: wire spellings that mean a canonical code (docs/protocol.md, Errors)
+#: wire spellings that mean a canonical code (docs/handler-api.md, Errors)
 ALIASES: dict[str, str] = {
     "NO_MEANS": "NO_BALANCE",
     "NO_NUMBER": "NO_NUMBERS",

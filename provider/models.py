@@ -1,6 +1,6 @@
 """Typed results of handler_api actions (frozen dataclasses).
 
-Rules that hold for every type (docs/protocol.md, Data types): ids and phone numbers are ``str`` (ids exceed
+Rules that hold for every type (docs/handler-api.md, Data types): ids and phone numbers are ``str`` (ids exceed
 2^31, phones may be masked), money is ``Decimal``, dates are ``datetime`` or None (an unreadable date is None, not
 a crash; ``YYYY-MM-DD HH:MM:SS`` is naive because the provider's time zone is unstated, ISO ``…Z`` is aware UTC),
 and opaque provider enumerations stay strings. ``raw`` keeps the parsed body for fields we do not model.
@@ -24,7 +24,7 @@ __all__ = [
 
 
 class ActivationState(str, enum.Enum):
-    """What getStatus/getStatusV2 say about an activation (docs/protocol.md, Activation states)."""
+    """What getStatus/getStatusV2 say about an activation (docs/handler-api.md, Activation states)."""
 
     WAIT_CODE = "WAIT_CODE"
     WAIT_RETRY = "WAIT_RETRY"
@@ -34,7 +34,8 @@ class ActivationState(str, enum.Enum):
 
 
 class RentState(str, enum.Enum):
-    """getRentStatus outcomes; the non-ACTIVE ones arrive as error envelopes on the wire (docs/protocol.md, Rents)."""
+    """getRentStatus outcomes; the non-ACTIVE ones arrive as error envelopes on the wire
+    (docs/handler-api.md, Rents)."""
 
     WAIT_CODE = "WAIT_CODE"
     ACTIVE = "ACTIVE"  # at least one SMS received

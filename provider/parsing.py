@@ -3,7 +3,7 @@
 No I/O here, so every rule is unit-testable with recorded bodies. The pipeline:
 
 1. :func:`read_answer` classifies the body by *sniffing* it (first non-blank char ``{``/``[`` → JSON; never the
-   Content-Type: docs/protocol.md, Transport and answers): ``plain`` (``TOKEN[:arg]``, split once, spaces and
+   Content-Type: docs/handler-api.md, Transport and answers): ``plain`` (``TOKEN[:arg]``, split once, spaces and
    quotes stripped), ``json``, ``error`` (the JSON envelopes ``{"status":"error","error"|"message":…}`` and HeroSMS
    ``{"title","details","info"}``), ``empty`` or ``malformed``.
 2. The action's parser maps *states sent as errors* to results first (getRentStatus ``STATUS_WAIT_CODE``,
@@ -77,7 +77,7 @@ def _split_code(raw: Any) -> tuple[str | None, str | None]:
 
 
 def _error_from_json(value: Any, http_status: int) -> tuple[str | None, str | None, dict[str, Any]] | None:
-    """Recognise the JSON error envelopes (docs/protocol.md, Errors: 3, 4, 5); None for a non-error JSON value."""
+    """Recognise the JSON error envelopes (docs/handler-api.md, Errors: 3, 4, 5); None for a non-error JSON value."""
     if not isinstance(value, dict):
         return None
     status = value.get("status")

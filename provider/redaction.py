@@ -1,6 +1,6 @@
 """Keep the API key out of logs, exception texts, reprs and stored bodies.
 
-The key travels in the query string (docs/protocol.md, Transport and answers), so every URL is a secret. Two layers:
+The key travels in the query string (docs/handler-api.md, Transport and answers), so every URL is a secret. Two layers:
 a :class:`Redactor` that knows the client's key (exact and URL-encoded forms), and a key-agnostic regex for
 ``api_key=…`` that also catches keys we were never told about (urllib3's DEBUG line logs the full request URL).
 """

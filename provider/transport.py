@@ -87,7 +87,7 @@ def _encode_value(value: Any) -> str:
 
 
 def encode_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Wire form of parameters: None dropped, booleans ``true``/``false``, lists comma-joined (docs/protocol.md,
+    """Wire form of parameters: None dropped, booleans ``true``/``false``, lists comma-joined (docs/handler-api.md,
     Transport and answers)."""
     return [(k, _encode_value(v)) for k, v in params.items() if v is not None]
 

@@ -1,4 +1,4 @@
-"""Activation records and their state machine (docs/protocol.md, Activation states).
+"""Activation records and their state machine (docs/handler-api.md, Activation states).
 
 Pure logic: functions here decide the answer and the effect (refund? return stock?) of an event; the engine
 applies effects to the ledger and the catalogue under its lock.
@@ -131,7 +131,7 @@ def parse_status(raw: str | None) -> int:
 
 
 def set_status(act: Activation, status: int, now: float, rules: Rules) -> Outcome:
-    """What `setStatus <status>` does to `act` at `now` (the answer map of docs/protocol.md, Activation states)."""
+    """What `setStatus <status>` does to `act` at `now` (the answer map of docs/handler-api.md, Activation states)."""
     s = act.state
     cancel = status in rules.cancel_codes
     if status not in (1, 3, 6) and not cancel:

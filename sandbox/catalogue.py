@@ -2,7 +2,7 @@
 
 Stock is real: a purchase takes a number out of it and a cancel (or an expiry without a code) puts it back, so
 `getNumbersStatus`/`getPrices` answers move with the state of the account. Each offer also has an advertised
-`count` that may exceed its real stock (`physicalCount`), as live providers' do (docs/protocol.md, Transport
+`count` that may exceed its real stock (`physicalCount`), as live providers' do (docs/handler-api.md, Transport
 and answers). Prices and stock are settable per sandbox with `OfferPatch` (start-up and control API).
 """
 from __future__ import annotations

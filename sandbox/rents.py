@@ -1,4 +1,4 @@
-"""Rent records and their state machine (docs/protocol.md, Rents)."""
+"""Rent records and their state machine (docs/handler-api.md, Rents)."""
 from __future__ import annotations
 
 import enum
@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import rent_error
 
-MIN_HOURS = 2        # newer documentation: 2–1344; older: 4–1344 (uncertain: docs/protocol.md, Rents)
+MIN_HOURS = 2        # newer documentation: 2–1344; older: 4–1344 (uncertain: docs/handler-api.md, Rents)
 MAX_HOURS = 1344
 
 

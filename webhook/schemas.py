@@ -1,4 +1,4 @@
-"""Parsing and validation of provider webhook bodies (docs/protocol.md, Webhooks).
+"""Parsing and validation of provider webhook bodies (docs/handler-api.md, Webhooks).
 
 Providers disagree on types (ids and phone numbers as strings or numbers, HeroSMS nulls, ISO or space-separated
 dates) and on Content-Type, so the body is parsed as JSON whatever the header says (form-encoded as a fallback),

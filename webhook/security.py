@@ -1,6 +1,6 @@
 """Webhook authentication: a secret token in the URL path, an optional source-address allowlist.
 
-Providers sign nothing (docs/protocol.md, Webhooks), so the token is the credential: compared in constant time, never
+Providers sign nothing (docs/handler-api.md, Webhooks), so the token is the credential: compared in constant time, never
 logged. The client address is read through exactly ``TRUSTED_PROXIES`` hops of ``X-Forwarded-For`` counted
 from the right: each trusted proxy appends the address it saw, so only the rightmost N values were written by
 infrastructure we trust; anything further left came from the client and may be forged.

@@ -1,7 +1,7 @@
 """When each activation-order state is next due, from the activation settings (a small config of its own).
 
 The deadline sorted set's score for an order comes from here; every number is a setting (README, Configuration)
-except the early-cancel margin, which is fixed by the provider's rules (docs/protocol.md, Timing rules). Where the
+except the early-cancel margin, which is fixed by the provider's rules (docs/handler-api.md, Timing rules). Where the
 provider states an activation's own free-cancel time or end, waiting stops CANCEL_MARGIN before them, never later.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Provider errors are read by their :class:`~provider.errors.ErrorKind` (the one classification, declared with the
 error classes) and their ``label`` (the reason downstream sees), never by class name or code string.
-The table of codes, kinds and what otpflow does is in docs/protocol.md, Errors.
+The table of codes, kinds and what otpflow does is in docs/handler-api.md, Errors.
 """
 from __future__ import annotations
 

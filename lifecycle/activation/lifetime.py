@@ -1,6 +1,6 @@
 """The provider's own deadlines of an activation (its end, its last free-cancel moment), on our clock.
 
-The provider's dates carry no time zone and its clock is not ours (docs/protocol.md, Data types and Timing rules),
+The provider's dates carry no time zone and its clock is not ours (docs/handler-api.md, Data types and Timing rules),
 so a stated moment is read relative to the purchase time stated beside it (``activationTime``): zone and clock
 cancel out, and the span is added to the moment the purchase answer reached us. Without a purchase time, a date
 with a zone is used as stated; a naive one, which could be hours off, is ignored. A span that is not positive is

@@ -53,7 +53,7 @@ class DrainReport:
 
 
 def extract_code(code: Any, text: Any) -> str | None:
-    """The code as sent, else the first 4-8 digit run of the text (docs/protocol.md, Webhooks: a code may be
+    """The code as sent, else the first 4-8 digit run of the text (docs/handler-api.md, Webhooks: a code may be
     missing from the payload, so extract it yourself)."""
     if code not in (None, "") and str(code).strip():
         return str(code).strip()

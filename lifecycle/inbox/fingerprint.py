@@ -1,6 +1,6 @@
 """Fingerprints of provider webhooks: a repeat delivery of the same SMS maps to the same fingerprint.
 
-docs/protocol.md, Webhooks: providers deliver one SMS up to eight times; the inbox drops a repeat by this
+docs/handler-api.md, Webhooks: providers deliver one SMS up to eight times; the inbox drops a repeat by this
 fingerprint (kept WEBHOOK_DEDUPE_TTL seconds), and the transition's code dedupe catches what gets through.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 
 class WebhookKind(enum.StrEnum):
-    """The two shapes of provider webhook (told apart by shape, docs/protocol.md, Webhooks)."""
+    """The two shapes of provider webhook (told apart by shape, docs/handler-api.md, Webhooks)."""
 
     ACTIVATION = "activation"
     RENT = "rent"

@@ -3,7 +3,7 @@
 getRentNumber has no idempotency key (unlike getNumberV2's orderId), so the one rule that matters: an answer
 that MAY hide a purchase (read timeout, 5xx, unreadable body) is never followed by a second getRentNumber; the
 order stays ``buying`` and is reconciled against getRentList instead. Only definite refusals are retried.
-Provider errors are read by their kind and label (docs/protocol.md, Errors).
+Provider errors are read by their kind and label (docs/handler-api.md, Errors).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def normalize_sms_date(value: Any) -> str:
 
 
 def sms_fingerprint(text: Any, date: Any, phone_from: Any) -> str:
-    """Dedupe key of one rent SMS: (date, text, sender), as docs/protocol.md, Webhooks, advises. Two identical
+    """Dedupe key of one rent SMS: (date, text, sender), as docs/handler-api.md, Webhooks, advises. Two identical
     texts from the same sender within the same second are one SMS to us (the provider gives nothing finer)."""
     raw = "\x1f".join((normalize_sms_date(date), str(text or "").strip(), str(phone_from or "").strip()))
     return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
@@ -126,7 +126,7 @@ def sms_fingerprint(text: Any, date: Any, phone_from: Any) -> str:
 
 def rent_end_at(end_date: Any, started: float, hours: int) -> float:
     """When the rent ends: the provider's end date when it names its zone, else our start + hours (the
-    provider's zone for naive dates is unstated, docs/protocol.md, Data types; our own clock is safer)."""
+    provider's zone for naive dates is unstated, docs/handler-api.md, Data types; our own clock is safer)."""
     if isinstance(end_date, datetime) and end_date.tzinfo is not None:
         return end_date.timestamp()
     return started + hours * 3600.0

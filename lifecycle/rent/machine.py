@@ -1,7 +1,7 @@
 """The rent order's state machine, as data: states, allowed edges, downstream commands.
 
 A rent order is OUR order (idempotent on ``order_id``) for a rented number. A finished rent prolonged later is
-re-ordered by the provider under a NEW rent id: the same order carries on with the new id (docs/protocol.md,
+re-ordered by the provider under a NEW rent id: the same order carries on with the new id (docs/handler-api.md,
 Rents).
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ RENT_COMMANDS: Final[dict[RentCommand, frozenset[RentState]]] = {
 }
 
 #: the provider's cancellation window: setRentStatus 2 only within 20 minutes and before any SMS
-#: (docs/protocol.md, Rents)
+#: (docs/handler-api.md, Rents)
 CANCEL_WINDOW: Final = 20 * 60.0
 PROLONGING: Final = RentCommand.PROLONGING
 

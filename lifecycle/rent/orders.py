@@ -13,7 +13,7 @@ from .machine import RENT_COMMANDS, RentCommand, RentState
 from .record import R_CREATED, R_STATE, RentOrder, RentRequest
 from .store import RentStore, rent_state_of
 
-#: rent_time bounds in hours (docs/protocol.md, Rents: 2–1344 on current providers, 4–1344 on older ones)
+#: rent_time bounds in hours (docs/handler-api.md, Rents: 2–1344 on current providers, 4–1344 on older ones)
 MIN_HOURS, MAX_HOURS = 2, 1344
 
 
@@ -78,7 +78,7 @@ class RentService:
         """Record a downstream command (finish, cancel, prolong) and make the rent due now; the worker acts.
 
         ``cancel`` is refused here (``cant_cancel``) when the provider would refuse it: after an SMS or after
-        20 minutes (docs/protocol.md, Rents), so the caller learns it at once instead of from a silent no-op."""
+        20 minutes (docs/handler-api.md, Rents), so the caller learns it at once instead of from a silent no-op."""
         command = RentCommand(command)
         if command not in RENT_COMMANDS:
             raise ValueError(f"unknown rent command {command!r}")

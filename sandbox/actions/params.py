@@ -1,6 +1,6 @@
 """Request context for action handlers: merged query and form parameters, with their aliases.
 
-The aliases are those of docs/protocol.md, Transport and answers.
+The aliases are those of docs/handler-api.md, Transport and answers.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Partner API: `buyPartnerProduct` (docs/protocol.md, Transport and answers)."""
+"""Partner API: `buyPartnerProduct` (docs/handler-api.md, Transport and answers)."""
 from __future__ import annotations
 
 import string

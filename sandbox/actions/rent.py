@@ -1,4 +1,4 @@
-"""Rent actions (docs/protocol.md, Rents): every answer is JSON; errors use the `message` envelope."""
+"""Rent actions (docs/handler-api.md, Rents): every answer is JSON; errors use the `message` envelope."""
 from __future__ import annotations
 
 from typing import Any
@@ -65,7 +65,7 @@ def get_rent_status(ctx: Ctx) -> Reply:
     status_error(rent)
     if not rent.sms:
         raise rent_error("STATUS_WAIT_CODE")
-    page = max(0, ctx.int_or(0, "page"))       # pages from 0, default 0 (uncertain: docs/protocol.md, Rents)
+    page = max(0, ctx.int_or(0, "page"))       # pages from 0, default 0 (uncertain: docs/handler-api.md, Rents)
     size = max(1, ctx.int_or(10, "size"))
     newest_first = list(reversed(rent.sms))
     chunk = newest_first[page * size:(page + 1) * size]

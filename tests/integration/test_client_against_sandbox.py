@@ -1,4 +1,4 @@
-"""Our handler_api client against our emulator over real HTTP (loopback), for every action docs/protocol.md lists
+"""Our handler_api client against our emulator over real HTTP (loopback), for every action docs/handler-api.md lists
 ("Transport and answers", "Buying a number", "Activation states", "Rents") and the partner product, in every
 dialect the sandbox speaks (docs/dialects.md), with its fault modes and per-sandbox prices and stock. The sandbox
 is an independent peer: it imports nothing of ``provider``; a mismatch here is either a client bug or an emulator
@@ -92,7 +92,7 @@ def test_numbers_status_and_top_countries(client: ProviderClient, control: Contr
     assert counts.get("tg") > 0, "getNumbersStatus must list stock per service"
     control.settings(numbers_status_style="seed")
     seed_style = client.get_numbers_status(country=0)
-    # both key styles of getNumbersStatus: docs/protocol.md, Transport and answers
+    # both key styles of getNumbersStatus: docs/handler-api.md, Transport and answers
     assert seed_style.get("tg") == counts.get("tg"), "suffixed and unsuffixed keys must mean the same"
     top = client.get_top_countries_by_service("tg")
     assert top and all(isinstance(t.price, Decimal) for t in top)
@@ -151,7 +151,7 @@ def test_v2_purchase_sms_retry_finish_history(client: ProviderClient, control: C
     control.sms(a.activation_id, "4712")
     assert client.get_status(a.activation_id).code == "4712"
     assert client.finish_activation(a.activation_id) == "ACCESS_ACTIVATION"
-    # "cancelled or completed": docs/protocol.md, Activation states
+    # "cancelled or completed": docs/handler-api.md, Activation states
     assert client.get_status(a.activation_id).state is M.ActivationState.CANCELLED
     history = client.get_history()
     assert any(h.activation_id == a.activation_id for h in history)
@@ -263,7 +263,7 @@ def test_rent_cancel_and_errors(client: ProviderClient, control: Control) -> Non
     rent = client.get_rent_number("tg", rent_time=4, country=0)
     assert client.cancel_rent(rent.rent_id) is True
     assert client.get_rent_status(rent.rent_id).state is M.RentState.CANCELLED
-    with pytest.raises((E.NoIdRent, E.InvalidPhone)):   # not our rent: docs/protocol.md, Rents
+    with pytest.raises((E.NoIdRent, E.InvalidPhone)):   # not our rent: docs/handler-api.md, Rents
         client.get_rent_status("987654321")
     other = client.get_rent_number("tg", rent_time=4, country=0)
     control.advance(1300)

@@ -153,7 +153,7 @@ class FakeRent:
 
 
 class FakeRentProvider(FakeProvider):
-    """FakeProvider plus the rent API (docs/protocol.md, Rents), with the 20-minute / no-SMS cancel rule."""
+    """FakeProvider plus the rent API (docs/handler-api.md, Rents), with the 20-minute / no-SMS cancel rule."""
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         super().__init__(clock)

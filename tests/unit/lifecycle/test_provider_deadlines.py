@@ -1,5 +1,5 @@
 """The provider's own deadlines of an activation on our clock, per-service timeouts, and the caps they put on
-waiting (docs/protocol.md, Timing rules)."""
+waiting (docs/handler-api.md, Timing rules)."""
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,4 +1,4 @@
-"""Lenient coercions (docs/protocol.md, Data types): odd values give None, never an exception."""
+"""Lenient coercions (docs/handler-api.md, Data types): odd values give None, never an exception."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

@@ -1,4 +1,5 @@
-"""Every error envelope (docs/protocol.md, Errors) and every documented code → the right exception, code and argument.
+"""Every error envelope (docs/handler-api.md, Errors) and every documented code → the right exception, code and
+argument.
 
 Bodies follow the documented examples, including the real-but-sloppy variants (spaces,
 quotes, HTTP 4xx with plain codes, HeroSMS titles, aliases).

@@ -1,4 +1,4 @@
-"""Every success shape (docs/protocol.md) → the right typed result, with the tolerance rules of its Data types
+"""Every success shape (docs/handler-api.md) → the right typed result, with the tolerance rules of its Data types
 section and the variants real answers show (unsuffixed counts, numbers as strings, phones as numbers, ISO dates,
 states sent as errors)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Activation state machine, ledger arithmetic and purchase answers (docs/protocol.md: Buying a number, Activation
+"""Activation state machine, ledger arithmetic and purchase answers (docs/handler-api.md: Buying a number, Activation
 states)."""
 from __future__ import annotations
 

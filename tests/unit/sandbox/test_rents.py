@@ -1,4 +1,4 @@
-"""Rent API (docs/protocol.md, Rents): envelopes, pages, finish/cancel rules, prolongation."""
+"""Rent API (docs/handler-api.md, Rents): envelopes, pages, finish/cancel rules, prolongation."""
 from __future__ import annotations
 
 from decimal import Decimal

@@ -38,6 +38,9 @@ class ProviderApi(Protocol):
 
     def request_another_sms(self, activation_id: str) -> str: ...
 
+    def get_rent_services_and_countries(self, rent_time: int | None = None, operator: str | None = None,
+                                        country: int | str | None = None) -> m.RentCatalogue: ...
+
     def get_rent_number(self, service: str, rent_time: int | None = None, operator: str | None = None,
                         country: int | str | None = None, url: str | None = None) -> m.Rent: ...
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
+from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
+from lifecycle.money.ledger import from_micros, micros
 from lifecycle.outbox.events import Via
 from lifecycle.rent import PROLONGING, RentCommand, RentOrder, RentState
 from lifecycle.rent.decisions import (CloseOutcome, RentVerdict, close_outcome, next_step, purchase_decision,
                                       rent_end_at, sms_fingerprint)
 from lifecycle.steps import Step
 from provider import errors as perr
-from provider.models import RentSms, RentState as ProviderRentState, RentStatus
+from provider.models import RentPrice, RentSms, RentState as ProviderRentState, RentStatus
 
 from .names import TaskName
 from .outcomes import Outcome
@@ -58,7 +61,8 @@ def _end_text(value: object) -> str | None:
 
 # ---------------------------------------------------------------------------------------- purchase
 def place_rent(rt: Runtime, order_id: str) -> Outcome:
-    """Rent the number for a stored rent order: mark ``buying``, ONE getRentNumber, one transition.
+    """Rent the number for a stored rent order: its price read and reserved against the spend limits, ``buying``
+    marked, ONE getRentNumber, one transition (which charges the price to the books).
 
     Re-delivered while ``buying``: if the mark is fresh another delivery is mid-call (do nothing: the deadline
     re-drives us later); if it is stale or the last answer was ambiguous, reconcile, never buy again."""
@@ -68,8 +72,12 @@ def place_rent(rt: Runtime, order_id: str) -> Outcome:
         return Outcome.MISSING
     if order.state is RentState.PENDING:
         provider = _rent_provider(rt, order)
-        if not rents.start_buying(order_id, provider=provider).ok:
-            return Outcome.STALE
+        price = _first_period_price(rt, order, provider)
+        if isinstance(price, Outcome):
+            return price
+        if not rents.start_buying(order_id, provider=provider, cost=_text(price.price),
+                                  currency=price.currency).ok:
+            return Outcome.STALE  # another delivery holds the reservation (same id): it settles or gives it back
         order = rents.get(order_id) or order
     elif order.state is RentState.BUYING:
         if order.ambiguous or rt.rent_config.buying_is_stale(order, rt.clock()):
@@ -86,11 +94,60 @@ def place_rent(rt: Runtime, order_id: str) -> Outcome:
     return _assigned(rt, order, str(rent.rent_id), str(rent.phone), rent.end_date)
 
 
+def _rid(order: RentOrder) -> str:
+    """The reservation of a rent order's purchase (one at a time: a retry follows a definite no-purchase, which
+    gave the last one back)."""
+    return f"{order.order_id}-rent"
+
+
+def _text(amount: Decimal | None) -> str | None:
+    return None if amount is None else str(amount)
+
+
+def _first_period_price(rt: Runtime, order: RentOrder, provider: str) -> RentPrice | Outcome:
+    """The rent's price for its hours (getRentServicesAndCountries, a read), reserved against the provider's
+    spend limits; or the outcome that stopped it (nothing bought). Without limits an unreadable price does not
+    stop the rent: it is bought unpriced (``cost`` absent, nothing charged in the books)."""
+    limits = rt.settings.provider_config(provider).limits
+    try:
+        catalogue = rt.provider_for(provider).get_rent_services_and_countries(
+            rent_time=order.hours, operator=order.operator, country=order.country)
+        offer = catalogue.services.get(order.service)
+        price = RentPrice(price=None if offer is None else offer.cost, currency=catalogue.currency,
+                          hours=order.hours)
+    except perr.ProviderError as exc:
+        log.info("rent order %s: getRentServicesAndCountries failed (%s)", order.order_id, exc.label)
+        price = RentPrice(price=None, hours=order.hours)
+    if not limits.any:
+        return price
+    if price.price is None:  # nothing to reserve: read again later (a definite no-purchase, counted)
+        if order.fails + 1 >= rt.rent_config.max_transient_fails:
+            rt.rents.fail(order.order_id, reason="price_unknown")
+            return Outcome.FAILED
+        rt.rents.rearm(order.order_id, state=RentState.PENDING, fails=True,
+                       due=rt.clock() + rt.rent_config.backoff.delay(order.fails))
+        return Outcome.RETRY_LATER
+    over = rt.ledger.reserve(provider, _rid(order), price.price, limits, now=rt.clock(),
+                             hold_for=3 * rt.rent_config.buying_stale)
+    if not over:
+        return price
+    log.info("rent order %s: %s has no room for %s under its %s limit", order.order_id, provider, price.price, over)
+    if rt.ledger.holds_others(provider, _rid(order)):  # purchases in flight settle in seconds: wait for them
+        rt.rents.rearm(order.order_id, state=RentState.PENDING, due=rt.clock() + rt.rent_config.order_retry_delay)
+        return Outcome.RETRY_LATER
+    rt.rents.fail(order.order_id, reason="budget_exceeded")
+    return Outcome.FAILED
+
+
 def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object) -> Outcome:
     now = rt.clock()
     provider = order.provider or rt.default_provider
+    cost = _decimal(order.cost)
     res = rt.rents.assign_number(order.order_id, provider=provider, rent_id=rent_id, phone=phone,
-                                 end_date=_end_text(end_date), end_at=rent_end_at(end_date, now, order.hours))
+                                 end_date=_end_text(end_date), end_at=rent_end_at(end_date, now, order.hours),
+                                 cost=order.cost, currency=order.currency, paid=micros(cost),
+                                 side=rt.ledger.bought(provider, _rid(order), order.service, order.country, cost,
+                                                       now))
     if res.ok:
         log.info("rent order %s: rented (rent %s)", order.order_id, rent_id)
         _replay_early(rt, provider, rent_id)
@@ -105,7 +162,24 @@ def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date:
         rt.provider_for(provider).cancel_rent(rent_id)
     except perr.ProviderError as exc:
         log.warning("rent order %s: could not cancel orphan rent %s (%s)", order.order_id, rent_id, exc.label)
+    else:
+        rt.ledger.release(provider, _rid(order))  # cancelled at once: refunded, nothing spent
     return Outcome.ORPHAN
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text) if text else None
+    except InvalidOperation:
+        return None
+
+
+def _refund(rt: Runtime, order: RentOrder) -> tuple[Side, ...]:
+    """A cancelled (or revoked) rent is refunded by the provider: what was charged for it comes back off the
+    windows, as of its start (cancelling is only possible in its first minutes)."""
+    provider = order.provider or rt.default_provider
+    return rt.ledger.refunded(provider, order.service, order.country, from_micros(order.paid),
+                              order.started_at or rt.clock())
 
 
 def _replay_early(rt: Runtime, provider: str, rent_id: str) -> None:
@@ -119,6 +193,8 @@ def _replay_early(rt: Runtime, provider: str, rent_id: str) -> None:
 def _purchase_failed(rt: Runtime, order: RentOrder, exc: perr.ProviderError) -> Outcome:
     decision = purchase_decision(exc, order, rt.rent_config)
     log.info("rent order %s: getRentNumber %s -> %s", order.order_id, exc.label, decision.verdict.value)
+    if decision.verdict is not RentVerdict.RECONCILE:  # surely not bought: the reservation comes back
+        rt.ledger.release(order.provider or rt.default_provider, _rid(order))
     if decision.verdict is RentVerdict.RETRY_LATER:
         rt.rents.retry_purchase_later(order.order_id, reason=decision.reason, delay=decision.delay,
                                       transient=decision.transient)
@@ -257,7 +333,7 @@ def _provider_ended(rt: Runtime, order: RentOrder, state: ProviderRentState) -> 
         return Outcome.FINISHED
     if state in (ProviderRentState.CANCELLED, ProviderRentState.REVOKED):
         reason = "revoked" if state is ProviderRentState.REVOKED else "provider_cancelled"
-        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id)
+        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id, side=_refund(rt, order))
         return Outcome.CANCELLED
     return None
 
@@ -302,7 +378,7 @@ def _close(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker,
             log.warning("rent order %s: setRentStatus 1 at the end date answered %s; finished anyway",
                         order.order_id, exc.label)
     if cancel:
-        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id)
+        rt.rents.cancel(order.order_id, reason=reason, rent_id=order.rent_id, side=_refund(rt, order))
         report.did("rent_cancelled")
         return Outcome.CANCELLED
     rt.rents.finish(order.order_id, reason=reason, rent_id=order.rent_id)
@@ -359,16 +435,17 @@ def _prolong(rt: Runtime, order: RentOrder, report: SweepReport) -> Outcome:
             else base + hours * 3600
         rt.rents.prolonged(order.order_id, rent_id=rent_id, provider=provider, hours=hours,
                            end_date=_end_text(rent.end_date), end_at=end_at,
-                           cost=None if quote.price is None else str(quote.price), currency=quote.currency,
+                           cost=_text(quote.price), currency=quote.currency, paid=micros(quote.price),
                            side=rt.ledger.charged(provider, rid, order.service, order.country, quote.price, now))
         return Outcome.PROLONGED
-    rt.ledger.release(provider, rid)  # a re-order: charged as a new rent (not yet in the books)
     if order.state is RentState.ACTIVE:   # the provider had already ended it: a re-order under a new id
         rt.rents.finish(order.order_id, reason="provider_finished", rent_id=order.rent_id, keep_command=True)
-    res = rt.rents.reordered(order.order_id, provider=order.provider or rt.default_provider,
-                             old_rent_id=order.rent_id, previous=order.previous_rent_ids,
-                             rent_id=str(rent.rent_id), phone=str(rent.phone), end_date=_end_text(rent.end_date),
-                             end_at=rent_end_at(rent.end_date, now, hours))
+    # a new rent, charged as one (its price is the one quoted for the prolongation)
+    res = rt.rents.reordered(order.order_id, provider=provider, old_rent_id=order.rent_id,
+                             previous=order.previous_rent_ids, rent_id=str(rent.rent_id), phone=str(rent.phone),
+                             end_date=_end_text(rent.end_date), end_at=rent_end_at(rent.end_date, now, hours),
+                             cost=_text(quote.price), currency=quote.currency, paid=micros(quote.price),
+                             side=rt.ledger.bought(provider, rid, order.service, order.country, quote.price, now))
     if res.ok:
         _replay_early(rt, order.provider or rt.default_provider, str(rent.rent_id))
     return Outcome.REORDERED if res.ok else Outcome.STALE

@@ -25,6 +25,9 @@ R_REASON, R_ATTEMPTS, R_FAILS, R_SMS, R_PREV = "reason", "attempts", "fails", "s
 R_AMBIGUOUS, R_HISTORY = "ambiguous", _history.FIELD  # with h1, h2, ... (lifecycle/history.py)
 R_PROVIDER = "prov"    # the provider the rent was bought from (or is being bought from)
 R_PREFS = "prefs"      # the rent order's own provider preference (comma list), when it gave one
+R_COST = "cost"        # the current rent's first period as quoted before it was bought (decimal string)
+R_CURRENCY = "currency"  # ISO 4217 numeric currency of ``cost`` (the provider's)
+R_PAID = "paid"        # millionths charged for the current rent (its periods so far): what a cancel refunds
 
 
 def _command(raw: str | None) -> RentCommand | None:
@@ -86,6 +89,9 @@ class RentOrder:
     ambiguous: bool = False
     provider: str | None = None
     preference: tuple[str, ...] = ()
+    cost: str | None = None
+    currency: int | None = None
+    paid: int = 0
     history_raw: str = ""
 
     @classmethod
@@ -102,7 +108,8 @@ class RentOrder:
             reason=rec.get(R_REASON) or None, attempts=_i(rec.get(R_ATTEMPTS)), fails=_i(rec.get(R_FAILS)),
             sms_count=_i(rec.get(R_SMS)), previous_rent_ids=tuple(p for p in rec.get(R_PREV, "").split(",") if p),
             ambiguous=rec.get(R_AMBIGUOUS) == "1", provider=rec.get(R_PROVIDER) or None,
-            preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), history_raw=_history.text(rec),
+            preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), cost=rec.get(R_COST) or None,
+            currency=_i(rec.get(R_CURRENCY)) or None, paid=_i(rec.get(R_PAID)), history_raw=_history.text(rec),
         )
 
     def can_cancel(self, now: float) -> bool:
@@ -116,7 +123,7 @@ class RentOrder:
             "country": self.country, "hours": self.hours, "rent_id": self.rent_id, "phone": self.phone,
             "end_date": self.end_date, "sms_count": self.sms_count, "reason": self.reason, "command": self.command.value if self.command else None,
             "command_error": self.command_error, "previous_rent_ids": list(self.previous_rent_ids),
-            "provider": self.provider,
+            "provider": self.provider, "cost": self.cost, "currency": self.currency,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
 

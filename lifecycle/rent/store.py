@@ -18,9 +18,9 @@ from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import RentConfig
 from .decisions import normalize_sms_date, sms_fingerprint
 from .machine import RENT_COMMANDS, RentCommand, RentState, sources
-from .record import (R_AMBIGUOUS, R_ATTEMPTS, R_BUYING_AT, R_CMD, R_CMD_AT, R_CMD_ERR, R_CMD_HOURS, R_END,
-                     R_END_AT, R_FAILS, R_PHONE, R_PREV, R_PROVIDER, R_REASON, R_RID, R_SMS, R_STARTED_AT,
-                     RentOrder)
+from .record import (R_AMBIGUOUS, R_ATTEMPTS, R_BUYING_AT, R_CMD, R_CMD_AT, R_CMD_ERR, R_CMD_HOURS, R_COST,
+                     R_CURRENCY, R_END, R_END_AT, R_FAILS, R_PAID, R_PHONE, R_PREV, R_PROVIDER, R_REASON, R_RID,
+                     R_SMS, R_STARTED_AT, RentOrder)
 
 #: record fields copied into every rent event inside Redis
 RENT_FILL: dict[str, str] = {"rent_id": R_RID, "phone": R_PHONE, "service": "service", "country": "country",
@@ -87,11 +87,15 @@ class RentStore:
                                            match={R_CMD: ""}, deadline=now, hist=f"cmd:{command.value}"), now=now)
 
     # ------------------------------------------------------------------ purchase
-    def start_buying(self, order_id: str, *, provider: str) -> Result[RentState]:
-        """pending -> buying at ``provider``, recorded before the (non-idempotent) getRentNumber is sent."""
+    def start_buying(self, order_id: str, *, provider: str, cost: str | None = None,
+                     currency: int | None = None) -> Result[RentState]:
+        """pending -> buying at ``provider``, recorded before the (non-idempotent) getRentNumber is sent, with the
+        price quoted for it (what the books charge when it is bought, even if only a reconcile finds it)."""
         now = self.clock()
+        price = {R_COST: cost, R_CURRENCY: None if currency is None else str(currency)}
         return self.apply(order_id, Change(expect=states([RentState.PENDING]), to=RentState.BUYING.value,
-                                           set={R_BUYING_AT: ts(now), R_PROVIDER: provider}, delete=(R_AMBIGUOUS,),
+                                           set={R_BUYING_AT: ts(now), R_PROVIDER: provider, **price},
+                                           delete=(R_AMBIGUOUS, *(k for k, v in price.items() if v is None)),
                                            deadline=now + self.config.buying_stale), now=now)
 
     def _ref(self, order_id: str, provider: str | None, rent_id: str | None) -> str | None:
@@ -102,18 +106,20 @@ class RentStore:
         return external(provider, rent_id) if provider else None
 
     def assign_number(self, order_id: str, *, provider: str, rent_id: str, phone: str, end_date: str | None,
-                      end_at: float) -> Result[RentState]:
-        """buying -> active: writes rent.started and the rent index (rent id -> order) in one step."""
+                      end_at: float, cost: str | None = None, currency: int | None = None, paid: int = 0,
+                      side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """buying -> active: writes rent.started (with its cost), the rent index (rent id -> order) and the books
+        (``side``: the charge of its first period) in one step."""
         now = self.clock()
         event = make_event(EventType.RENT_STARTED, order_id, now, discriminator=rent_id, rent_id=rent_id,
-                           phone=phone, end_date=end_date, provider=provider)
+                           phone=phone, end_date=end_date, provider=provider, cost=cost, currency=currency)
         return self.apply(order_id, Change(
             expect=states([RentState.BUYING]), to=RentState.ACTIVE.value, ref=external(provider, rent_id),
             index=True,
             set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at),
-                 R_STARTED_AT: ts(now)},
-            delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,)),
-            now=now)
+                 R_STARTED_AT: ts(now), R_PAID: str(paid)},
+            delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,),
+            side=side), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float, transient: bool = False) -> Result[RentState]:
         """A definite no-purchase: back to pending, due after ``delay`` (counts attempts, or transient fails)."""
@@ -156,18 +162,19 @@ class RentStore:
         ``keep_command``: a prolongation in flight found the rent over; it carries on as a re-order."""
         return self._end(order_id, RentState.FINISHED, EventType.RENT_FINISHED, reason, rent_id, keep_command)
 
-    def cancel(self, order_id: str, *, reason: str, rent_id: str | None = None) -> Result[RentState]:
-        """active -> cancelled (refunded) with rent.cancelled."""
-        return self._end(order_id, RentState.CANCELLED, EventType.RENT_CANCELLED, reason, rent_id, False)
+    def cancel(self, order_id: str, *, reason: str, rent_id: str | None = None,
+               side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """active -> cancelled (refunded) with rent.cancelled, and the refund in the books (``side``)."""
+        return self._end(order_id, RentState.CANCELLED, EventType.RENT_CANCELLED, reason, rent_id, False, side)
 
     def _end(self, order_id: str, to: RentState, etype: EventType, reason: str, rent_id: str | None,
-             keep_command: bool) -> Result[RentState]:
+             keep_command: bool, side: tuple[Side, ...] = ()) -> Result[RentState]:
         now = self.clock()
         event = make_event(etype, order_id, now, discriminator=rent_id or "", reason=reason)
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), to=to.value, set={R_REASON: reason},
             delete=() if keep_command else (R_CMD, R_CMD_HOURS, R_CMD_AT), clear_deadline=True, events=(event,),
-            terminal=True, ref=self._ref(order_id, None, rent_id)), now=now)
+            terminal=True, ref=self._ref(order_id, None, rent_id), side=side), now=now)
 
     # ------------------------------------------------------------------ prolongation
     def mark_prolonging(self, order_id: str, state: RentState) -> Result[RentState]:
@@ -178,7 +185,7 @@ class RentStore:
                                            deadline=now + self.config.buying_stale), now=now)
 
     def prolonged(self, order_id: str, *, rent_id: str, provider: str, hours: int, end_date: str | None,
-                  end_at: float, cost: str | None = None, currency: int | None = None,
+                  end_at: float, cost: str | None = None, currency: int | None = None, paid: int = 0,
                   side: tuple[Side, ...] = ()) -> Result[RentState]:
         """Same rent id, later end: rent.prolonged with its cost, and the books (``side``), in one step."""
         now = self.clock()
@@ -188,23 +195,28 @@ class RentStore:
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), match={R_CMD: RentCommand.PROLONGING.value},
             set={R_END: end_date, R_END_AT: ts(end_at)}, delete=(R_CMD, R_CMD_HOURS, R_CMD_AT),
-            deadline=min(now + self.config.poll_interval, end_at), hist="prolonged", events=(event,), side=side),
+            incr={R_PAID: paid} if paid else {}, deadline=min(now + self.config.poll_interval, end_at),
+            hist="prolonged", events=(event,), side=side),
             now=now)
 
     def reordered(self, order_id: str, *, provider: str, old_rent_id: str | None, previous: tuple[str, ...],
-                  rent_id: str, phone: str, end_date: str | None, end_at: float) -> Result[RentState]:
-        """finished -> active under a NEW rent id (continueRentNumber on a finished rent): index it, rent.started."""
+                  rent_id: str, phone: str, end_date: str | None, end_at: float, cost: str | None = None,
+                  currency: int | None = None, paid: int = 0, side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """finished -> active under a NEW rent id (continueRentNumber on a finished rent): index it, rent.started
+        with its cost, and its charge in the books (``side``), in one step."""
         now = self.clock()
         event = make_event(EventType.RENT_STARTED, order_id, now, discriminator=rent_id, rent_id=rent_id,
-                           phone=phone, end_date=end_date, previous_rent_id=old_rent_id)
+                           phone=phone, end_date=end_date, previous_rent_id=old_rent_id, cost=cost,
+                           currency=currency)
         prev = ",".join([*previous, old_rent_id] if old_rent_id else previous)
         return self.apply(order_id, Change(
             expect=states([RentState.FINISHED]), to=RentState.ACTIVE.value,
             match={R_CMD: RentCommand.PROLONGING.value}, ref=external(provider, rent_id), index=True, persist=True,
             set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at), R_STARTED_AT: ts(now),
-                 R_PREV: prev or None, R_SMS: "0"},
+                 R_PREV: prev or None, R_SMS: "0", R_COST: cost,
+                 R_CURRENCY: None if currency is None else str(currency), R_PAID: str(paid)},
             delete=(R_CMD, R_CMD_HOURS, R_CMD_AT, R_REASON), deadline=self.config.first_poll(now, end_at),
-            events=(event,)), now=now)
+            events=(event,), side=side), now=now)
 
     # ------------------------------------------------------------------ bookkeeping without a state change
     def drop_command(self, order_id: str, state: RentState, *, error: str, due: float | None) -> Result[RentState]:

@@ -3,6 +3,7 @@ the rent webhooks to the URL we gave getRentNumber: ``PUBLIC_URL/webhooks/<token
 real ``celery worker`` and ``celery beat`` processes."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
@@ -113,6 +114,13 @@ def test_rent_cancel(pipeline: Pipeline) -> None:
     entry = rents[rent_id] if isinstance(rents, dict) else next(x for x in rents if str(x["id"]) == rent_id)
     assert entry["state"] == "CANCELLED"
     assert [k for k, _ in pipeline.events(order_id)] == ["rent.started", "rent.cancelled"]
+    assert Decimal(pipeline.wait_event(order_id, "rent.started")["cost"]) == Decimal(entry["cost"])
+    # the books equal the provider's ledger: every rent's periods charged, the cancelled ones refunded
+    every = list(rents.values()) if isinstance(rents, dict) else rents
+    paid = [sum((Decimal(p["price"]) for p in x["history"]), Decimal(0)) for x in every]
+    back = [amount for x, amount in zip(every, paid) if x["state"] == "CANCELLED"]
+    (books,) = [a for a in pipeline.api("GET", "/api/spend").json()["accounts"] if a["service"] == "full"]
+    assert (Decimal(books["charged"]), Decimal(books["refunded"])) == (sum(paid), sum(back)), (books, every)
 
 
 def test_rent_idempotent_order_id(pipeline: Pipeline) -> None:

@@ -172,6 +172,19 @@ class FakeRentProvider(FakeProvider):
     def sms(self, rent_id: str, text: str, phone_from: str = "SENDER") -> None:
         self.rents[rent_id].sms.append((phone_from, text, self.clock()))
 
+    #: what a rent of 4 hours costs (getRentServicesAndCountries scales it by the hours, as prolongations)
+    rent_price_4h = Decimal("2.00")
+
+    def get_rent_services_and_countries(self, rent_time: int | None = None, operator: Any = None,
+                                        country: Any = None, **_: Any) -> Any:
+        from provider.models import RentCatalogue, RentServicePrice
+
+        self._enter("get_rent_services_and_countries", rent_time, country)
+        hours = rent_time or 4
+        return RentCatalogue(countries=("0",), operators=("any",), currency=840,
+                             services={"full": RentServicePrice(self.rent_price_4h * hours / 4, 10),
+                                       "tg": RentServicePrice(self.rent_price_4h * hours / 4, 10)})
+
     def get_rent_number(self, service: str, rent_time: int | None = None, operator: Any = None,
                         country: Any = None, url: str | None = None, **_: Any) -> Any:
         from provider.models import Rent

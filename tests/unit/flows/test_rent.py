@@ -195,22 +195,119 @@ def test_prolong_active_same_id(rt: Runtime, provider: FakeRentProvider) -> None
 
 
 LIMITED = Settings(auto_finish=False, poll_after=30.0, poll_interval=15.0, public_url="https://otp.example",
-                   webhook_token="wh-secret-token-0123456789", spend_limit_daily=Decimal("5.00"))
+                   webhook_token="wh-secret-token-0123456789", spend_limit_daily=Decimal("7.00"))
+
+
+def account(rt: Runtime) -> dict[str, Any]:
+    (row,) = rt.ledger.accounts()
+    return dict(row)
 
 
 @pytest.mark.parametrize("settings", [LIMITED])
 def test_prolong_checks_its_price_against_the_limits_and_emits_its_cost(rt: Runtime, provider: FakeRentProvider,
                                                                         clock: FakeClock) -> None:
-    rid = rented(rt)
-    rt.rent_orders.request("r1", "prolong", hours=12)                # 4.50: fits
+    rid = rented(rt)                                                 # 2.00 for its first 4 hours
+    rt.rent_orders.request("r1", "prolong", hours=12)                # 4.50 more: fits
     assert rent_flows.rent_command(rt, "r1", "prolong") == "prolonged"
     (prolonged,) = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_PROLONGED]
     assert prolonged["rent_id"] == rid and prolonged["cost"] == "4.50" and prolonged["hours"] == 12
-    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("4.50")
-    rt.rent_orders.request("r1", "prolong", hours=4)                 # 1.50 more: over the day's 5.00
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("6.50")
+    assert rt.rents.get("r1").paid == 6_500_000
+    rt.rent_orders.request("r1", "prolong", hours=4)                 # 1.50 more: over the day's 7.00
     assert rent_flows.rent_command(rt, "r1", "prolong") == "refused"
     assert rt.rents.get("r1").command_error == "budget_exceeded"
     assert provider.count("continue_rent_number") == 1 and rt.ledger.reserved_total("sms-activate") == 0
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_rent_is_reserved_then_charged_and_its_cost_emitted(rt: Runtime, provider: FakeRentProvider,
+                                                              clock: FakeClock) -> None:
+    rid = rented(rt)
+    assert provider.count("get_rent_services_and_countries") == 1    # its price read before the purchase
+    (started,) = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_STARTED]
+    assert started["rent_id"] == rid and started["cost"] == "2.00" and started["currency"] == 840
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("2.00")
+    assert rt.ledger.reserved_total("sms-activate") == 0              # the reservation settled into the charge
+    assert (account(rt)["charged"], account(rt)["numbers"]) == ("2", 1)
+    assert rt.rents.get("r1").public()["cost"] == "2.00"
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_rent_over_the_limit_buys_nothing(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    provider.rent_price_4h = Decimal("7.50")                          # over the day's 7.00
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    assert rent_flows.place_rent(rt, "r1") == "failed"
+    order = rt.rents.get("r1")
+    assert order.state is RentState.FAILED and order.reason == "budget_exceeded"
+    assert provider.count("get_rent_number") == 0 and rt.ledger.reserved_total("sms-activate") == 0
+    (failed,) = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.ORDER_FAILED]
+    assert failed["reason"] == "budget_exceeded" and failed["kind"] == "rent"
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_rent_with_no_readable_price_waits_under_limits(rt: Runtime, provider: FakeRentProvider,
+                                                          clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_services_and_countries"] = [perr.ServerError(code=None, http_status=502)]
+    assert rent_flows.place_rent(rt, "r1") == "retry_later"         # nothing to reserve: nothing bought
+    assert provider.count("get_rent_number") == 0 and rt.rents.get("r1").state is RentState.PENDING
+    clock.advance(rt.rent_config.backoff.delay(1) + 1)
+    assert rent_flows.place_rent(rt, "r1") == "active"               # read the next time
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("2.00")
+
+
+def test_without_limits_an_unreadable_price_does_not_stop_a_rent(rt: Runtime, provider: FakeRentProvider) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_services_and_countries"] = [perr.ServerError(code=None, http_status=502)]
+    assert rent_flows.place_rent(rt, "r1") == "active"
+    (started,) = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_STARTED]
+    assert "cost" not in started and account(rt)["numbers"] == 1 and account(rt)["charged"] == "0"
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+@pytest.mark.parametrize("exc", [perr.NoNumbers(), perr.NoBalance(), perr.ConnectTimeout(possibly_processed=False)])
+def test_a_definite_refusal_gives_the_reservation_back(rt: Runtime, provider: FakeRentProvider, clock: FakeClock,
+                                                       exc: Exception) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [exc]
+    assert rent_flows.place_rent(rt, "r1") in ("retry_later", "failed")
+    assert rt.ledger.reserved_total("sms-activate") == 0 and rt.ledger.spent("sms-activate", clock())[1] == 0
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_an_ambiguous_purchase_keeps_its_reservation_and_a_reconcile_charges_it(
+        rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [perr.ReadTimeout(possibly_processed=True)]
+    assert rent_flows.place_rent(rt, "r1") == "reconcile_later"
+    assert rt.ledger.reserved_total("sms-activate") == Decimal("2.00")   # may have been bought: still held
+    provider.add_rent()
+    clock.advance(11)
+    assert rent_flows.place_rent(rt, "r1") == "active"                   # recovered from getRentList
+    assert rt.ledger.reserved_total("sms-activate") == 0
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("2.00")
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_cancelled_rent_is_refunded_in_the_books(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rented(rt)
+    rt.rent_orders.request("r1", "cancel")
+    assert rent_flows.rent_command(rt, "r1", "cancel") == "cancelled"
+    assert rt.ledger.spent("sms-activate", clock())[1] == 0
+    assert (account(rt)["charged"], account(rt)["refunded"], account(rt)["net"]) == ("2", "2", "0")
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_reorder_is_charged_as_a_new_rent(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rented(rt)
+    clock.advance(4 * 3600 + 1)
+    sweeping.sweep(rt)                                                # finished at its end
+    rt.rent_orders.request("r1", "prolong", hours=4)
+    assert rent_flows.rent_command(rt, "r1", "prolong") == "reordered"
+    starts = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.RENT_STARTED]
+    assert [e.get("cost") for e in starts] == ["2.00", "1.50"]
+    assert account(rt)["charged"] == "3.5" and account(rt)["numbers"] == 2
+    assert rt.rents.get("r1").paid == 1_500_000 and rt.ledger.reserved_total("sms-activate") == 0
 
 
 def test_prolong_finished_reorders_with_new_id(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Iterable, Mapping, cast
 
 from config import domain
@@ -21,7 +21,7 @@ from lifecycle.activation.lifetime import NO_TIMES, ProviderTimes, provider_time
 from lifecycle.activation.store import state_of
 from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
-from lifecycle.money import from_micros
+from lifecycle.money import from_micros, parse_amount
 from lifecycle.outbox.events import EventType, Via
 from lifecycle.routing import Candidate, Quote, Routing, candidates
 from lifecycle.steps import Step
@@ -277,7 +277,7 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
     store = rt.activations
     provider = order.provider or rt.default_provider
     rid = provider_order_id(order)
-    charged = _decimal(cost)
+    charged = parse_amount(cost)
     if charged is None:  # the provider did not say: count what was reserved for it (never less than spent)
         charged = from_micros(cast("str | None", rt.redis.hget(rt.keys.reserved(provider), rid)))
     res = store.assign_number(order.order_id, provider=provider, activation_id=activation_id, phone=phone,
@@ -306,13 +306,6 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
         log.warning("order %s: could not cancel orphan activation %s (%s); the provider refunds it if no code "
                     "arrives", order.order_id, activation_id, exc.label)
     return Outcome.ORPHAN
-
-
-def _decimal(value: object) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value is not None else None
-    except InvalidOperation:
-        return None
 
 
 def _replay_early(rt: Runtime, provider: str, activation_id: str) -> None:
@@ -582,7 +575,7 @@ def _money(rt: Runtime, order: Order, *, refunded: bool, completed: bool) -> tup
     provider = order.provider or rt.default_provider
     out: tuple[Side, ...] = (rt.capacity.closed(provider, order.order_id),)
     if refunded:
-        out += rt.ledger.refunded(provider, order.service, order.country, _decimal(order.cost),
+        out += rt.ledger.refunded(provider, order.service, order.country, parse_amount(order.cost),
                                   order.number_at or rt.clock())
     if completed and order.number_at is not None:
         out += rt.ledger.completed(provider, order.service, order.country,

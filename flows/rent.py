@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
-from lifecycle.money.ledger import from_micros, micros
+from lifecycle.money import from_micros, micros, parse_amount
 from lifecycle.outbox.events import Via
 from lifecycle.rent import PROLONGING, RentCommand, RentOrder, RentState
 from lifecycle.rent.decisions import (CloseOutcome, RentVerdict, close_outcome, next_step, purchase_decision,
@@ -142,7 +142,7 @@ def _first_period_price(rt: Runtime, order: RentOrder, provider: str) -> RentPri
 def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object) -> Outcome:
     now = rt.clock()
     provider = order.provider or rt.default_provider
-    cost = _decimal(order.cost)
+    cost = parse_amount(order.cost)
     res = rt.rents.assign_number(order.order_id, provider=provider, rent_id=rent_id, phone=phone,
                                  end_date=_end_text(end_date), end_at=rent_end_at(end_date, now, order.hours),
                                  cost=order.cost, currency=order.currency, paid=micros(cost),
@@ -165,13 +165,6 @@ def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date:
     else:
         rt.ledger.release(provider, _rid(order))  # cancelled at once: refunded, nothing spent
     return Outcome.ORPHAN
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    try:
-        return Decimal(text) if text else None
-    except InvalidOperation:
-        return None
 
 
 def _refund(rt: Runtime, order: RentOrder) -> tuple[Side, ...]:

@@ -41,6 +41,16 @@ def micros(amount: Decimal | str | float | int | None) -> int:
         return 0
 
 
+def parse_amount(value: object) -> Decimal | None:
+    """An amount as stored or answered (a decimal string, a number), or None when absent or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
 def from_micros(value: int | str | None) -> Decimal:
     try:
         return (Decimal(int(value or 0)) / SCALE).normalize()

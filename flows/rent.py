@@ -17,6 +17,8 @@ from lifecycle.inbox import WebhookKind
 from lifecycle.money import from_micros, micros, parse_amount
 from lifecycle.outbox.events import Via
 from lifecycle.rent import PROLONGING, RentCommand, RentOrder, RentState
+from lifecycle.rent.machine import CANCEL_WINDOW
+from lifecycle.rent.record import OrphanEnd
 from lifecycle.rent.decisions import (CloseOutcome, RentVerdict, close_outcome, next_step, purchase_decision,
                                       rent_end_at, sms_fingerprint)
 from lifecycle.steps import Step
@@ -153,17 +155,55 @@ def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date:
         _replay_early(rt, provider, rent_id)
         return Outcome.ACTIVE
     current = rt.rents.get(order.order_id)
-    if current is not None and current.rent_id == rent_id:
+    if current is not None and rent_id in (current.rent_id, current.orphan_rent_id):
         return Outcome.STALE
     # We hold a rent the order no longer wants (it failed meanwhile): give it back while cancelling is free.
     log.error("rent order %s: rent %s bought but the order is %s; cancelling it", order.order_id, rent_id,
               res.raw_state)
+    if current is not None and current.state is RentState.FAILED and current.orphan_rent_id is None:
+        # charged first and recorded on the failed order, so a cancel that fails now is retried (and a rent the
+        # provider keeps stays in the books) instead of being spent unseen
+        adopted = rt.rents.adopt_orphan(order.order_id, provider=provider, rent_id=rent_id, paid=micros(cost),
+                                        side=rt.ledger.bought(provider, _rid(order), order.service, order.country,
+                                                              cost, now))
+        if adopted.ok and (orphan := rt.rents.get(order.order_id)) is not None:
+            return cancel_orphan(rt, orphan, SweepReport(), Breaker())
     try:
         rt.provider_for(provider).cancel_rent(rent_id)
     except perr.ProviderError as exc:
         log.warning("rent order %s: could not cancel orphan rent %s (%s)", order.order_id, rent_id, exc.label)
     else:
         rt.ledger.release(provider, _rid(order))  # cancelled at once: refunded, nothing spent
+    return Outcome.ORPHAN
+
+
+def cancel_orphan(rt: Runtime, order: RentOrder, report: SweepReport, breaker: Breaker) -> Outcome:
+    """Give back a rent bought after its order failed (setRentStatus 2: refunded within the rent's first 20
+    minutes) and book the refund; a rent the provider will not cancel is kept, and stays charged. A provider
+    outage re-arms it with backoff while the window lasts (the sweeper brings it back)."""
+    rent_id = order.orphan_rent_id or ""
+    provider = order.provider or rt.default_provider
+    end = OrphanEnd.KEPT
+    try:
+        report.call("setRentStatus")
+        rt.provider_for(provider).cancel_rent(rent_id)
+        end = OrphanEnd.CANCELLED
+    except perr.ProviderError as exc:
+        outcome = close_outcome(exc)
+        if outcome is CloseOutcome.CANCELLED:
+            end = OrphanEnd.CANCELLED
+        elif outcome is CloseOutcome.OUTAGE and rt.clock() - (order.orphan_at or 0.0) < CANCEL_WINDOW:
+            log.warning("rent order %s: orphan rent %s not cancelled yet (%s); retrying", order.order_id,
+                        rent_id, exc.label)
+            return _transient(rt, order, report, breaker, exc)
+        else:
+            log.error("rent order %s: orphan rent %s cannot be cancelled (%s); it stays paid for",
+                      order.order_id, rent_id, exc.label)
+    side = rt.ledger.refunded(provider, order.service, order.country, from_micros(order.paid),
+                              order.orphan_at or rt.clock()) if end is OrphanEnd.CANCELLED else ()
+    rt.rents.close_orphan(order.order_id, rent_id=rent_id, end=end, side=side)
+    log.info("rent order %s: orphan rent %s %s", order.order_id, rent_id, end.value)
+    report.did(f"orphan_{end.value}")
     return Outcome.ORPHAN
 
 
@@ -245,6 +285,8 @@ def advance_rent(rt: Runtime, order_id: str, *, order: RentOrder | None = None, 
         rt.rents.rearm(order_id, state=order.state, due=nxt.due or rt.clock())
         rt.publish(TaskName.PLACE_RENT, {"order_id": order_id})
         return Outcome.PLACE_RENT
+    if nxt.step is Step.CANCEL_ORPHAN:
+        return cancel_orphan(rt, order, report, breaker)
     if nxt.step is Step.PROLONG_IN_FLIGHT:
         return _prolong_in_flight(rt, order)
     if nxt.step is Step.PROLONG:

@@ -24,6 +24,7 @@ class Step(enum.Enum):
     RETRY = "retry"                        # ask for another code (setStatus 3)
     PROLONG = "prolong"                    # a rent's prolongation command
     PROLONG_IN_FLIGHT = "prolong_in_flight"  # a prolongation was sent and not answered
+    CANCEL_ORPHAN = "cancel_orphan"        # a rent bought after its order failed: give it back
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ def next_step(order: RentOrder | None, now: float, config: RentConfig, *, outage
         due = now + config.buying_stale if order.ambiguous else \
             max(now + config.reconcile_delay, (order.buying_at or now) + config.buying_stale)
         return Next(Step.BUY, due=due)
+    if state is RentState.FAILED and order.orphan_open:
+        return Next(Step.WAIT_OUTAGE if outage else Step.CANCEL_ORPHAN)
     if command is RentCommand.PROLONGING:
         return Next(Step.PROLONG_IN_FLIGHT)
     if command is RentCommand.PROLONG and state in (RentState.ACTIVE, RentState.FINISHED):

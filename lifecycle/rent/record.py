@@ -5,6 +5,7 @@ name the rent, not our order.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -28,11 +29,28 @@ R_PREFS = "prefs"      # the rent order's own provider preference (comma list), 
 R_COST = "cost"        # the current rent's first period as quoted before it was bought (decimal string)
 R_CURRENCY = "currency"  # ISO 4217 numeric currency of ``cost`` (the provider's)
 R_PAID = "paid"        # millionths charged for the current rent (its periods so far): what a cancel refunds
+#: a rent bought after its order had failed (a concurrent reconcile gave up while getRentNumber was in flight):
+#: its id, when we learnt of it (the 20-minute cancel window counts from then), and how it ended
+R_ORPHAN, R_ORPHAN_AT, R_ORPHAN_END = "orphan", "orphan_at", "orphan_end"
+
+
+class OrphanEnd(enum.StrEnum):
+    """How an orphan rent ended (``orphan_end``)."""
+
+    CANCELLED = "cancelled"  # given back within the window: refunded
+    KEPT = "kept"            # the provider would not cancel it (window over, SMS came, refused): paid for
 
 
 def _command(raw: str | None) -> RentCommand | None:
     try:
         return RentCommand(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _orphan_end(raw: str | None) -> OrphanEnd | None:
+    try:
+        return OrphanEnd(raw) if raw else None
     except ValueError:
         return None
 
@@ -92,6 +110,9 @@ class RentOrder:
     cost: str | None = None
     currency: int | None = None
     paid: int = 0
+    orphan_rent_id: str | None = None
+    orphan_at: float | None = None
+    orphan_end: OrphanEnd | None = None
     history_raw: str = ""
 
     @classmethod
@@ -109,8 +130,15 @@ class RentOrder:
             sms_count=_i(rec.get(R_SMS)), previous_rent_ids=tuple(p for p in rec.get(R_PREV, "").split(",") if p),
             ambiguous=rec.get(R_AMBIGUOUS) == "1", provider=rec.get(R_PROVIDER) or None,
             preference=tuple(p for p in rec.get(R_PREFS, "").split(",") if p), cost=rec.get(R_COST) or None,
-            currency=_i(rec.get(R_CURRENCY)) or None, paid=_i(rec.get(R_PAID)), history_raw=_history.text(rec),
+            currency=_i(rec.get(R_CURRENCY)) or None, paid=_i(rec.get(R_PAID)),
+            orphan_rent_id=rec.get(R_ORPHAN) or None, orphan_at=_f(rec.get(R_ORPHAN_AT)),
+            orphan_end=_orphan_end(rec.get(R_ORPHAN_END)), history_raw=_history.text(rec),
         )
+
+    @property
+    def orphan_open(self) -> bool:
+        """A rent bought for this failed order is still to be given back (or found kept)."""
+        return self.orphan_rent_id is not None and self.orphan_end is None
 
     def can_cancel(self, now: float) -> bool:
         """The provider's rule, checked locally so the API can answer 409 at once: no SMS, within 20 minutes."""
@@ -124,6 +152,7 @@ class RentOrder:
             "end_date": self.end_date, "sms_count": self.sms_count, "reason": self.reason, "command": self.command.value if self.command else None,
             "command_error": self.command_error, "previous_rent_ids": list(self.previous_rent_ids),
             "provider": self.provider, "cost": self.cost, "currency": self.currency,
+            "orphan_rent_id": self.orphan_rent_id, "orphan_end": self.orphan_end.value if self.orphan_end else None,
         }
         return {k: v for k, v in out.items() if v not in (None, [], "")} | {"state": self.state.value}
 

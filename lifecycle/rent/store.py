@@ -19,8 +19,8 @@ from .config import RentConfig
 from .decisions import normalize_sms_date, sms_fingerprint
 from .machine import RENT_COMMANDS, RentCommand, RentState, sources
 from .record import (R_AMBIGUOUS, R_ATTEMPTS, R_BUYING_AT, R_CMD, R_CMD_AT, R_CMD_ERR, R_CMD_HOURS, R_COST,
-                     R_CURRENCY, R_END, R_END_AT, R_FAILS, R_PAID, R_PHONE, R_PREV, R_PROVIDER, R_REASON, R_RID,
-                     R_SMS, R_STARTED_AT, RentOrder)
+                     R_CURRENCY, R_END, R_END_AT, R_FAILS, R_ORPHAN, R_ORPHAN_AT, R_ORPHAN_END, R_PAID, R_PHONE,
+                     R_PREV, R_PROVIDER, R_REASON, R_RID, R_SMS, R_STARTED_AT, OrphanEnd, RentOrder)
 
 #: record fields copied into every rent event inside Redis
 RENT_FILL: dict[str, str] = {"rent_id": R_RID, "phone": R_PHONE, "service": "service", "country": "country",
@@ -141,6 +141,25 @@ class RentStore:
         return self.apply(order_id, Change(expect=states(sources(RentState.FAILED)), to=RentState.FAILED.value,
                                            set={R_REASON: reason}, delete=(R_CMD,), clear_deadline=True,
                                            events=(event,), terminal=True), now=now)
+
+    # ------------------------------------------------------------------ a rent bought after its order failed
+    def adopt_orphan(self, order_id: str, *, provider: str, rent_id: str, paid: int,
+                     side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """A rent that came back for an order already failed: recorded on the failed record (once: a field-level
+        CAS), indexed (so no other order's reconcile takes it for its own), charged in the books (``side``) and
+        due at once to be given back. No event: downstream was told ``order.failed``, and nothing else will be."""
+        now = self.clock()
+        return self.apply(order_id, Change(
+            expect=states([RentState.FAILED]), match={R_ORPHAN: ""}, ref=external(provider, rent_id), index=True,
+            set={R_ORPHAN: rent_id, R_ORPHAN_AT: ts(now), R_PROVIDER: provider, R_PAID: str(paid)},
+            delete=(R_FAILS,), deadline=now, terminal=True, side=side, hist="orphan"), now=now)
+
+    def close_orphan(self, order_id: str, *, rent_id: str, end: OrphanEnd,
+                     side: tuple[Side, ...] = ()) -> Result[RentState]:
+        """The orphan rent is given back (its refund in ``side``) or found kept: once, and its deadline gone."""
+        return self.apply(order_id, Change(
+            expect=states([RentState.FAILED]), match={R_ORPHAN: rent_id, R_ORPHAN_END: ""},
+            set={R_ORPHAN_END: end}, delete=(R_FAILS,), clear_deadline=True, side=side, hist=f"orphan:{end.value}"))
 
     # ------------------------------------------------------------------ SMS
     def receive_sms(self, order_id: str, *, rent_id: str | None, text: str | None, phone_from: str | None,

@@ -344,3 +344,67 @@ def test_early_activation_webhook_replayed_by_place_order(rt: Runtime, provider:
     assert activation.place_order(rt, "o1") in ("waiting", "code_received")
     codes = [e for e in stream_events(rt.redis, rt.settings) if e["type"] == ev.CODE_RECEIVED]
     assert len(codes) == 1 and codes[0]["via"] == "webhook" and codes[0]["order_id"] == "o1"
+
+
+# ---------------------------------------------------------------------------------------- a rent bought too late
+def fails_mid_purchase(rt: Runtime, provider: FakeRentProvider) -> None:
+    """getRentNumber answers only after a concurrent reconcile gave the order up (``rent_unrecoverable``)."""
+    real = provider.get_rent_number
+
+    def slow(*a: Any, **k: Any) -> Any:
+        assert rt.rents.fail("r1", reason="rent_unrecoverable").ok
+        return real(*a, **k)
+    provider.get_rent_number = slow  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_a_rent_bought_after_its_order_failed_is_charged_given_back_and_refunded(
+        rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    fails_mid_purchase(rt, provider)
+    assert rent_flows.place_rent(rt, "r1") == "orphan"
+    [rent] = provider.rents.values()
+    assert rent.state == "CANCELLED"
+    order = rt.rents.get("r1")
+    assert order.state is RentState.FAILED and order.orphan_rent_id == rent.rent_id
+    assert order.orphan_end is not None and order.orphan_end.value == "cancelled"
+    assert (account(rt)["charged"], account(rt)["refunded"], account(rt)["numbers"]) == ("2", "2", 1)
+    assert rt.ledger.spent("sms-activate", clock())[1] == 0 and rt.ledger.reserved_total("sms-activate") == 0
+    assert types(rt) == [ev.ORDER_FAILED]                  # downstream hears of the failure only
+    assert rt.redis.zscore(rt.keys.rent_deadlines, "r1") is None
+    assert rent_flows.place_rent(rt, "r1") == "stale"      # re-delivered: nothing more
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_an_orphan_rent_whose_cancel_fails_stays_charged_until_the_sweep_gives_it_back(
+        rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    fails_mid_purchase(rt, provider)
+    provider.fail["set_rent_status"] = [perr.ServerError(code=None, http_status=502)]
+    assert rent_flows.place_rent(rt, "r1") == "backoff"
+    [rent] = provider.rents.values()
+    assert rent.state == "ACTIVE"
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("2.00")   # spent, and in the books
+    clock.advance(rt.rent_config.backoff.delay(1) + 1)
+    sweeping.sweep(rt)
+    assert rent.state == "CANCELLED" and rt.ledger.spent("sms-activate", clock())[1] == 0
+    assert rt.rents.get("r1").orphan_end.value == "cancelled"
+    assert provider.count("set_rent_status") == 2
+
+
+@pytest.mark.parametrize("settings", [LIMITED])
+def test_an_orphan_rent_the_provider_keeps_stays_charged_and_no_other_order_takes_it(
+        rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    fails_mid_purchase(rt, provider)
+    provider.fail["set_rent_status"] = [perr.CantCancel()]
+    assert rent_flows.place_rent(rt, "r1") == "orphan"
+    assert rt.rents.get("r1").orphan_end.value == "kept"
+    assert rt.ledger.spent("sms-activate", clock())[1] == Decimal("2.00")
+    assert (account(rt)["charged"], account(rt)["refunded"]) == ("2", "0")
+    # another order's lost purchase is reconciled against getRentList: the kept rent is known, not taken for it
+    rt.rent_orders.submit(RentRequest("full", order_id="b"))
+    rt.rents.start_buying("b", provider="sms-activate")
+    clock.advance(rt.rent_config.buying_stale + 1)
+    assert rent_flows.place_rent(rt, "b") == "failed"
+    assert rt.rents.get("b").reason == "rent_unrecoverable"

@@ -156,3 +156,31 @@ def test_reorder_after_finish_new_rent_id(rents: RentService, clock: FakeClock, 
     assert fake_redis.ttl(settings.key("rent", "r1")) == -1     # live again: no retention expiry
     started = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_STARTED]
     assert [e["rent_id"] for e in started] == ["555", "777"] and started[0]["event_id"] != started[1]["event_id"]
+
+
+def test_an_orphan_rent_on_a_failed_order_is_due_until_closed_once(rents: RentService, clock: FakeClock,
+                                                                   fake_redis: Any, settings: Settings) -> None:
+    from lifecycle.rent.decisions import next_step
+    from lifecycle.rent.record import OrphanEnd
+    from lifecycle.steps import Step
+
+    rents.submit(RentRequest("full", order_id="r1"))
+    store = rents.store
+    store.start_buying("r1", provider="p1")
+    store.fail("r1", reason="rent_unrecoverable")
+    assert next_step(store.get("r1"), clock(), store.config).step is Step.DROP
+    assert store.adopt_orphan("r1", provider="p1", rent_id="900", paid=2_000_000).ok
+    assert not store.adopt_orphan("r1", provider="p1", rent_id="901", paid=2_000_000).ok   # one orphan per order
+    order = store.get("r1")
+    assert (order.orphan_rent_id, order.paid, order.orphan_open) == ("900", 2_000_000, True)
+    assert store.order_for_rent("p1", "900") == "r1"                 # indexed: no other order takes it
+    assert fake_redis.ttl(store.keys.rent_index("p1:900")) > 0       # and forgotten with the record
+    assert next_step(order, clock(), store.config).step is Step.CANCEL_ORPHAN
+    assert next_step(order, clock(), store.config, outage=True).step is Step.WAIT_OUTAGE
+    assert store.close_orphan("r1", rent_id="900", end=OrphanEnd.CANCELLED).ok
+    assert not store.close_orphan("r1", rent_id="900", end=OrphanEnd.KEPT).ok             # closed once
+    order = store.get("r1")
+    assert order.orphan_end is OrphanEnd.CANCELLED and not order.orphan_open
+    assert next_step(order, clock(), store.config).step is Step.DROP
+    assert order.public()["orphan_rent_id"] == "900" and order.public()["orphan_end"] == "cancelled"
+    assert [e["type"] for e in stream_events(fake_redis, settings)] == [ev.ORDER_FAILED]

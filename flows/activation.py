@@ -380,7 +380,7 @@ def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
         match = _unclaimed_candidates(rt, order, [r for r in rows if not r.order_id])
     if len(match) == 1:
         row = match[0]
-        return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost)
+        return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost, row.currency)
     log.error("order %s: ORDER_ALREADY_EXISTS but %d matching activations; failing it", order.order_id, len(match))
     store.fail(order.order_id, reason="order_unrecoverable")
     return Outcome.FAILED

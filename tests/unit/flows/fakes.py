@@ -35,6 +35,8 @@ class FakeProvider:
         self.outage = False
         self.early_cancel_seconds = 120.0
         self.listing = True
+        #: the currency getActiveActivations states for each row (None: it says none)
+        self.listing_currency: int | None = None
         self._next = 10_000_000_000
 
     # ---------------------------------------------------------------- test helpers
@@ -83,7 +85,9 @@ class FakeProvider:
         if not self.listing:
             raise perr.NotSupported("no listing")
         return [ActiveActivation(activation_id=a.activation_id, phone=a.phone, service=a.service, country=a.country,
-                                 codes=tuple(a.codes), order_id=a.order_id if self.report_order_id else None)
+                                 codes=tuple(a.codes), order_id=a.order_id if self.report_order_id else None,
+                                 cost=Decimal("0.5") if self.listing_currency else None,
+                                 currency=self.listing_currency)
                 for a in self.activations.values() if a.state not in ("CANCELLED", "FINISHED")]
 
     def get_status(self, activation_id: str) -> StatusResult:

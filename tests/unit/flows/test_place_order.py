@@ -50,6 +50,18 @@ def test_redelivery_while_buying_recovers_by_order_id(rt: Runtime, provider: Fak
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
 
 
+def test_a_recovered_purchase_keeps_the_cost_and_currency_the_listing_states(rt: Runtime,
+                                                                             provider: FakeProvider) -> None:
+    submit(rt)
+    rt.activations.start_buying("o1")
+    provider.add("tg", 0, order_id="o1-1")
+    provider.listing_currency = 643                           # RUB, not the dialect's default (USD)
+    assert activation.place_order(rt, "o1") == "waiting"
+    [assigned] = stream_events(rt.redis, rt.settings)
+    assert (assigned["cost"], assigned["currency"]) == ("0.5", 643)
+    assert rt.activations.get("o1").currency == 643            # type: ignore[union-attr]
+
+
 def test_recovery_without_order_id_in_listing_uses_unique_unclaimed_match(rt: Runtime, clock: Any) -> None:
     provider = FakeProvider(clock, report_order_id=False)
     rt.provider = provider

@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from lifecycle.deadlines import Deadlines, Due
+from lifecycle.scripts import ScriptPipeline
 from provider.models import ActiveActivation
 
 from .activation import advance, bulk_listing, settle_unconfirmed
@@ -41,7 +42,7 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
         orders = store.get_many(ids) if batched else {i: store.get(i) for i in ids}
         if bulk is not None:
             bulk.update(bulk_listing(rt, orders.values(), report, listed))
-        report.pipe = rt.redis.pipeline(transaction=False) if batched else None
+        report.pipe = ScriptPipeline(rt.redis) if batched else None
         try:
             for d in due:
                 try:

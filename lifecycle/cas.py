@@ -19,7 +19,7 @@ import redis
 from .clock import Clock, system_clock, ts
 from .keys import Keys
 from .outbox.events import EventSpec, OutboxConfig
-from .scripts import script
+from .scripts import ScriptPipeline, script
 
 log = logging.getLogger("otpflow.lifecycle")
 
@@ -201,7 +201,7 @@ class Records:
         items = [(record_id, change, self._script_args(record_id, change, at)) for record_id, change in changes]
         if not items:
             return []
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = ScriptPipeline(self.redis)
         for _record_id, _change, (keys, argv) in items:
             self._script(keys=keys, args=argv, client=pipe)
         results = [_result(raw) for raw in pipe.execute()]

@@ -22,8 +22,8 @@ class LuaScript:
     Why not call redis-py's :class:`Script` every time: its ``__call__`` re-imports and re-checks for a pipeline
     and goes through ``evalsha``'s argument handling: about 22,000 instructions per call by callgrind (a webhook's
     whole cost is near 950,000: ``bench/ingress_instructions.py``), on the hot path of every webhook and every
-    transition. A pipeline still goes through that Script, which registers the script with the pipeline so a
-    NOSCRIPT there is handled too.
+    transition. Batches go through :class:`ScriptPipeline` (a bare EVALSHA queued); any other pipeline goes
+    through that Script, which registers the script with the pipeline so a NOSCRIPT there is handled too.
     """
 
     def __init__(self, client: redis.Redis, name: str) -> None:
@@ -36,6 +36,8 @@ class LuaScript:
         return str(self.script.sha)
 
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
+        if isinstance(client, ScriptPipeline):
+            return client.queue(self, keys, args)
         if client is not None and client is not self.client:
             return self.script(keys=keys, args=args, client=client)
         try:
@@ -44,6 +46,42 @@ class LuaScript:
             # a restarted or flushed server, or another server behind the same client: load it again
             self.script.sha = self.client.script_load(self.script.script)
             return self.client.execute_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+
+
+class ScriptPipeline:
+    """A pipeline (not a transaction) of script calls, one round trip for a batch (the sweep's re-arms, the
+    drain's codes).
+
+    redis-py's Script queued on a pipeline makes ``execute`` send ``SCRIPT EXISTS`` first: one more round trip for
+    every batch. Here each call is queued as a bare EVALSHA; a NOSCRIPT answer (a restarted or flushed server)
+    runs that call again through :class:`LuaScript`, which loads the script, after the batch and in the batch's
+    order. Any other answer that is an error is raised, as ``execute`` would.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pipe = client.pipeline(transaction=False)
+        self._calls: list[tuple[int, LuaScript, Sequence[Any], Sequence[Any]]] = []
+
+    def queue(self, lua: LuaScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+        self._calls.append((len(self.pipe), lua, keys, args))
+        self.pipe.execute_command("EVALSHA", lua.sha, len(keys), *keys, *args)
+
+    def __len__(self) -> int:
+        return len(self.pipe)
+
+    def execute(self) -> list[Any]:
+        """Every queued call's answer, in order."""
+        calls, self._calls = self._calls, []
+        if not len(self.pipe):
+            return []
+        results = list(self.pipe.execute(raise_on_error=False))
+        for index, lua, keys, args in calls:
+            if isinstance(results[index], NoScriptError):
+                results[index] = lua(keys, args)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
 
 
 def script(client: redis.Redis, name: str) -> LuaScript:

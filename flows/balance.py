@@ -1,6 +1,8 @@
 """The balance watch: every BALANCE_CHECK_INTERVAL the beat's task reads each provider's balance (getBalance),
 keeps it for routing, and tells downstream when it crosses its threshold (``balance.low`` once when it falls below
-BALANCE_LOW / PROVIDER_<N>_BALANCE_LOW, ``balance.ok`` once when it recovers).
+BALANCE_LOW / PROVIDER_<N>_BALANCE_LOW, ``balance.ok`` once when it recovers). A read that fails transiently
+counts toward the provider's breaker as a purchase's would; a successful read does not close it (an account
+endpoint that answers says little about the purchase endpoint: the breaker's own half-open probe does that).
 
 Routing asks :func:`affordable` before it sends a purchase: a provider whose fresh balance cannot pay the price is
 skipped instead of being asked and answering NO_BALANCE.
@@ -29,6 +31,8 @@ def check_balances(rt: Runtime) -> dict[str, Crossing | None]:
             balance = rt.provider_for(name).get_balance()
         except perr.ProviderError as exc:
             log.warning("balance of %s not read (%s)", name, exc.label)
+            if exc.transient:  # an outage seen by the beat counts toward the breaker routing asks
+                rt.health.failed(name, retry_after=getattr(exc, "retry_after", None))
             out[name] = None
             continue
         threshold = domain.balance_low(rt.settings, name)

@@ -76,6 +76,17 @@ def test_a_provider_that_does_not_answer_is_skipped_and_keeps_its_last_reading(t
     assert reading is not None and reading.at == clock.now - 300
 
 
+def test_a_provider_whose_balance_read_keeps_failing_opens_its_breaker(two: Any, clock: Any) -> None:
+    rt, alpha, beta = two
+    alpha.fail["get_balance"] = [perr.ServerError(code=None, http_status=502, action="getBalance")] * 3
+    beta.fail["get_balance"] = [perr.BadKey()] * 3                   # not an outage: the breaker is not told
+    for _ in range(3):
+        check_balances(rt)
+        clock.advance(1)
+    assert not rt.health.allow("alpha") and rt.health.allow("beta")
+    assert rt.health.open_providers(["alpha", "beta"]) == {"alpha"}
+
+
 def test_the_task_runs_the_check_and_the_beat_schedules_it(two: Any) -> None:
     from tasks import runtime as runtime_mod
     from tasks.balance import check_balances as task

@@ -79,7 +79,8 @@ def configured_providers() -> tuple[str, ...]:
     return tuple(p.name for p in current_context().settings.provider_configs)
 
 
-def _unknown_providers(names: list[str] | None) -> list[str]:
+def unknown_providers(names: list[str] | None) -> list[str]:
+    """The names in ``names`` that are not among this deployment's providers."""
     known = {p.name for p in current_context().settings.provider_configs}
     return [n for n in names or () if n not in known]
 
@@ -143,7 +144,7 @@ def create_order() -> tuple[Response, int] | Response:
         return error_response(400, "invalid_request", "validation failed",
                               extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
     try:
-        if unknown := _unknown_providers(data.get("providers")):
+        if unknown := unknown_providers(data.get("providers")):
             return error_response(400, "invalid_request", "validation failed",
                                   extra={"fields": {"providers": [f"not configured: {', '.join(unknown)}"]}})
         for many in ("providers", "countries"):

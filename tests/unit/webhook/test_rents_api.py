@@ -74,6 +74,15 @@ def test_validation(client: Any, body: dict) -> None:
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_request"
 
 
+def test_a_rent_may_name_its_providers_as_an_order_does(client: Any, fake_redis: Any, settings: Settings) -> None:
+    r = client.post("/api/rents", json={"service": "full", "order_id": "k2", "providers": ["sms-activate"]},
+                    headers=auth())
+    assert r.status_code == 202, r.get_json()
+    assert make_rents(fake_redis, settings).get("k2").preference == ("sms-activate",)
+    r = client.post("/api/rents", json={"service": "full", "providers": ["nowhere"]}, headers=auth())
+    assert r.status_code == 400 and r.get_json()["fields"] == {"providers": ["not configured: nowhere"]}
+
+
 def test_default_rent_time_is_4(client: Any) -> None:
     oid = client.post("/api/rents", json={"service": "full"}, headers=auth()).get_json()["order_id"]
     assert client.get(f"/api/rents/{oid}", headers=auth()).get_json()["hours"] == 4

@@ -193,6 +193,8 @@ class Formation:
             prefix = f"PROVIDER_{name.upper().replace('-', '_')}_"
             env.update({f"{prefix}DIALECT": "sms-activate", f"{prefix}URL": f"{sandbox.url}/stubs/handler_api.php",
                         f"{prefix}API_KEY": sandbox.api_key, f"{prefix}WEBHOOK_TOKEN": self.tokens[name]})
+        # rents name their webhook URL in getRentNumber: {PUBLIC_URL}/webhooks/<token>, here the first web process
+        env["PUBLIC_URL"] = self.web_url(0)
         env.update({"REDIS_URL": self.redis_url, "API_TOKEN": self.api_token, "PYTHONUNBUFFERED": "1",
                     "WEB_CONCURRENCY": str(self.web_concurrency), "WORKER_CONCURRENCY": str(self.worker_concurrency)})
         env.update(SOAK_TIMINGS)

@@ -7,14 +7,17 @@ with its own key, webhook token and price; each posts its webhooks to one of the
 Load: ``--clients`` threads place orders through ``POST /api/orders`` at ``--rate`` orders/s in all, for
 ``--duration`` seconds or ``--max-orders`` orders, each naming both providers (half prefer one, half the other).
 The sandboxes deliver a code for most numbers by webhook (some twice, some dropped so that polling must find it);
-some numbers get no code and time out (cancelled, refunded). Faults on a schedule across the run: SIGKILL of a
-worker pool child, a provider outage (HTTP 500 for a few seconds), SIGTERM of a web process as a deploy does
-(then a new one), a provider answering 429, a Redis restart (same port and data), SIGKILL of a whole worker
-(then a new one).
+some numbers get no code and time out (cancelled, refunded). Every ``--rent-every``-th order (10) is a rent
+(``POST /api/rents``, 4 hours): one in three is cancelled as soon as it starts (refunded), the others get an SMS
+(by webhook, twice, or only by the rent's poll) and are then finished by their client. Faults on a schedule
+across the run: SIGKILL of a worker pool child, a provider outage (HTTP 500 for a few seconds), SIGTERM of a web
+process as a deploy does (then a new one), a provider answering 429, a Redis restart (same port and data), SIGKILL
+of a whole worker (then a new one).
 
 After the load stops it waits for signs that every order is terminal, then checks: every accepted code emitted
-exactly once; every order with exactly one terminal event; every activation finished or cancelled at the provider
-and the sandboxes' ledgers equal to our accounting; no number bought twice for one order; no ``event_id`` twice;
+exactly once, and every rent SMS; every order and rent with exactly one terminal event; every activation and rent
+finished or cancelled at the provider and the sandboxes' ledgers (rents' periods and refunds included) equal to
+our accounting; no number bought twice for one order; no ``event_id`` twice;
 Redis memory near its baseline once retention ran; no process left behind. Exit status 1 when one fails,
 2 for a bad command line.
 
@@ -56,7 +59,10 @@ from tests.support.waiting import wait_until  # noqa: E402
 
 PREFIX = "otpflow"
 STREAM = f"{PREFIX}:events"
-TERMINAL = frozenset({"order.completed", "order.cancelled", "order.failed"})
+#: a rent order ends with one of these, or with order.failed
+RENT_TERMINAL = frozenset({"rent.finished", "rent.cancelled"})
+TERMINAL = frozenset({"order.completed", "order.cancelled", "order.failed"}) | RENT_TERMINAL
+RENT_SERVICE = "full"  # what the sandboxes rent out
 PROVIDERS = {"alpha": Decimal("0.30"), "beta": Decimal("0.45")}
 ENDED = frozenset({"FINISHED", "CANCELLED"})
 MINIMUM_CALLS = 2  # a purchase and its finish
@@ -73,6 +79,13 @@ class SmsPlan(str, Enum):
 
 #: shares of the plans, out of 20, by a hash of the order id (so a rerun treats the same id the same way)
 PLAN_SHARES = ((SmsPlan.WEBHOOK, 11), (SmsPlan.DUPLICATED, 3), (SmsPlan.DROPPED, 3), (SmsPlan.NONE, 3))
+
+
+class RentPlan(str, Enum):
+    """What a rent order's client does once its rent started."""
+
+    CANCEL = "cancel"          # cancels it at once: refunded
+    SMS_FINISH = "sms_finish"  # waits for one SMS (its webhook delivered, doubled or dropped), then finishes it
 
 
 class UsageError(Exception):
@@ -95,6 +108,8 @@ class Options:
     #: connections held open against every web process during the load: idle ones and slow-header ones
     idle: int = 20
     slow: int = 20
+    #: every N-th order is a rent (0: none)
+    rent_every: int = 10
 
 
 def plan_for(order_id: str) -> SmsPlan:
@@ -106,6 +121,11 @@ def plan_for(order_id: str) -> SmsPlan:
     return SmsPlan.WEBHOOK
 
 
+def rent_plan_for(order_id: str) -> RentPlan:
+    """One rent in three is cancelled, the others get an SMS and are finished (by a hash of the order id)."""
+    return RentPlan.CANCEL if int(hashlib.sha256(order_id.encode()).hexdigest(), 16) % 3 == 0 else RentPlan.SMS_FINISH
+
+
 @dataclass
 class Sms:
     order_id: str
@@ -114,6 +134,12 @@ class Sms:
     code: str
     plan: SmsPlan
     status: int = 0
+    #: set for an SMS to a rented number (``activation_id`` is then empty)
+    rent_id: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"Your code is {self.code}"
 
 
 @dataclass
@@ -160,6 +186,10 @@ class Soak:
         self.follow_errors = 0
         self.sms: list[Sms] = []
         self.sms_queues: dict[str, queue.Queue[Sms | None]] = {n: queue.Queue() for n in PROVIDERS}
+        self.rents: set[str] = set()                  # order ids placed as rents
+        self.rent_commands: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self.rent_command_statuses: collections.Counter[str] = collections.Counter()
+        self.rent_sms_seen: set[str] = set()
         self.codes = itertools.count(100000)
         self.peak_clients = 0
         self.peak_memory = 0
@@ -196,11 +226,17 @@ class Soak:
                 return
             order_id = f"soak-{uuid.uuid4().hex[:16]}"
             names = list(PROVIDERS) if n % 2 == 0 else list(reversed(PROVIDERS))
+            if self.o.rent_every and n % self.o.rent_every == self.o.rent_every - 1:
+                # every other rent prefers the other provider (n alone would give rents one parity)
+                names = list(PROVIDERS) if n // self.o.rent_every % 2 == 0 else list(reversed(PROVIDERS))
+                body = {"service": RENT_SERVICE, "country": 0, "order_id": order_id, "providers": names, "rent_time": 4}
+                self._place(session, headers, body, first_web=n % self.f.webs, path="/api/rents")
+                continue
             body = {"service": "tg", "country": 0, "order_id": order_id, "providers": names}
             self._place(session, headers, body, first_web=n % self.f.webs)
 
     def _place(self, session: requests.Session, headers: dict[str, str], body: dict[str, Any],
-               first_web: int) -> None:
+               first_web: int, path: str = "/api/orders") -> None:
         """POST until accepted, on the other web process when one is down (the same order id: never twice)."""
         deadline = time.monotonic() + 90
         attempt = 0
@@ -208,7 +244,7 @@ class Soak:
             web = (first_web + attempt) % self.f.webs
             attempt += 1
             try:
-                response = session.post(f"{self.f.web_url(web)}/api/orders", json=body, headers=headers, timeout=10)
+                response = session.post(f"{self.f.web_url(web)}{path}", json=body, headers=headers, timeout=10)
                 status = str(response.status_code)
             except requests.RequestException:
                 status = "conn"
@@ -217,6 +253,8 @@ class Soak:
             if status in ("200", "202"):
                 with self.lock:
                     self.accepted.setdefault(body["order_id"], time.time())
+                    if path == "/api/rents":
+                        self.rents.add(body["order_id"])
                 return
             if status.startswith("4"):
                 self.errors.append(f"order refused {status}: {response.text[:200]}")
@@ -247,6 +285,10 @@ class Soak:
                     self.events.append((entry_id, fields["type"], data))
                 if fields["type"] == "number.assigned" and not data.get("repeated"):
                     self._plan_sms(data)
+                elif fields["type"] == "rent.started":
+                    self._plan_rent(data)
+                elif fields["type"] == "rent.sms":
+                    self._rent_sms_seen(data)
             if not entries:
                 self.stop_all.wait(0.1)
 
@@ -257,6 +299,52 @@ class Soak:
         sms = Sms(str(data["order_id"]), str(data["provider"]), str(data["activation_id"]), f"{next(self.codes)}",
                   plan)
         self.sms_queues[sms.provider].put(sms)
+
+    def _plan_rent(self, data: dict[str, Any]) -> None:
+        order_id = str(data["order_id"])
+        if rent_plan_for(order_id) is RentPlan.CANCEL:
+            self.rent_commands.put((order_id, "cancel"))
+            return
+        plan = plan_for(order_id)
+        sms = Sms(order_id, str(data["provider"]), "", f"{next(self.codes)}",
+                  SmsPlan.WEBHOOK if plan is SmsPlan.NONE else plan, rent_id=str(data["rent_id"]))
+        self.sms_queues[sms.provider].put(sms)
+
+    def _rent_sms_seen(self, data: dict[str, Any]) -> None:
+        order_id = str(data["order_id"])
+        if order_id not in self.rent_sms_seen and rent_plan_for(order_id) is RentPlan.SMS_FINISH:
+            self.rent_sms_seen.add(order_id)
+            self.rent_commands.put((order_id, "finish"))
+
+    def command_rents(self) -> None:
+        """The rent clients' finish and cancel commands, each POSTed until answered (on the other web process
+        when one is down)."""
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.f.api_token}"}
+        while True:
+            item = self.rent_commands.get()
+            if item is None:
+                return
+            order_id, command = item
+            deadline = time.monotonic() + 90
+            attempt = 0
+            status = "none"
+            while time.monotonic() < deadline and not self.stop_all.is_set():
+                web = attempt % self.f.webs
+                attempt += 1
+                try:
+                    response = session.post(f"{self.f.web_url(web)}/api/rents/{order_id}/{command}",
+                                            headers=headers, timeout=10)
+                    status = str(response.status_code)
+                except requests.RequestException:
+                    status = "conn"
+                if status[:1] in ("2", "4"):
+                    break
+                time.sleep(0.2)  # a client's pause before retrying: its pace, not a wait for us
+            with self.lock:
+                self.rent_command_statuses[f"{command} {status}"] += 1
+            if status[:1] != "2":
+                self.errors.append(f"rent {order_id}: {command} answered {status}")
 
     def send_sms(self, provider: str) -> None:
         """One provider's SMS, one at a time, switching its drop/duplicate settings when the plan changes."""
@@ -270,8 +358,11 @@ class Soak:
             if wanted != current:
                 sandbox.control("settings", {"drop_webhooks": wanted[0], "duplicate_webhooks": wanted[1]})
                 current = wanted
-            response = sandbox.control("sms", {"activation_id": sms.activation_id, "code": sms.code,
-                                               "text": f"Your code is {sms.code}"})
+            if sms.rent_id:
+                response = sandbox.control("sms", {"rent_id": sms.rent_id, "text": sms.text, "phone_from": "SOAK"})
+            else:
+                response = sandbox.control("sms", {"activation_id": sms.activation_id, "code": sms.code,
+                                                   "text": sms.text})
             sms.status = response.status_code
             with self.lock:
                 self.sms.append(sms)
@@ -398,6 +489,7 @@ class Soak:
         self._thread(self.supervise, "supervise")
         for provider in PROVIDERS:
             self._thread(self.send_sms, f"sms-{provider}", provider)
+        self._thread(self.command_rents, "rent-commands")
         # hostile clients against every web process for the whole load: webhooks must keep flowing past them
         hostile = [HostileClients(port, self.o.idle, self.o.slow, self.o.duration + 60) for port in self.f.web_ports]
         for h in hostile:
@@ -452,7 +544,7 @@ class Soak:
 
         def ended() -> bool:
             holder["states"] = states = self.provider_states()
-            return all(a["state"] in ENDED for s in states.values() for a in s["activations"])
+            return all(a["state"] in ENDED for s in states.values() for a in (*s["activations"], *s["rents"]))
 
         try:
             wait_until(ended, timeout=60, interval=0.5)
@@ -482,7 +574,7 @@ class Soak:
                 dump.write(json.dumps({"id": entry_id, "type": kind, "data": data}) + "\n")
 
         # every accepted code emitted exactly once (code.received once per code per order), none invented
-        delivered = [s for s in self.sms if s.status == 200]
+        delivered = [s for s in self.sms if s.status == 200 and not s.rent_id]
         emitted = collections.Counter((str(d["order_id"]), str(d["code"])) for _, k, d in all_events
                                       if k == "code.received")
         wanted = collections.Counter((s.order_id, s.code) for s in delivered)
@@ -501,6 +593,9 @@ class Soak:
                             f"{len(wanted)} codes ({len(delivered)} SMS; webhooks {dict(hooks)}; via {dict(via)}); "
                             f"missing {missing[:5]}, twice {doubled[:5]}, unknown {invented[:5]}"))
 
+        # every rent SMS emitted exactly once (rent.sms, by webhook or by the rent's poll), none invented
+        checks.append(self.rent_sms_check(all_events, states))
+
         # every order terminal, exactly one terminal event, after which nothing of it is written
         terminals = {o: [k for k, _ in by_order.get(o, []) if k in TERMINAL] for o in accepted}
         not_ended = sorted(o for o, t in terminals.items() if not t)
@@ -516,22 +611,23 @@ class Soak:
                             + (f"; several {several[:5]}" if several else "")))
 
         # every activation ended at the provider, and the providers' ledgers equal our accounting
-        open_ones = [f"{n}:{a['id']}:{a['state']}" for n, s in states.items() for a in s["activations"]
-                     if a["state"] not in ENDED]
+        open_ones = [f"{n}:{a['id']}:{a['state']}" for n, s in states.items()
+                     for a in (*s["activations"], *s["rents"]) if a["state"] not in ENDED]
         accounts = self.accounts_settled(states)
         books = [_books(name, state, accounts) for name, state in states.items()]
-        checks.append(Check("every activation ended at the provider; ledgers equal our books",
+        checks.append(Check("every activation ended at the provider; ledgers equal our books",  # rents too
                             not open_ones and all(ok for _, ok in books),
                             "; ".join(line for line, _ in books) + (f"; open {open_ones[:5]}" if open_ones else "")))
 
         # no number bought twice for one order (our events and the providers' purchases alike)
-        numbers = collections.Counter(str(d["order_id"]) for _, k, d in all_events if k == "number.assigned")
+        numbers = collections.Counter(str(d["order_id"]) for _, k, d in all_events
+                                      if k in ("number.assigned", "rent.started"))
         sold = collections.Counter(str(a["order_id"]) for s in states.values() for a in s["activations"]
                                    if a.get("order_id"))
         twice = sorted({o for o, n in numbers.items() if n > 1} | {o for o, n in sold.items() if n > 1})
         checks.append(Check("no number bought twice for one order", not twice,
-                            f"{sum(numbers.values())} numbers assigned, {sum(sold.values())} sold for "
-                            f"{len(sold)} orders" + (f"; twice {twice[:5]}" if twice else "")))
+                            f"{sum(numbers.values())} numbers and rents assigned, {sum(sold.values())} numbers "
+                            f"sold for {len(sold)} orders" + (f"; twice {twice[:5]}" if twice else "")))
 
         # no event_id twice in the stream
         ids = collections.Counter(str(d.get("event_id")) for _, _, d in all_events)
@@ -542,7 +638,9 @@ class Soak:
         # figures while the formation still runs
         clients_now = len(r.client_list())
         by_process = self.f.redis_connections()
-        calls = {f: int(float(v)) for f, v in r.hgetall(f"{PREFIX}:metrics:provider-calls").items()}
+        every_call = {f: int(float(v)) for f, v in r.hgetall(f"{PREFIX}:metrics:provider-calls").items()}
+        calls = {f: v for f, v in every_call.items() if "Rent" not in f.split("|", 1)[0]}  # activations' only
+        rent_calls = sum(every_call.values()) - sum(calls.values())
         by_action: collections.Counter[str] = collections.Counter()
         for f, v in calls.items():
             by_action[f.split("|", 1)[0]] += v
@@ -559,7 +657,8 @@ class Soak:
             "events/s": f"{events_n / load_seconds:.2f} ({events_n} events)",
             "provider calls per completed activation":
                 f"{sum(calls.values()) / max(1, completed):.2f} (minimum {MINIMUM_CALLS}; workers counted "
-                f"{sum(calls.values())}, the sandboxes answered {served}, for {completed} completed; "
+                f"{sum(calls.values())} for activations and {rent_calls} for rents, the sandboxes answered "
+                f"{served}, for {completed} completed; "
                 + ", ".join(f"{a} {n}" for a, n in by_action.most_common()) + ")",
             "order placed to terminal event":
                 (f"p50 {took[len(took) // 2][0]:.1f} s, max {took[-1][0]:.1f} s (slowest: "
@@ -582,6 +681,7 @@ class Soak:
         checks.append(self.retained_memory(r, len(accepted)))
         for q in self.sms_queues.values():
             q.put(None)
+        self.rent_commands.put(None)
         for thread in self.threads:
             thread.join(timeout=10)
         self.f.stop()
@@ -595,6 +695,30 @@ class Soak:
                             if not left else f"left: {left[:8]}"))
         if self.errors:
             checks.append(Check("harness ran cleanly", False, "; ".join(self.errors[:5])))
+
+    def rent_sms_check(self, all_events: list[tuple[str, str, dict[str, Any]]],
+                       states: dict[str, dict[str, Any]]) -> Check:
+        """Every SMS a rented number got (the sandbox answered 200) is one rent.sms of its order; none invented."""
+        name = "every rent SMS emitted exactly once"
+        with self.lock:
+            rents = set(self.rents)
+            commands = dict(self.rent_command_statuses)
+        if not rents:
+            return Check(name, True, "no rents in this run (--rent-every 0)")
+        delivered = [s for s in self.sms if s.status == 200 and s.rent_id]
+        wanted = collections.Counter((s.order_id, s.text) for s in delivered)
+        emitted = collections.Counter((str(d["order_id"]), str(d.get("text"))) for _, k, d in all_events
+                                      if k == "rent.sms")
+        missing = [key for key in wanted if emitted[key] == 0]
+        doubled = [key for key, n in emitted.items() if n > 1]
+        invented = [key for key in emitted if key not in wanted]
+        hooks = collections.Counter(w["status"] for s in states.values() for w in s["webhooks"] if w["kind"] == "rent")
+        via = collections.Counter(str(d.get("via")) for _, k, d in all_events if k == "rent.sms")
+        ends = collections.Counter(k for _, k, d in all_events if k in TERMINAL and str(d.get("order_id")) in rents)
+        return Check(name, not (missing or doubled or invented),
+                     f"{len(rents)} rents ({dict(ends)}; commands {commands}); {len(wanted)} SMS (webhooks "
+                     f"{dict(hooks)}; via {dict(via)}); missing {missing[:5]}, twice {doubled[:5]}, "
+                     f"unknown {invented[:5]}")
 
     def accounts_settled(self, states: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """Our accounting once its totals match the sandboxes' ledgers (every order is terminal by now, so they
@@ -623,7 +747,7 @@ class Soak:
         index_bytes = int(r.memory_usage(f"{PREFIX}:orders") or 0)
         for i in range(0, len(expiring), 500):
             r.delete(*expiring[i:i + 500])
-        r.delete(STREAM, f"{PREFIX}:orders")
+        r.delete(STREAM, f"{PREFIX}:orders", f"{PREFIX}:rents")
         live = int(r.info("memory")["used_memory"])
         families: collections.Counter[str] = collections.Counter()
         for key in r.scan_iter(count=1000):
@@ -668,12 +792,16 @@ def _books(name: str, state: dict[str, Any], accounts: list[dict[str, Any]]) -> 
     if len(ledger) < 1000:
         charged = -sum((Decimal(e["amount"]) for e in ledger if e["kind"] == "charge"), Decimal(0))
         refunded = sum((Decimal(e["amount"]) for e in ledger if e["kind"] == "refund"), Decimal(0))
-    else:
-        charged = sum((Decimal(a["cost"]) for a in state["activations"]), Decimal(0))
-        refunded = sum((Decimal(a["cost"]) for a in state["activations"] if a["refunded"]), Decimal(0))
+    else:  # a rent is charged each period and, cancelled, refunded all of them
+        paid = [(sum((Decimal(p["price"]) for p in r["history"]), Decimal(0)), r["state"]) for r in state["rents"]]
+        charged = sum((Decimal(a["cost"]) for a in state["activations"]), Decimal(0)) + \
+            sum((amount for amount, _ in paid), Decimal(0))
+        refunded = sum((Decimal(a["cost"]) for a in state["activations"] if a["refunded"]), Decimal(0)) + \
+            sum((amount for amount, st in paid if st == "CANCELLED"), Decimal(0))
     ours_c = sum((Decimal(a["charged"]) for a in accounts if a["provider"] == name), Decimal(0))
     ours_r = sum((Decimal(a["refunded"]) for a in accounts if a["provider"] == name), Decimal(0))
-    line = (f"{name}: {len(state['activations'])} numbers, charged {charged} (ours {ours_c}), "
+    line = (f"{name}: {len(state['activations'])} numbers and {len(state['rents'])} rents, charged {charged} "
+            f"(ours {ours_c}), "
             f"refunded {refunded} (ours {ours_r})")
     return line, charged == ours_c and refunded == ours_r
 
@@ -755,13 +883,17 @@ def parse_args(argv: list[str] | None) -> Options:
                    help="how far above its baseline Redis may stay once retention ran (default 256 KiB)")
     p.add_argument("--idle", type=int, default=20, help="idle connections held against each web (default 20)")
     p.add_argument("--slow", type=int, default=20, help="slow-header connections held against each web (default 20)")
+    p.add_argument("--rent-every", type=int, default=10, metavar="N",
+                   help="every N-th order is a rent, cancelled or given an SMS and finished (default 10; 0: none)")
     p.add_argument("--log-dir", type=Path, default=None, help="keep the processes' logs here")
     p.add_argument("--keep-logs", action="store_true", help="keep the logs' temporary directory after a pass")
     a = p.parse_args(argv)
+    if a.rent_every < 0:
+        raise UsageError("--rent-every must be 0 (no rents) or more")
     if a.duration < 20 and not a.no_faults:
         raise UsageError("--duration must be at least 20 s with faults (or pass --no-faults)")
     return Options(a.duration, a.rate, a.clients, a.max_orders, a.settle, not a.no_faults, a.web_concurrency,
-                   a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs, a.idle, a.slow)
+                   a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs, a.idle, a.slow, a.rent_every)
 
 
 def _interrupt(signum: int, _frame: Any) -> None:

@@ -1,6 +1,6 @@
 """A short soak (``bench/soak.py``): the production-shaped formation (2 web, 2 workers, 2 beats, a private Redis
-with its append-only file, two sandbox providers) under steady orders and webhooks for about 45 s, through every
-scheduled fault (a pool child and a whole worker SIGKILLed, a web process SIGTERMed as a deploy does, a Redis
+with its append-only file, two sandbox providers) under steady orders, rents and webhooks for about 45 s, through
+every scheduled fault (a pool child and a whole worker SIGKILLed, a web process SIGTERMed as a deploy does, a Redis
 restart, a provider outage, a provider answering 429), must end with every invariant holding.
 
 The harness runs as a subprocess: it makes itself the reaper of its orphans (a SIGKILLed worker's pool), which
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 INVARIANTS = (
     "every accepted code emitted exactly once",
+    "every rent SMS emitted exactly once",
     "every order terminal, one terminal event",
     "every activation ended at the provider; ledgers equal our books",
     "no number bought twice for one order",

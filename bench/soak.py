@@ -793,14 +793,15 @@ def _books(name: str, state: dict[str, Any], accounts: list[dict[str, Any]]) -> 
         charged = -sum((Decimal(e["amount"]) for e in ledger if e["kind"] == "charge"), Decimal(0))
         refunded = sum((Decimal(e["amount"]) for e in ledger if e["kind"] == "refund"), Decimal(0))
     else:  # a rent is charged each period and, cancelled, refunded all of them
-        paid = [(sum((Decimal(p["price"]) for p in r["history"]), Decimal(0)), r["state"]) for r in state["rents"]]
+        paid = [(sum((Decimal(p["price"]) for p in r["history"]), Decimal(0)), r["state"])
+                for r in state.get("rents", [])]
         charged = sum((Decimal(a["cost"]) for a in state["activations"]), Decimal(0)) + \
             sum((amount for amount, _ in paid), Decimal(0))
         refunded = sum((Decimal(a["cost"]) for a in state["activations"] if a["refunded"]), Decimal(0)) + \
             sum((amount for amount, st in paid if st == "CANCELLED"), Decimal(0))
     ours_c = sum((Decimal(a["charged"]) for a in accounts if a["provider"] == name), Decimal(0))
     ours_r = sum((Decimal(a["refunded"]) for a in accounts if a["provider"] == name), Decimal(0))
-    line = (f"{name}: {len(state['activations'])} numbers and {len(state['rents'])} rents, charged {charged} "
+    line = (f"{name}: {len(state['activations'])} numbers and {len(state.get('rents', []))} rents, charged {charged} "
             f"(ours {ours_c}), "
             f"refunded {refunded} (ours {ours_r})")
     return line, charged == ours_c and refunded == ours_r

@@ -126,6 +126,19 @@ def test_soak_helpers() -> None:
     with pytest.raises(UsageError):
         parse_args(["--duration", "10"])
     assert parse_args(["--duration", "10", "--no-faults"]).faults is False
+    # rents: a third cancelled, the rest finished after an SMS; past 1,000 ledger entries their periods count
+    from bench.soak import RentPlan, rent_plan_for
+
+    rents = [rent_plan_for(f"soak-{i}") for i in range(3000)]
+    assert abs(rents.count(RentPlan.CANCEL) / len(rents) - 1 / 3) < 0.03
+    assert parse_args(["--rent-every", "0"]).rent_every == 0
+    with pytest.raises(UsageError):
+        parse_args(["--rent-every", "-1"])
+    big = {"ledger": [{"kind": "charge", "amount": "-0.30"}] * 1000,
+           "activations": [{"cost": "0.30", "refunded": False}],
+           "rents": [{"history": [{"price": "2.00"}, {"price": "1.50"}], "state": "CANCELLED"},
+                     {"history": [{"price": "2.00"}], "state": "FINISHED"}]}
+    assert _books("alpha", big, [{"provider": "alpha", "charged": "5.80", "refunded": "3.50"}])[1]
 
 
 def test_sweep_helpers() -> None:

@@ -49,6 +49,12 @@ def bounded_amount(value: Decimal) -> None:
         raise ValidationError(str(exc)) from None
 
 
+def providers_field() -> fields.List:
+    """``providers`` of an order or a rent: the configured providers it may use, in its order of preference."""
+    return fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=None, allow_none=True,
+                       validate=validate.Length(min=1, max=16))
+
+
 class OrderSchema(Schema):
     """The POST /api/orders body."""
 
@@ -60,8 +66,7 @@ class OrderSchema(Schema):
     forward = fields.Boolean(load_default=None, allow_none=True)
     order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
     #: restrict and reorder the configured providers for this order (names from PROVIDERS)
-    providers = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=None,
-                            allow_none=True, validate=validate.Length(min=1, max=16))
+    providers = providers_field()
     routing = fields.Enum(Routing, by_value=True, load_default=None, allow_none=True)
     #: countries to rotate over, the first one first
     countries = fields.List(fields.Integer(validate=validate.Range(min=0, max=100000)), load_default=None,
@@ -79,10 +84,13 @@ def configured_providers() -> tuple[str, ...]:
     return tuple(p.name for p in current_context().settings.provider_configs)
 
 
-def unknown_providers(names: list[str] | None) -> list[str]:
-    """The names in ``names`` that are not among this deployment's providers."""
+def providers_refused(names: list[str] | None) -> Response | None:
+    """The 400 for a ``providers`` list naming a provider this deployment does not have (None: all known)."""
     known = {p.name for p in current_context().settings.provider_configs}
-    return [n for n in names or () if n not in known]
+    if unknown := [n for n in names or () if n not in known]:
+        return error_response(400, "invalid_request", "validation failed",
+                              extra={"fields": {"providers": [f"not configured: {', '.join(unknown)}"]}})
+    return None
 
 
 def _authorized() -> bool:
@@ -144,9 +152,8 @@ def create_order() -> tuple[Response, int] | Response:
         return error_response(400, "invalid_request", "validation failed",
                               extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
     try:
-        if unknown := unknown_providers(data.get("providers")):
-            return error_response(400, "invalid_request", "validation failed",
-                                  extra={"fields": {"providers": [f"not configured: {', '.join(unknown)}"]}})
+        if refused := providers_refused(data.get("providers")):
+            return refused
         for many in ("providers", "countries"):
             if data.get(many) is not None:
                 data[many] = tuple(data[many])

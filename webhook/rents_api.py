@@ -25,7 +25,7 @@ from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, Re
 from webhook.context import current_context
 from webhook.errors import error_response
 from webhook.orders_api import (check_api_token, configured_providers, iso_time, publish, redis_down,
-                                storable_text, unknown_providers)
+                                providers_field, providers_refused, storable_text)
 
 log = logging.getLogger("otpflow.rents_api")
 
@@ -45,8 +45,7 @@ class RentSchema(Schema):
     rent_time = fields.Integer(load_default=4, validate=_hours)
     order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
     #: restrict and reorder the configured providers for this rent (names from PROVIDERS), as orders do
-    providers = fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=None,
-                            allow_none=True, validate=validate.Length(min=1, max=16))
+    providers = providers_field()
 
 
 class ProlongSchema(Schema):
@@ -77,9 +76,8 @@ def create_rent() -> tuple[Response, int] | Response:
     if data.get("order_id") and not valid_order_id(data["order_id"]):
         return error_response(400, "invalid_request", "validation failed",
                               extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
-    if unknown := unknown_providers(data.get("providers")):
-        return error_response(400, "invalid_request", "validation failed",
-                              extra={"fields": {"providers": [f"not configured: {', '.join(unknown)}"]}})
+    if refused := providers_refused(data.get("providers")):
+        return refused
     req = RentRequest(service=data["service"], country=data["country"], operator=data["operator"],
                       hours=data["rent_time"], order_id=data["order_id"],
                       providers=tuple(data["providers"]) if data.get("providers") else None)

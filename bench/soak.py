@@ -235,9 +235,10 @@ class Soak:
             body = {"service": "tg", "country": 0, "order_id": order_id, "providers": names}
             self._place(session, headers, body, first_web=n % self.f.webs)
 
-    def _place(self, session: requests.Session, headers: dict[str, str], body: dict[str, Any],
-               first_web: int, path: str = "/api/orders") -> None:
-        """POST until accepted, on the other web process when one is down (the same order id: never twice)."""
+    def _post(self, session: requests.Session, headers: dict[str, str], path: str, body: dict[str, Any] | None,
+              first_web: int, statuses: collections.Counter[str] | None = None) -> tuple[str, str]:
+        """POST until answered (2xx or 4xx), on the other web process when one is down; (status, the answer's
+        first bytes), or ("none", "") when 90 s passed. ``statuses`` counts every try's status."""
         deadline = time.monotonic() + 90
         attempt = 0
         while time.monotonic() < deadline and not self.stop_all.is_set():
@@ -245,22 +246,30 @@ class Soak:
             attempt += 1
             try:
                 response = session.post(f"{self.f.web_url(web)}{path}", json=body, headers=headers, timeout=10)
-                status = str(response.status_code)
+                status, text = str(response.status_code), response.text[:200]
             except requests.RequestException:
-                status = "conn"
-            with self.lock:
-                self.post_statuses[status] += 1
-            if status in ("200", "202"):
+                status, text = "conn", ""
+            if statuses is not None:
                 with self.lock:
-                    self.accepted.setdefault(body["order_id"], time.time())
-                    if path == "/api/rents":
-                        self.rents.add(body["order_id"])
-                return
-            if status.startswith("4"):
-                self.errors.append(f"order refused {status}: {response.text[:200]}")
-                return
+                    statuses[status] += 1
+            if status[:1] in ("2", "4"):
+                return status, text
             time.sleep(0.2)  # a client's pause before retrying: its pace, not a wait for us
-        self.errors.append(f"order {body['order_id']} never accepted")
+        return "none", ""
+
+    def _place(self, session: requests.Session, headers: dict[str, str], body: dict[str, Any],
+               first_web: int, path: str = "/api/orders") -> None:
+        """POST until accepted (the same order id: never twice)."""
+        status, text = self._post(session, headers, path, body, first_web, self.post_statuses)
+        if status in ("200", "202"):
+            with self.lock:
+                self.accepted.setdefault(body["order_id"], time.time())
+                if path == "/api/rents":
+                    self.rents.add(body["order_id"])
+        elif status.startswith("4"):
+            self.errors.append(f"order refused {status}: {text}")
+        else:
+            self.errors.append(f"order {body['order_id']} never accepted")
 
     def follow(self) -> None:
         """Read the events stream as it grows; hand each new number to its provider's SMS sender."""
@@ -326,21 +335,7 @@ class Soak:
             if item is None:
                 return
             order_id, command = item
-            deadline = time.monotonic() + 90
-            attempt = 0
-            status = "none"
-            while time.monotonic() < deadline and not self.stop_all.is_set():
-                web = attempt % self.f.webs
-                attempt += 1
-                try:
-                    response = session.post(f"{self.f.web_url(web)}/api/rents/{order_id}/{command}",
-                                            headers=headers, timeout=10)
-                    status = str(response.status_code)
-                except requests.RequestException:
-                    status = "conn"
-                if status[:1] in ("2", "4"):
-                    break
-                time.sleep(0.2)  # a client's pause before retrying: its pace, not a wait for us
+            status, _text = self._post(session, headers, f"/api/rents/{order_id}/{command}", None, 0)
             with self.lock:
                 self.rent_command_statuses[f"{command} {status}"] += 1
             if status[:1] != "2":

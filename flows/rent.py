@@ -241,7 +241,8 @@ def _purchase_failed(rt: Runtime, order: RentOrder, exc: perr.ProviderError) -> 
 
 def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
     """Did the lost/ambiguous getRentNumber rent a number? getRentList has no order key, so: exactly one listed
-    rent that no order of ours knows is taken as ours; none or several -> ``rent_unrecoverable`` (never a
+    rent that no order of ours knows is taken as ours; none is looked for again while the list may lag
+    (LIST_LAG after the purchase was sent); none after that, or several -> ``rent_unrecoverable`` (never a
     second purchase). Assumes otpflow is the account's only renter (as activation recovery does)."""
     rents = rt.rents
     try:
@@ -264,6 +265,11 @@ def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
         row = unknown[0]
         log.warning("rent order %s: recovered rent %s from getRentList", order.order_id, row.rent_id)
         return _assigned(rt, order, row.rent_id, row.phone or "", None)
+    config, now = rt.rent_config, rt.clock()
+    if not unknown and config.list_may_lag(order, now) and order.fails + 1 < config.max_transient_fails:
+        rents.rearm(order.order_id, state=RentState.BUYING, due=now + config.backoff.delay(order.fails), fails=True)
+        log.info("rent order %s: no unclaimed rent listed yet; looking again (the list may lag)", order.order_id)
+        return Outcome.RECONCILE_LATER
     log.error("rent order %s: purchase outcome unknown, %d unclaimed rents listed; failing it (rent_unrecoverable)",
               order.order_id, len(unknown))
     rents.fail(order.order_id, reason="rent_unrecoverable")

@@ -12,6 +12,9 @@ from .record import RentOrder
 
 #: how long after an ambiguous answer before reconciling (the provider may still be booking it)
 RECONCILE_DELAY = 10.0
+#: how long a provider's getRentList may lag a rent it made (docs/handler-api.md, Rents): a maybe-bought rent that
+#: no listing shows is looked for again until this long after getRentNumber was sent, then given up
+LIST_LAG = 60.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class RentConfig:
     pending_stale: float = 60.0
     max_transient_fails: int = 8
     reconcile_delay: float = RECONCILE_DELAY
+    list_lag: float = LIST_LAG
     #: SMS fingerprints a rent record keeps for dedupe (a poll re-reads the newest page; keep many more than one)
     sms_fingerprints_kept: int = 128
     backoff: Backoff = field(default=PROVIDER_BACKOFF)
@@ -41,6 +45,10 @@ class RentConfig:
         """Poll every POLL_INTERVAL (lost webhooks), never past the end date (when the rent is closed)."""
         nxt = now + self.poll_interval
         return min(nxt, order.end_at) if order.end_at is not None else nxt
+
+    def list_may_lag(self, order: RentOrder, now: float) -> bool:
+        """Whether a listing without the rent still proves little: its purchase was sent less than LIST_LAG ago."""
+        return now - (order.buying_at or order.created_at) < self.list_lag
 
     def buying_is_stale(self, order: RentOrder, now: float) -> bool:
         return order.state is RentState.BUYING and now - (order.buying_at or order.created_at) >= self.buying_stale

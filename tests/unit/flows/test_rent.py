@@ -99,6 +99,35 @@ def test_ambiguous_answer_reconciles_later(rt: Runtime, provider: FakeRentProvid
     assert provider.count("get_rent_number") == 1
 
 
+def test_a_rent_the_list_shows_late_is_still_found(rt: Runtime, provider: FakeRentProvider,
+                                                   clock: FakeClock) -> None:
+    """getRentList may lag the rent a timed-out getRentNumber made: none listed is looked at again, not given up."""
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [perr.ServerError(http_status=502)]
+    assert rent_flows.place_rent(rt, "r1") == "reconcile_later"
+    clock.advance(11)
+    assert rent_flows.place_rent(rt, "r1") == "reconcile_later"     # not listed yet
+    assert rt.rents.get("r1").state is RentState.BUYING
+    provider.add_rent()                                              # the list catches up
+    clock.advance(rt.rent_config.backoff.step(1) + 1)
+    assert rent_flows.place_rent(rt, "r1") == "active"
+    assert provider.count("get_rent_number") == 1 and provider.count("get_rent_list") == 2
+    assert types(rt) == [ev.RENT_STARTED]
+
+
+def test_a_rent_never_listed_fails_once_the_list_had_time(rt: Runtime, provider: FakeRentProvider,
+                                                          clock: FakeClock) -> None:
+    rt.rent_orders.submit(RentRequest("full", order_id="r1"))
+    provider.fail["get_rent_number"] = [perr.ServerError(http_status=502)]
+    assert rent_flows.place_rent(rt, "r1") == "reconcile_later"
+    outcomes = []
+    while len(outcomes) < 20 and (not outcomes or outcomes[-1] == "reconcile_later"):
+        clock.advance(rt.rent_config.backoff.cap)
+        outcomes.append(rent_flows.place_rent(rt, "r1"))
+    assert outcomes[-1] == "failed" and rt.rents.get("r1").reason == "rent_unrecoverable"
+    assert provider.count("get_rent_number") == 1
+
+
 @pytest.mark.parametrize("exc, outcome, state", [
     (perr.NoNumbers(), "retry_later", RentState.PENDING),
     (perr.ConnectTimeout(possibly_processed=False), "retry_later", RentState.PENDING),

@@ -364,16 +364,19 @@ def _unsettled(rt: Runtime, provider: str, poid: str, order_id: str) -> None:
 
 
 def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
-    """ORDER_ALREADY_EXISTS: find the activation our orderId bought; fail ``order_unrecoverable`` if none."""
+    """ORDER_ALREADY_EXISTS (or a maybe-made purchase at a provider that must not be asked again): find the
+    activation our orderId bought in getActiveActivations. A listing that shows none is read again while the
+    purchase is younger than LIST_LAG (the list may lag it); none after that, or several: ``order_unrecoverable``."""
     store = rt.activations
+    config = rt.activation_config
     provider = order.provider or rt.default_provider
+    listed = True
     try:
         rows = list(rt.provider_for(provider).get_active_activations())
     except perr.NotSupported:
-        rows = []
+        rows, listed = [], False
     except perr.TransientError as exc:
-        store.purchase_backoff(order.order_id, reason=exc.label,
-                               delay=rt.activation_config.backoff.delay(order.fails))
+        store.purchase_backoff(order.order_id, reason=exc.label, delay=config.backoff.delay(order.fails))
         return Outcome.BACKOFF
     match = [r for r in rows if r.order_id == poid]
     if not match:
@@ -381,6 +384,11 @@ def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
     if len(match) == 1:
         row = match[0]
         return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost, row.currency)
+    if not match and listed and config.list_may_lag(order, rt.clock()) \
+            and order.fails + 1 < config.max_transient_fails:
+        log.info("order %s: %s lists no activation of orderId %s yet; looking again", order.order_id, provider, poid)
+        store.purchase_backoff(order.order_id, reason="not_listed_yet", delay=config.backoff.delay(order.fails))
+        return Outcome.BACKOFF
     log.error("order %s: ORDER_ALREADY_EXISTS but %d matching activations; failing it", order.order_id, len(match))
     store.fail(order.order_id, reason="order_unrecoverable")
     return Outcome.FAILED

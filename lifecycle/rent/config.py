@@ -5,16 +5,13 @@ from dataclasses import dataclass, field
 
 from provider.backoff import Backoff
 
-from ..activation.config import PROVIDER_BACKOFF
+from ..activation.config import LIST_LAG, PROVIDER_BACKOFF
 from ..cas import DEFAULT_RETENTION_SECONDS
 from .machine import RentState
 from .record import RentOrder
 
 #: how long after an ambiguous answer before reconciling (the provider may still be booking it)
 RECONCILE_DELAY = 10.0
-#: how long a provider's getRentList may lag a rent it made (docs/handler-api.md, Rents): a maybe-bought rent that
-#: no listing shows is looked for again until this long after getRentNumber was sent, then given up
-LIST_LAG = 60.0
 
 
 @dataclass(frozen=True)

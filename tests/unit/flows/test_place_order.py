@@ -86,8 +86,40 @@ def test_recovery_ambiguous_fails_unrecoverable(rt: Runtime, clock: Any) -> None
     assert events[-1]["type"] == ev.ORDER_FAILED and events[-1]["reason"] == "order_unrecoverable"
 
 
-def test_recovery_none_found(rt: Runtime, provider: FakeProvider) -> None:
+def test_an_activation_the_list_shows_late_is_still_recovered(rt: Runtime, provider: FakeProvider,
+                                                               clock: Any) -> None:
+    """ORDER_ALREADY_EXISTS while getActiveActivations does not list the purchase yet: look again, do not fail."""
     submit(rt)
+    provider.fail["get_number_v2"] = [perr.OrderAlreadyExists()]
+    assert activation.place_order(rt, "o1") == "backoff"
+    order = rt.activations.get("o1")
+    assert order is not None and order.state is State.BUYING and order.reason == "not_listed_yet"
+    act = provider.add("tg", 0, order_id="o1-1")               # the list shows it now
+    clock.advance(rt.deadlines.score("o1") - clock.now)
+    assert activation.place_order(rt, "o1") == "waiting"
+    assert rt.activations.get("o1").activation_id == act.activation_id  # type: ignore[union-attr]
+    assert len(provider.activations) == 1
+    assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
+
+
+def test_recovery_none_found_fails_once_the_list_had_time(rt: Runtime, provider: FakeProvider, clock: Any) -> None:
+    submit(rt)
+    provider.fail["get_number_v2"] = [perr.OrderAlreadyExists()] * 20
+    looks = 0
+    while activation.place_order(rt, "o1") == "backoff":
+        looks += 1
+        clock.advance(rt.deadlines.score("o1") - clock.now)
+    order = rt.activations.get("o1")
+    assert order is not None and order.reason == "order_unrecoverable" and order.state is State.FAILED
+    assert 1 <= looks < rt.activation_config.max_transient_fails - 1   # the window ended it, not the fails bound
+    assert clock.now - (order.buying_at or order.created_at) >= rt.activation_config.list_lag
+    assert provider.activations == {}                        # nothing was bought meanwhile
+
+
+def test_recovery_without_a_listing_fails_at_once(rt: Runtime, provider: FakeProvider) -> None:
+    """A provider that cannot list activations: waiting would show nothing more."""
+    submit(rt)
+    provider.listing = False
     provider.fail["get_number_v2"] = [perr.OrderAlreadyExists()]
     assert activation.place_order(rt, "o1") == "failed"
     assert rt.activations.get("o1").reason == "order_unrecoverable"  # type: ignore[union-attr]

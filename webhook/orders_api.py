@@ -21,8 +21,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from config import log_context
 from flows.intake import log_accepted
 from flows.names import TaskName
-from lifecycle.activation import (COMMANDS, CommandConflict, Order, OrderError, OrderRequest, OrderService,
-                                  UnknownOrder, valid_order_id)
+from lifecycle.activation import (COMMANDS, ORDER_ID_RULE, CommandConflict, Order, OrderError, OrderRequest,
+                                  OrderService, UnknownOrder, valid_order_id)
 from lifecycle.activation.machine import Command, State
 from lifecycle.routing import Routing
 from webhook.context import current_context
@@ -49,6 +49,18 @@ def bounded_amount(value: Decimal) -> None:
         raise ValidationError(str(exc)) from None
 
 
+def order_id_field() -> fields.String:
+    """``order_id`` of an order or a rent: the caller's idempotency key, also part of Redis keys and of the
+    provider's orderId, so only what :func:`lifecycle.activation.valid_order_id` accepts."""
+    return fields.String(load_default=None, allow_none=True, validate=_order_id)
+
+
+def _order_id(value: str) -> None:
+    """marshmallow validator: an order id :func:`lifecycle.activation.valid_order_id` accepts."""
+    if not valid_order_id(value):
+        raise ValidationError(ORDER_ID_RULE)
+
+
 def providers_field() -> fields.List:
     """``providers`` of an order or a rent: the configured providers it may use, in its order of preference."""
     return fields.List(fields.String(validate=validate.Length(min=1, max=32)), load_default=None, allow_none=True,
@@ -64,7 +76,7 @@ class OrderSchema(Schema):
     max_price = fields.Decimal(load_default=None, allow_none=True, places=None, validate=bounded_amount)
     activation_type = fields.Integer(load_default=None, allow_none=True, validate=validate.OneOf([0, 1, 2]))
     forward = fields.Boolean(load_default=None, allow_none=True)
-    order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    order_id = order_id_field()
     #: restrict and reorder the configured providers for this order (names from PROVIDERS)
     providers = providers_field()
     routing = fields.Enum(Routing, by_value=True, load_default=None, allow_none=True)
@@ -148,9 +160,6 @@ def create_order() -> tuple[Response, int] | Response:
         data = _schema.load(body)
     except ValidationError as exc:
         return error_response(400, "invalid_request", "validation failed", extra={"fields": exc.messages})
-    if data.get("order_id") and not valid_order_id(data["order_id"]):
-        return error_response(400, "invalid_request", "validation failed",
-                              extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
     try:
         if refused := providers_refused(data.get("providers")):
             return refused

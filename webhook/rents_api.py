@@ -24,8 +24,8 @@ from lifecycle.rent import (MAX_HOURS, MIN_HOURS, RENT_COMMANDS, RentCommand, Re
                             RentRequest, RentService, UnknownRent)
 from webhook.context import current_context
 from webhook.errors import error_response
-from webhook.orders_api import (check_api_token, configured_providers, iso_time, publish, redis_down,
-                                providers_field, providers_refused, storable_text)
+from webhook.orders_api import (check_api_token, configured_providers, iso_time, order_id_field, providers_field,
+                                providers_refused, publish, redis_down, storable_text)
 
 log = logging.getLogger("otpflow.rents_api")
 
@@ -43,7 +43,7 @@ class RentSchema(Schema):
     country = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=100000))
     operator = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=200), storable_text])
     rent_time = fields.Integer(load_default=4, validate=_hours)
-    order_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    order_id = order_id_field()
     #: restrict and reorder the configured providers for this rent (names from PROVIDERS), as orders do
     providers = providers_field()
 
@@ -73,9 +73,6 @@ def create_rent() -> tuple[Response, int] | Response:
         data = _schema.load(body)
     except ValidationError as exc:
         return error_response(400, "invalid_request", "validation failed", extra={"fields": exc.messages})
-    if data.get("order_id") and not valid_order_id(data["order_id"]):
-        return error_response(400, "invalid_request", "validation failed",
-                              extra={"fields": {"order_id": ["1-128 characters of letters, digits, - _ . :"]}})
     if refused := providers_refused(data.get("providers")):
         return refused
     req = RentRequest(service=data["service"], country=data["country"], operator=data["operator"],

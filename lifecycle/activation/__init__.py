@@ -6,10 +6,11 @@ orders enter and take commands).
 """
 from .config import ActivationConfig
 from .machine import COMMANDS, TERMINAL, Command, State
-from .orders import CommandAccepted, CommandConflict, OrderError, OrderService, UnknownOrder, valid_order_id
+from .orders import (ORDER_ID_RULE, CommandAccepted, CommandConflict, OrderError, OrderService, UnknownOrder,
+                     valid_order_id)
 from .record import HistoryEntry, Order, OrderRequest
 from .store import ActivationStore, CodeArrival, state_of
 
 __all__ = ["ActivationConfig", "ActivationStore", "COMMANDS", "Command", "CommandAccepted", "CommandConflict",
            "HistoryEntry", "Order", "OrderError", "OrderRequest", "OrderService", "State", "TERMINAL",
-           "UnknownOrder", "state_of", "valid_order_id"]
+           "UnknownOrder", "state_of", "valid_order_id", "ORDER_ID_RULE"]

@@ -55,6 +55,10 @@ class CommandAccepted:
     state: State
 
 
+#: what :func:`valid_order_id` accepts, as the API and the errors say it
+ORDER_ID_RULE = f"1-{MAX_ORDER_ID_LENGTH} characters of letters, digits, '-', '_', '.', ':'"
+
+
 def valid_order_id(order_id: str) -> bool:
     """Ids go into Redis keys and our provider orderId: printable, no separators that confuse either."""
     return 0 < len(order_id) <= MAX_ORDER_ID_LENGTH and all(ch.isalnum() or ch in "-_.:" for ch in order_id)
@@ -75,7 +79,7 @@ class OrderService:
             raise OrderError("service is required")
         order_id = request.order_id or uuid.uuid4().hex
         if not valid_order_id(order_id):
-            raise OrderError("order_id: 1-128 characters of letters, digits, '-', '_', '.', ':'")
+            raise OrderError(f"order_id: {ORDER_ID_RULE}")
         now = self.clock()
         fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: ts(now),
                                             F_UNTIL: ts(now + self.store.config.order_timeout)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from ..activation.orders import listed_for, valid_order_id
+from ..activation.orders import ORDER_ID_RULE, listed_for, valid_order_id
 from .. import history as _history
 from ..cas import F_UPDATED, CasStatus
 from ..clock import ts
@@ -60,7 +60,7 @@ class RentService:
             raise RentError(f"rent_time: {MIN_HOURS}-{MAX_HOURS} hours")
         order_id = request.order_id or uuid.uuid4().hex
         if not valid_order_id(order_id):
-            raise RentError("order_id: 1-128 characters of letters, digits, '-', '_', '.', ':'")
+            raise RentError(f"order_id: {ORDER_ID_RULE}")
         now = self.clock()
         fields = request.record_fields() | {R_STATE: RentState.PENDING.value, R_CREATED: ts(now), F_UPDATED: ts(now)}
         flat = [x for kv in fields.items() for x in kv]

@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from config.settings import Settings
+from lifecycle.activation import ORDER_ID_RULE
 
 TOKEN = "api-token-0123456789abcdef"
 
@@ -59,6 +60,12 @@ def test_create_is_idempotent_and_publishes_once(client: Any, producer: Producer
 def test_validation(client: Any, body: dict[str, Any]) -> None:
     r = client.post("/api/orders", json=body, headers=auth())
     assert r.status_code == 400
+
+
+def test_a_bad_order_id_is_named_with_the_other_bad_fields(client: Any) -> None:
+    r = client.post("/api/orders", json={"service": "tg", "country": "x", "order_id": "a/b"}, headers=auth())
+    assert r.status_code == 400 and set(r.get_json()["fields"]) == {"country", "order_id"}
+    assert r.get_json()["fields"]["order_id"] == [ORDER_ID_RULE]
 
 
 def test_get_and_commands(client: Any, producer: Producer) -> None:

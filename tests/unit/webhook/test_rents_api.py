@@ -9,6 +9,7 @@ from tests.unit.lifecycle.conftest import make_rents
 import redis
 
 from config.settings import Settings
+from lifecycle.activation import ORDER_ID_RULE
 from lifecycle.rent import RentService
 
 TOKEN = "api-token-0123456789abcdef"
@@ -72,6 +73,12 @@ def test_create_idempotent_publishes_place_rent_once(client: Any, producer: Prod
 def test_validation(client: Any, body: dict) -> None:
     r = client.post("/api/rents", json=body, headers=auth())
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_request"
+
+
+def test_a_bad_order_id_is_named_with_the_other_bad_fields(client: Any) -> None:
+    r = client.post("/api/rents", json={"service": "full", "rent_time": 1, "order_id": "x" * 129}, headers=auth())
+    assert r.status_code == 400 and set(r.get_json()["fields"]) == {"rent_time", "order_id"}
+    assert r.get_json()["fields"]["order_id"] == [ORDER_ID_RULE]
 
 
 def test_a_rent_may_name_its_providers_as_an_order_does(client: Any, fake_redis: Any, settings: Settings) -> None:

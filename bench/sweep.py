@@ -112,8 +112,8 @@ def family(key: str, prefix: str) -> str:
     """Which part of an activation's footprint a key of the run is (``events`` apart: the capped stream)."""
     rest = key[len(prefix) + 1:] if key.startswith(prefix + ":") else key
     head = rest.split(":", 1)[0]
-    return {"order": "record", "aid": "index", "deadlines": "deadline", "orders": "listing", "open": "open slot",
-            "events": "events"}.get(head, "other")
+    return {"order": "record", "aix": "index", "aid": "index", "deadlines": "deadline", "orders": "listing",
+            "open": "open slot", "events": "events"}.get(head, "other")
 
 
 @dataclass

@@ -17,7 +17,8 @@ from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar, cast
 import redis
 
 from .clock import Clock, system_clock, ts
-from .keys import Keys
+from .index import index_keys
+from .keys import IndexEntry, Keys
 from .outbox.events import EventSpec, OutboxConfig
 from .scripts import ScriptPipeline, script
 
@@ -27,6 +28,10 @@ log = logging.getLogger("otpflow.lifecycle")
 #: idempotency and GET /api/orders (the default of ORDER_RETENTION_SECONDS; config/domain.py passes the setting)
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
 #: record fields every kind has: its state (what a Change compares) and when it last changed
+#: the first KEYS index of a change's side keys in ``lua/transition.lua`` (after record, deadlines, events and the
+#: two index keys)
+SIDE_KEYS = 6
+
 F_STATE = "state"
 F_UPDATED = "updated"
 
@@ -70,7 +75,7 @@ class RecordKind:
 
     record_key: Callable[[str], str]
     deadlines: str
-    index_key: Callable[[str], str]
+    index_key: Callable[[str], IndexEntry]
     fill: Mapping[str, str]
     #: the record field holding its creation time (its short history counts seconds from it)
     created: str = "created"
@@ -116,8 +121,8 @@ class Change:
     clear_deadline: bool = False
     #: the outbox events of this change, written in order (an order's last number: its own event, then the order's)
     events: tuple[EventSpec, ...] = ()
-    #: the external id (activation or rent id) this change concerns: its index entry expires with a terminal
-    #: record, persists with ``persist``, and is written when ``index`` is set
+    #: the external id (activation or rent id) this change concerns: its index entry is written (live) when
+    #: ``index`` is set, and retired to expire with a terminal record (``lifecycle/keys.py``, IndexEntry)
     ref: str | None = None
     #: write ``ref`` -> this record into the index
     index: bool = False
@@ -247,12 +252,14 @@ class Records:
             spec["hist"] = change.hist
         if change.to is not None or change.hist:
             spec["base"] = self.kind.created
-        index_key = self.kind.index_key(change.ref) if change.ref else ""
-        keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, index_key]
+        entry = self.kind.index_key(change.ref) if change.ref else None
+        if entry is not None:
+            spec["ref_field"] = entry.field
+        keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, *index_keys(entry)]
         if change.side:
             extra = list(dict.fromkeys(op.key for op in change.side))
             keys += extra
-            spec["side"] = [{"op": op.op, "k": 5 + extra.index(op.key), "f": op.field, "n": op.amount,
+            spec["side"] = [{"op": op.op, "k": SIDE_KEYS + extra.index(op.key), "f": op.field, "n": op.amount,
                              "v": op.value, **({"ttl": op.ttl} if op.ttl else {})} for op in change.side]
         argv = [json.dumps(spec, separators=(",", ":")), *([self.kind.renamed] if self.kind.renamed else [])]
         return keys, argv

@@ -6,13 +6,33 @@ name (``EVENTS_STREAM``) is a public contract.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+#: how many small hashes share the live index entries of one provider (per kind): a hash stays a compact listpack
+#: up to Redis's hash-max-listpack-entries (512 by default), so up to about 500,000 live activations per provider
+INDEX_BUCKETS = 1024
 
 
 def external(provider: str, ident: str) -> str:
     """How an activation or rent is named across providers: ``<provider>:<its id there>``. Two providers' ids may
     collide; ours never do."""
     return f"{provider}:{ident}"
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """Where the index keeps one external id (:func:`external`) -> our order id.
+
+    While its order is live, the entry is a field of one of INDEX_BUCKETS small hashes: about 50 B in a listpack,
+    where a key of its own costs about 136 B on Redis 7.0, and waiting activations are what a plan's memory holds
+    most of. Once the order ends, the entry moves to a key of its own (``retired``) that expires with the record,
+    since a hash field cannot expire before Redis 7.4. Entries written before the buckets existed are such keys
+    with no expiry; readers look in the bucket first, then at ``retired`` (``lifecycle/index.py``)."""
+
+    bucket: str
+    field: str
+    retired: str
 
 
 @dataclass(frozen=True)
@@ -30,9 +50,15 @@ class Keys:
         """Hash: the order record (state, activation, timestamps, codes seen, short history)."""
         return self.key("order", order_id)
 
-    def activation_index(self, ref: str) -> str:
-        """String: ``provider:activation id`` (:func:`external`) -> order id (webhooks name the activation)."""
-        return self.key("aid", ref)
+    def activation_index(self, ref: str) -> IndexEntry:
+        """``provider:activation id`` (:func:`external`) -> order id (webhooks name the activation): a field of a
+        bucket hash while the order is live, a string key once it ended (:class:`IndexEntry`)."""
+        return self._index("aix", "aid", ref)
+
+    def _index(self, live: str, retired: str, ref: str) -> IndexEntry:
+        provider, _, ident = ref.partition(":")
+        bucket = zlib.crc32(ident.encode()) % INDEX_BUCKETS
+        return IndexEntry(self.key(live, provider, str(bucket)), ident, self.key(retired, ref))
 
     @property
     def deadlines(self) -> str:
@@ -50,9 +76,10 @@ class Keys:
         """Hash: a rent order record, keyed by OUR order id (rent id, phone, end, SMS fingerprints seen)."""
         return self.key("rent", order_id)
 
-    def rent_index(self, ref: str) -> str:
-        """String: ``provider:rent id`` -> rent order id (a prolonged finished rent gets a new id: both point here)."""
-        return self.key("rid", ref)
+    def rent_index(self, ref: str) -> IndexEntry:
+        """``provider:rent id`` -> rent order id (a prolonged finished rent gets a new id: both point here); laid
+        out as :meth:`activation_index` is."""
+        return self._index("rix", "rid", ref)
 
     @property
     def rents(self) -> str:

@@ -14,6 +14,7 @@ import redis
 
 from ..cas import Change, Records, RecordKind, Result, Side, states
 from ..clock import Clock, system_clock, ts
+from ..index import lookup
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import ActivationConfig
@@ -71,16 +72,12 @@ class ActivationStore:
                 for oid, rec in self.records.read_many(order_ids).items()}
 
     def order_for_activation(self, provider: str, activation_id: str) -> str | None:
-        return cast("str | None", self.redis.get(self.keys.activation_index(external(provider, activation_id))))
+        return self.orders_for_activations(provider, [activation_id])[str(activation_id)]
 
     def orders_for_activations(self, provider: str, activation_ids: Iterable[str]) -> dict[str, str | None]:
-        """Activation id (at ``provider``) -> our order id, for a batch, in one MGET."""
+        """Activation id (at ``provider``) -> our order id, for a batch, in one round trip."""
         ids = [str(a) for a in activation_ids]
-        if not ids:
-            return {}
-        values = cast("list[str | None]", self.redis.mget(
-            [self.keys.activation_index(external(provider, a)) for a in ids]))
-        return dict(zip(ids, values))
+        return dict(zip(ids, lookup(self.redis, [self.keys.activation_index(external(provider, a)) for a in ids])))
 
     def _ref(self, order_id: str, provider: str | None, activation_id: str | None) -> str | None:
         """The index name of the order's activation (its provider read from the record when not given)."""

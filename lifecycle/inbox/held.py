@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 import redis
 
-from ..keys import Keys
+from ..index import index_keys
+from ..keys import IndexEntry, Keys
 from ..scripts import script
 from .fingerprint import WebhookKind
 
@@ -39,7 +40,7 @@ class HeldWebhooks:
         self.keys = keys
         self._hold = script(redis_client, "hold")
 
-    def _index_key(self, kind: WebhookKind, ref: str) -> str:
+    def _index_entry(self, kind: WebhookKind, ref: str) -> IndexEntry:
         return self.keys.rent_index(ref) if kind is WebhookKind.RENT else self.keys.activation_index(ref)
 
     def hold(self, kind: WebhookKind | str, ref: str, payload: Mapping[str, Any]) -> str | None:
@@ -47,8 +48,9 @@ class HeldWebhooks:
         the window's byte budget nothing is held (logged): the poll still finds the code."""
         kind = WebhookKind(kind)
         raw = json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False, default=str)
-        known = self._hold(keys=[self._index_key(kind, ref), self.keys.held(kind.value, ref), self.keys.held_bytes],
-                           args=[raw, HELD_MAX, HELD_TTL, HELD_MAX_BYTES])
+        entry = self._index_entry(kind, ref)
+        known = self._hold(keys=[*index_keys(entry), self.keys.held(kind.value, ref), self.keys.held_bytes],
+                           args=[raw, HELD_MAX, HELD_TTL, HELD_MAX_BYTES, entry.field])
         if known == "!":
             log.warning("early %s webhook for %s not held: %d bytes already held this hour", kind.value, ref,
                         HELD_MAX_BYTES)

@@ -1,5 +1,7 @@
 -- Compare-and-set on an order's state, with its outbox event, history and deadline, in ONE atomic step.
--- KEYS[1] order hash, KEYS[2] deadlines zset, KEYS[3] events stream, KEYS[4] activation index key ("" = none)
+-- KEYS[1] order hash, KEYS[2] deadlines zset, KEYS[3] events stream, KEYS[4] the index bucket hash holding the
+-- change's external id while its record is live, KEYS[5] that id's retired index key (both "" = no id); the
+-- layout is lifecycle/keys.py's IndexEntry
 -- ARGV[1] JSON spec:
 --   expect   list of states the order must be in (empty = any existing state)
 --   to       new state, or absent to keep the state (a "touch": re-arm a deadline, record a command)
@@ -9,12 +11,16 @@
 --   codes_max how many dedupe keys the record keeps (default 8; rents keep more: a poll re-reads the last SMS)
 --   deadline unix time (string) to (re)arm; undeadline=true removes the entry; both absent: left as is
 --   events   [{type, data (JSON string), fill: {data_field: record_field}}], written in order   maxlen: MAXLEN ~
---   ref_ttl  seconds: expire KEYS[4] only (a replaced number's index entry outlives it a while)
---   side     [{op: hincrby|hset|hdel|zrem, k: index of a KEYS[5..] key, f, n|v, ttl}]: applied only when the
+--   ref_field the external id's field in KEYS[4]
+--   ref_ttl  seconds: retire the index entry only (a replaced number's entry outlives it a while)
+--   side     [{op: hincrby|hset|hdel|zrem, k: index of a KEYS[6..] key, f, n|v, ttl}]: applied only when the
 --            change is (exactly once per change: money and accounting ride on the state change)
---   index    value to SET at KEYS[4] (activation id -> order id)
---   ttl      seconds: expire the record (and KEYS[4]) now that it is terminal
---   persist  true: remove an earlier expiry (a finished rent re-ordered by a prolongation is live again)
+--   index    value to index the external id to (activation id -> order id): a live entry in KEYS[4]
+--   ttl      seconds: expire the record now that it is terminal, and retire its index entry for as long
+--   persist  true: remove the record's earlier expiry (a finished rent re-ordered by a prolongation is live
+--            again; its new id is indexed live with `index`)
+-- Retiring moves a live entry to KEYS[5] with an expiry (a hash field cannot expire before Redis 7.4); an entry
+-- already there (retired, or written before the buckets existed) just gets the expiry.
 --   hist     label to append to the short history (default: the new state); now: unix time
 --   base     the record field holding its creation time (history steps count seconds from it)
 -- ARGV[2] (optional) field renames, see below
@@ -125,8 +131,19 @@ if spec.undeadline then
 elseif spec.deadline then
   redis.call('ZADD', KEYS[2], spec.deadline, member)
 end
-if spec.index and KEYS[4] ~= '' then
-  redis.call('SET', KEYS[4], spec.index)
+local ref = KEYS[4] ~= '' and spec.ref_field
+if spec.index and ref then
+  redis.call('HSET', KEYS[4], ref, spec.index)
+  redis.call('DEL', KEYS[5])
+end
+local function retire(ttl)
+  local live = redis.call('HGET', KEYS[4], ref)
+  if live then
+    redis.call('SET', KEYS[5], live, 'EX', ttl)
+    redis.call('HDEL', KEYS[4], ref)
+  else
+    redis.call('EXPIRE', KEYS[5], ttl)
+  end
 end
 local sid = ''
 for _, event in ipairs(spec.events or {}) do
@@ -145,19 +162,18 @@ for _, event in ipairs(spec.events or {}) do
   local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', spec.maxlen, '*', 'type', event.type, 'data', cjson.encode(data))
   if sid == '' then sid = id end
 end
-if spec.ref_ttl and KEYS[4] ~= '' then
-  redis.call('EXPIRE', KEYS[4], spec.ref_ttl)
+if spec.ref_ttl and ref then
+  retire(spec.ref_ttl)
 end
 if spec.persist then
   redis.call('PERSIST', order)
-  if KEYS[4] ~= '' then redis.call('PERSIST', KEYS[4]) end
 end
 if spec.ttl then
   redis.call('EXPIRE', order, spec.ttl)
-  if KEYS[4] ~= '' then redis.call('EXPIRE', KEYS[4], spec.ttl) end
+  if ref then retire(spec.ttl) end
 end
 -- bookkeeping that must happen exactly once with this change (money: spend windows, reservations, accounting);
--- each names one of KEYS[5..] by its index
+-- each names one of KEYS[6..] by its index
 for _, op in ipairs(spec.side or {}) do
   local key = KEYS[op.k]
   if op.op == 'hincrby' then

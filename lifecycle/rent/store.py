@@ -13,6 +13,7 @@ import redis
 
 from ..cas import Change, Records, RecordKind, Result, Side, states
 from ..clock import Clock, system_clock, ts
+from ..index import lookup
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
 from .config import RentConfig
@@ -58,14 +59,12 @@ class RentStore:
                 for oid, rec in self.records.read_many(order_ids).items()}
 
     def order_for_rent(self, provider: str, rent_id: str) -> str | None:
-        return cast("str | None", self.redis.get(self.keys.rent_index(external(provider, rent_id))))
+        return self.known_rent_ids(provider, [rent_id])[str(rent_id)]
 
     def known_rent_ids(self, provider: str, rent_ids: Iterable[str]) -> dict[str, str | None]:
+        """Rent id (at ``provider``) -> our rent order id, for a batch, in one round trip."""
         ids = [str(r) for r in rent_ids]
-        if not ids:
-            return {}
-        return dict(zip(ids, cast("list[str | None]", self.redis.mget(
-            [self.keys.rent_index(external(provider, r)) for r in ids]))))
+        return dict(zip(ids, lookup(self.redis, [self.keys.rent_index(external(provider, r)) for r in ids])))
 
     def sms_fingerprints(self, order_id: str) -> set[str]:
         """The SMS fingerprints this rent has recorded (the dedupe keys of ``receive_sms``)."""

@@ -155,7 +155,8 @@ def test_sweep_helpers() -> None:
     assert parse_args(["--n", "50"]).counts == [50]
     assert parse_args([]).counts == [10_000]  # bounded by default
     assert family("b123:order:00ff", "b123") == "record"
-    assert family("b123:aid:sms-activate:3936040359", "b123") == "index"
+    assert family("b123:aid:sms-activate:3936040359", "b123") == "index"     # retired (an ended order's)
+    assert family("b123:aix:sms-activate:517", "b123") == "index"            # a live entries' bucket
     assert family("b123:deadlines", "b123") == "deadline" and family("b123:orders", "b123") == "listing"
     assert family("b123:open:sms-activate", "b123") == "open slot" and family("b123:events", "b123") == "events"
     assert family("b123:acct-index", "b123") == "other"

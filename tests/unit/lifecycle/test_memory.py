@@ -32,11 +32,13 @@ def test_memory_per_waiting_activation(real_redis: Any) -> None:
     sample = range(0, N, 50)
     per_record = sum(int(real_redis.memory_usage(settings.key("order", f"{i:032x}"), samples=0) or 0)
                      for i in sample) / len(sample)
-    per_index = sum(int(real_redis.memory_usage(settings.key("aid", "sms-activate", str(3_900_000_000 + i)),
-                                                samples=0) or 0) for i in sample) / len(sample)
+    buckets = list(real_redis.scan_iter(match=settings.key("aix", "sms-activate", "*"), count=1000))
+    per_index = sum(int(real_redis.memory_usage(k, samples=0) or 0) for k in buckets) / N
     per_deadline = int(real_redis.memory_usage(dkey, samples=0) or 0) / N
     total = per_record + per_index + per_deadline
     print(f"memory per waiting activation: record {per_record:.0f} B + index {per_index:.0f} B + "
           f"deadline {per_deadline:.0f} B = {total:.0f} B")
     assert per_index > 0 and real_redis.object("encoding", settings.key("order", f"{0:032x}")) == "listpack"
+    assert {real_redis.object("encoding", k) for k in buckets} == {"listpack"}
+    real_redis.delete(*buckets)
     assert total <= budget(real_redis)

@@ -174,7 +174,7 @@ def test_an_orphan_rent_on_a_failed_order_is_due_until_closed_once(rents: RentSe
     order = store.get("r1")
     assert (order.orphan_rent_id, order.paid, order.orphan_open) == ("900", 2_000_000, True)
     assert store.order_for_rent("p1", "900") == "r1"                 # indexed: no other order takes it
-    assert fake_redis.ttl(store.keys.rent_index("p1:900")) > 0       # and forgotten with the record
+    assert fake_redis.ttl(store.keys.rent_index("p1:900").retired) > 0       # and forgotten with the record
     assert next_step(order, clock(), store.config).step is Step.CANCEL_ORPHAN
     assert next_step(order, clock(), store.config, outage=True).step is Step.WAIT_OUTAGE
     assert store.close_orphan("r1", rent_id="900", end=OrphanEnd.CANCELLED).ok

@@ -16,7 +16,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar, cast
 
 import redis
 
-from .clock import Clock, system_clock, ts
+from .clock import Clock, stamp, system_clock, ts
 from .index import index_keys
 from .keys import IndexEntry, Keys
 from .outbox.events import EventSpec, OutboxConfig
@@ -218,7 +218,7 @@ class Records:
         """The transition script's keys and arguments for ``change`` (``lua/transition.lua`` reads them)."""
         fields = {k: (v.value if isinstance(v, enum.Enum) else str(v)) for k, v in change.set.items()
                   if v is not None}
-        fields[self.kind.updated] = ts(now)
+        fields[self.kind.updated] = stamp(now)
         spec: dict[str, Any] = {"order_id": record_id, "expect": sorted(change.expect), "set": fields,
                                 "now": int(now), "maxlen": self.outbox.maxlen}
         if change.to is not None:

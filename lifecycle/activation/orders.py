@@ -11,7 +11,7 @@ from typing import cast
 
 from .. import history as _history
 from ..cas import CasStatus
-from ..clock import ts
+from ..clock import stamp, ts
 from ..scripts import script
 from .machine import Command, State
 from .record import F_CREATED, F_STATE, F_UNTIL, F_UPDATED, HistoryEntry, Order, OrderRequest
@@ -81,8 +81,9 @@ class OrderService:
         if not valid_order_id(order_id):
             raise OrderError(f"order_id: {ORDER_ID_RULE}")
         now = self.clock()
-        fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: ts(now),
-                                            F_UNTIL: ts(now + self.store.config.order_timeout)}
+        # the creation time keeps its milliseconds: it is the listing's score too, handed back by pagination
+        fields = request.record_fields() | {F_STATE: State.PENDING.value, F_CREATED: ts(now), F_UPDATED: stamp(now),
+                                            F_UNTIL: stamp(now + self.store.config.order_timeout)}
         flat: list[str] = []
         for k, v in fields.items():
             flat += [k, v]

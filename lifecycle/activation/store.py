@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence, cast
 import redis
 
 from ..cas import Change, Records, RecordKind, Result, Side, states
-from ..clock import Clock, system_clock, ts
+from ..clock import Clock, stamp, system_clock
 from ..index import lookup
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
@@ -99,7 +99,7 @@ class ActivationStore:
     def start_buying(self, order_id: str) -> Result[State]:
         now = self.clock()
         return self.apply(order_id, Change(expect=states([State.PENDING]), to=State.BUYING.value,
-                                           set={F_BUYING_AT: ts(now)}, deadline=now + self.config.buying_stale),
+                                           set={F_BUYING_AT: stamp(now)}, deadline=now + self.config.buying_stale),
                           now=now)
 
     def choose_provider(self, order_id: str, *, provider: str, country: int | None, calls: int) -> Result[State]:
@@ -138,12 +138,12 @@ class ActivationStore:
                            currency=currency, repeated=True if repeated else None)
         return self.apply(order_id, Change(
             expect=states(sources(State.WAITING)), to=State.WAITING.value,
-            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: ts(now),
+            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: stamp(now),
                  F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt),
                  # a number that already failed for this order is not used: it is replaced as soon as it may be
                  F_CMD: Command.REPLACE.value if repeated else None,
-                 F_END_AT: None if end_at is None else ts(end_at),
-                 F_CANCEL_BY: None if cancel_by is None else ts(cancel_by)},
+                 F_END_AT: None if end_at is None else stamp(end_at),
+                 F_CANCEL_BY: None if cancel_by is None else stamp(cancel_by)},
             delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT, F_BUYING_AT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
@@ -195,7 +195,7 @@ class ActivationStore:
                            text=arrival.text, via=arrival.via)
         return Change(
             expect=states(sources(State.CODE_RECEIVED)), to=State.CODE_RECEIVED.value,
-            set={F_CODE: code, F_CODE_AT: ts(now), F_VIA: arrival.via}, code=code,
+            set={F_CODE: code, F_CODE_AT: stamp(now), F_VIA: arrival.via}, code=code,
             deadline=self.config.after_code(now), match={F_AID: activation_id} if activation_id else {},
             events=(event,), hist=f"{State.CODE_RECEIVED.value}:{Via(arrival.via).value}")
 
@@ -203,7 +203,7 @@ class ActivationStore:
         """setStatus 3 succeeded: wait for another code."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([State.CODE_RECEIVED]), to=State.WAITING_RETRY.value,
-                                           set={F_RETRY_AT: ts(now)}, delete=(F_CMD, F_FAILS),
+                                           set={F_RETRY_AT: stamp(now)}, delete=(F_CMD, F_FAILS),
                                            deadline=now + self.config.poll_after), now=now)
 
     # ------------------------------------------------------------------ endings

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..activation.orders import ORDER_ID_RULE, listed_for, valid_order_id
 from .. import history as _history
 from ..cas import F_UPDATED, CasStatus
-from ..clock import ts
+from ..clock import stamp, ts
 from ..scripts import script
 from .machine import RENT_COMMANDS, RentCommand, RentState
 from .record import R_CREATED, R_STATE, RentOrder, RentRequest
@@ -62,7 +62,9 @@ class RentService:
         if not valid_order_id(order_id):
             raise RentError(f"order_id: {ORDER_ID_RULE}")
         now = self.clock()
-        fields = request.record_fields() | {R_STATE: RentState.PENDING.value, R_CREATED: ts(now), F_UPDATED: ts(now)}
+        # the creation time keeps its milliseconds: it is the listing's score too (lifecycle/activation/orders.py)
+        fields = request.record_fields() | {R_STATE: RentState.PENDING.value, R_CREATED: ts(now),
+                                            F_UPDATED: stamp(now)}
         flat = [x for kv in fields.items() for x in kv]
         keys = self.store.keys
         created, _ = self._create(keys=[keys.rent(order_id), keys.rent_deadlines, keys.rents],

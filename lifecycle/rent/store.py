@@ -12,7 +12,7 @@ from typing import Any, Iterable, cast
 import redis
 
 from ..cas import Change, Records, RecordKind, Result, Side, states
-from ..clock import Clock, system_clock, ts
+from ..clock import Clock, stamp, system_clock
 from ..index import lookup
 from ..keys import Keys, external
 from ..outbox.events import EventType, OutboxConfig, Via, make_event
@@ -81,7 +81,7 @@ class RentStore:
     def request_command(self, order_id: str, command: RentCommand, *, hours: int | None = None) -> Result[RentState]:
         """Record a downstream command (only while no other is pending) and make the rent due now."""
         now = self.clock()
-        fields = {R_CMD: command, R_CMD_AT: ts(now), R_CMD_HOURS: str(int(hours)) if hours else None}
+        fields = {R_CMD: command, R_CMD_AT: stamp(now), R_CMD_HOURS: str(int(hours)) if hours else None}
         return self.apply(order_id, Change(expect=states(RENT_COMMANDS[command]), set=fields, delete=(R_CMD_ERR,),
                                            match={R_CMD: ""}, deadline=now, hist=f"cmd:{command.value}"), now=now)
 
@@ -93,7 +93,7 @@ class RentStore:
         now = self.clock()
         price = {R_COST: cost, R_CURRENCY: None if currency is None else str(currency)}
         return self.apply(order_id, Change(expect=states([RentState.PENDING]), to=RentState.BUYING.value,
-                                           set={R_BUYING_AT: ts(now), R_PROVIDER: provider, **price},
+                                           set={R_BUYING_AT: stamp(now), R_PROVIDER: provider, **price},
                                            delete=(R_AMBIGUOUS, *(k for k, v in price.items() if v is None)),
                                            deadline=now + self.config.buying_stale), now=now)
 
@@ -115,8 +115,8 @@ class RentStore:
         return self.apply(order_id, Change(
             expect=states([RentState.BUYING]), to=RentState.ACTIVE.value, ref=external(provider, rent_id),
             index=True,
-            set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at),
-                 R_STARTED_AT: ts(now), R_PAID: str(paid)},
+            set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: stamp(end_at),
+                 R_STARTED_AT: stamp(now), R_PAID: str(paid)},
             delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,),
             side=side), now=now)
 
@@ -150,7 +150,7 @@ class RentStore:
         now = self.clock()
         return self.apply(order_id, Change(
             expect=states([RentState.FAILED]), match={R_ORPHAN: ""}, ref=external(provider, rent_id), index=True,
-            set={R_ORPHAN: rent_id, R_ORPHAN_AT: ts(now), R_PROVIDER: provider, R_PAID: str(paid)},
+            set={R_ORPHAN: rent_id, R_ORPHAN_AT: stamp(now), R_PROVIDER: provider, R_PAID: str(paid)},
             delete=(R_FAILS,), deadline=now, terminal=True, side=side, hist="orphan"), now=now)
 
     def close_orphan(self, order_id: str, *, rent_id: str, end: OrphanEnd,
@@ -199,7 +199,7 @@ class RentStore:
         """Claim the prolong command before the (non-idempotent) continueRentNumber call: a field-level CAS."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([state]), match={R_CMD: RentCommand.PROLONG.value},
-                                           set={R_CMD: RentCommand.PROLONGING, R_CMD_AT: ts(now)},
+                                           set={R_CMD: RentCommand.PROLONGING, R_CMD_AT: stamp(now)},
                                            deadline=now + self.config.buying_stale), now=now)
 
     def prolonged(self, order_id: str, *, rent_id: str, provider: str, hours: int, end_date: str | None,
@@ -212,7 +212,7 @@ class RentStore:
                            currency=currency)
         return self.apply(order_id, Change(
             expect=states([RentState.ACTIVE]), match={R_CMD: RentCommand.PROLONGING.value},
-            set={R_END: end_date, R_END_AT: ts(end_at)}, delete=(R_CMD, R_CMD_HOURS, R_CMD_AT),
+            set={R_END: end_date, R_END_AT: stamp(end_at)}, delete=(R_CMD, R_CMD_HOURS, R_CMD_AT),
             incr={R_PAID: paid} if paid else {}, deadline=min(now + self.config.poll_interval, end_at),
             hist="prolonged", events=(event,), side=side),
             now=now)
@@ -230,7 +230,7 @@ class RentStore:
         return self.apply(order_id, Change(
             expect=states([RentState.FINISHED]), to=RentState.ACTIVE.value,
             match={R_CMD: RentCommand.PROLONGING.value}, ref=external(provider, rent_id), index=True, persist=True,
-            set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: ts(end_at), R_STARTED_AT: ts(now),
+            set={R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: stamp(end_at), R_STARTED_AT: stamp(now),
                  R_PREV: prev or None, R_SMS: "0", R_COST: cost,
                  R_CURRENCY: None if currency is None else str(currency), R_PAID: str(paid)},
             delete=(R_CMD, R_CMD_HOURS, R_CMD_AT, R_REASON), deadline=self.config.first_poll(now, end_at),

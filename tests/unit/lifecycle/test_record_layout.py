@@ -77,3 +77,18 @@ def test_new_records_use_the_short_names(svc: OrderService, fake_redis: Any, set
     rec = fake_redis.hgetall(settings.key("order", "o2"))
     assert not set(rec) & set(LEGACY_NAMES)
     assert all(len(name) <= 2 for name in rec if name not in ("state", "codes"))
+
+
+def test_new_records_keep_their_times_in_whole_seconds_rounded_down(fake_redis: Any, settings: Settings) -> None:
+    """Digits Redis stores as an integer in the listpack; a deadline derived from one only comes earlier."""
+    svc = make_orders(fake_redis, settings, clock=FakeClock(T + 0.875))
+    svc.submit(OrderRequest("tg", country=0, order_id="o3"))
+    assert svc.store.start_buying("o3").ok
+    assert svc.store.assign_number("o3", provider="sms-activate", activation_id=AID, phone="79990001122",
+                                   cancel_by=T + 1200.999).ok
+    rec = fake_redis.hgetall(settings.key("order", "o3"))
+    times = {name: rec[name] for name in ("u", "un", "ba", "na", "cb") if name in rec}
+    assert times == {"u": str(T), "un": str(T + 3600), "na": str(T), "cb": str(T + 1200)}
+    order = svc.get("o3")
+    assert order is not None and (order.number_at, order.cancel_by, order.until) == (T, T + 1200, T + 3600)
+    assert order.created_at == T + 0.875      # the listing's score: pagination hands it back exactly

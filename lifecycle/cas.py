@@ -27,11 +27,10 @@ log = logging.getLogger("otpflow.lifecycle")
 #: how long a terminal record (and its index entry) is kept unless its store is told otherwise: order-id
 #: idempotency and GET /api/orders (the default of ORDER_RETENTION_SECONDS; config/domain.py passes the setting)
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
-#: record fields every kind has: its state (what a Change compares) and when it last changed
 #: the first KEYS index of a change's side keys in ``lua/transition.lua`` (after record, deadlines, events and the
 #: two index keys)
 SIDE_KEYS = 6
-
+#: record fields every kind has: its state (what a Change compares) and when it last changed
 F_STATE = "state"
 F_UPDATED = "updated"
 
@@ -75,7 +74,7 @@ class RecordKind:
 
     record_key: Callable[[str], str]
     deadlines: str
-    index_key: Callable[[str], IndexEntry]
+    index_entry: Callable[[str], IndexEntry]
     fill: Mapping[str, str]
     #: the record field holding its creation time (its short history counts seconds from it)
     created: str = "created"
@@ -252,7 +251,7 @@ class Records:
             spec["hist"] = change.hist
         if change.to is not None or change.hist:
             spec["base"] = self.kind.created
-        entry = self.kind.index_key(change.ref) if change.ref else None
+        entry = self.kind.index_entry(change.ref) if change.ref else None
         if entry is not None:
             spec["ref_field"] = entry.field
         keys = [self.kind.record_key(record_id), self.kind.deadlines, self.keys.events, *index_keys(entry)]

@@ -12,5 +12,5 @@ from .record import HistoryEntry, Order, OrderRequest
 from .store import ActivationStore, CodeArrival, state_of
 
 __all__ = ["ActivationConfig", "ActivationStore", "COMMANDS", "Command", "CommandAccepted", "CommandConflict",
-           "HistoryEntry", "Order", "OrderError", "OrderRequest", "OrderService", "State", "TERMINAL",
-           "UnknownOrder", "state_of", "valid_order_id", "ORDER_ID_RULE"]
+           "HistoryEntry", "ORDER_ID_RULE", "Order", "OrderError", "OrderRequest", "OrderService", "State", "TERMINAL",
+           "UnknownOrder", "state_of", "valid_order_id"]

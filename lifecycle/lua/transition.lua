@@ -19,10 +19,10 @@
 --   ttl      seconds: expire the record now that it is terminal, and retire its index entry for as long
 --   persist  true: remove the record's earlier expiry (a finished rent re-ordered by a prolongation is live
 --            again; its new id is indexed live with `index`)
--- Retiring moves a live entry to KEYS[5] with an expiry (a hash field cannot expire before Redis 7.4); an entry
--- already there (retired, or written before the buckets existed) just gets the expiry.
 --   hist     label to append to the short history (default: the new state); now: unix time
 --   base     the record field holding its creation time (history steps count seconds from it)
+-- Retiring moves a live entry to KEYS[5] with an expiry (a hash field cannot expire before Redis 7.4); an entry
+-- already there (retired, or written before the buckets existed) just gets the expiry.
 -- ARGV[2] (optional) field renames, see below
 -- Returns {status, state, event_stream_id}; status is ok | stale | missing | dup.
 local spec = cjson.decode(ARGV[1])

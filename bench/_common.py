@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from types import FrameType
+from typing import Callable, Iterable, NoReturn, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -28,6 +30,29 @@ import redis  # noqa: E402
 from otpflow.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
+
+
+# ---------------------------------------------------------------------------------------------- running a script
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def sigterm_as_interrupt() -> None:
+    """Take SIGTERM (``kill``, a CI job's time-out) as Ctrl-C, so the script's ``finally`` blocks stop the
+    servers and workers it started. Python's default for SIGTERM ends the process at once, and every gunicorn,
+    Celery and sandbox process it started would be left running."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def run_script(main: Callable[[], int], name: str) -> NoReturn:
+    """Exit with ``main()``'s status; SIGTERM or Ctrl-C stops what it started and exits 130 with one line."""
+    sigterm_as_interrupt()
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print(f"bench/{name}: interrupted; the processes it started are stopped", file=sys.stderr)
+        status = 130
+    sys.exit(status)
 
 
 # ---------------------------------------------------------------------------------------------- pure helpers

@@ -35,6 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._common import run_script  # noqa: E402
 from provider import ProviderClient  # noqa: E402
 
 BENCH_KEY = "bench-not-a-secret"
@@ -155,4 +156,4 @@ def run(server: str, args: argparse.Namespace) -> float:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main, "client_cpu.py")

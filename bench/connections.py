@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 
 import requests  # noqa: E402
 
-from bench._common import machine_conditions  # noqa: E402
+from bench._common import machine_conditions, run_script  # noqa: E402
 from bench.formation import Formation  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
 
@@ -123,4 +123,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main, "connections.py")

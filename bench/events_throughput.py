@@ -52,7 +52,8 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 
 from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
-                           machine_conditions, pick_redis, process_tree_cpu, ratio, verdict)
+                           machine_conditions, pick_redis, process_tree_cpu, ratio, run_script,
+                           verdict)
 
 REDIS_DB = 14  # tests use databases 9-13
 NOOP_QUEUE_ENV = "OTPFLOW_BENCH_NOOP_QUEUE"
@@ -408,4 +409,4 @@ def report(args: argparse.Namespace, redis_url: str, client: redis.Redis,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "events_throughput.py")

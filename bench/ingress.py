@@ -46,7 +46,8 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench._common import http_post_bytes, pick_redis, process_tree_cpu, raw_post, verdict  # noqa: E402
+from bench._common import (http_post_bytes, pick_redis, process_tree_cpu, raw_post, run_script,  # noqa: E402
+                           verdict)
 from otpflow.embedded_redis import free_port  # noqa: E402
 
 TOKEN = "bench_" + "k3Jd93nD0aQ1xP7zR2vL"
@@ -354,4 +355,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "ingress.py")

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
-from bench._common import delete_matching, describe_url, pick_redis  # noqa: E402
+from bench._common import delete_matching, describe_url, pick_redis, run_script  # noqa: E402
 
 REDIS_DB = 15  # tests use databases 9-13
 APPS = ("bare", "webhook")
@@ -150,4 +150,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "ingress_instructions.py")

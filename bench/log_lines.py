@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._common import run_script  # noqa: E402
 from config import log_context  # noqa: E402
 from config.logging_setup import JsonFormatter, RedactingFilter, TextFormatter, register_secrets  # noqa: E402
 
@@ -100,4 +101,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "log_lines.py")

@@ -179,4 +179,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(ROOT))  # here, not at the top: gunicorn imports this module for its apps
+    from bench._common import run_script
+
+    run_script(main, "sandbox_rate.py")

@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench._common import machine_conditions  # noqa: E402
+from bench._common import machine_conditions, sigterm_as_interrupt  # noqa: E402
 from bench.formation import Formation, FormationError, become_subreaper  # noqa: E402
 from bench.ingress import HostileClients  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
@@ -892,18 +892,13 @@ def parse_args(argv: list[str] | None) -> Options:
                    a.worker_concurrency, a.memory_slack, a.log_dir, a.keep_logs, a.idle, a.slow, a.rent_every)
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    """SIGTERM as Ctrl-C: the formation is stopped on the way out, nothing left behind."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(argv)
     except UsageError as exc:
         print(f"bench/soak.py: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_as_interrupt()  # the formation is stopped on the way out, nothing left behind
     try:
         result = run(options)
     except KeyboardInterrupt:

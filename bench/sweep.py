@@ -32,7 +32,6 @@ import argparse
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench._common import (delete_matching, describe_url, machine_conditions, process_tree_cpu,  # noqa: E402
-                           verdict)
+                           run_script, verdict)
 from config.settings import Settings  # noqa: E402
 from flows import activation, sweep  # noqa: E402
 from flows.runtime import Runtime  # noqa: E402
@@ -338,7 +337,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox, sandbox_url = start_sandbox()
     # a prefix as long as the default KEY_PREFIX ("otpflow"): key names are part of what is measured
     prefix = f"b{os.getpid() % 1_000_000:06d}"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the sandbox and our keys are cleaned up
     r = redis.Redis.from_url(url, decode_responses=True)
     try:
         info = r.info("server")
@@ -414,4 +412,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "sweep.py")

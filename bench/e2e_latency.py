@@ -2,8 +2,10 @@
 
 Through the real pipeline on loopback (``tests/support/pipeline.py``): gunicorn (``webhook/gunicorn_conf.py``,
 as the Procfile runs it), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the Procfile's
-default; ``--worker-concurrency``), no beat, the sandbox as the provider (in a thread of this process) with
-``drop_webhooks`` on, so only this script's POSTs deliver codes, and a real Redis.
+default; ``--worker-concurrency``), no beat, the sandbox as the provider with ``drop_webhooks`` on, so only this
+script's POSTs deliver codes, and a real Redis. The sandbox runs in a process of its own (``python -m sandbox``:
+gunicorn with keep-alive, as a real provider answers): in a thread of this process it shared the load generator's
+GIL and closed every connection, so each AUTO_FINISH call cost a new TCP connection and delayed the next sends.
 
 Set-up (not timed): N orders through ``POST /api/orders``; their ``number.assigned`` events give the activation
 ids; each activation's SMS is registered in the sandbox through ``POST /control/sms`` (its webhook dropped), so
@@ -62,8 +64,8 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 
 from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
-                           http_post_bytes, machine_conditions, pick_redis, process_tree_cpu, raw_post, summarize,
-                           verdict)
+                           http_post_bytes, machine_conditions, pick_redis, process_tree_cpu, raw_post, run_script,
+                           summarize, verdict)
 
 BASELINE_STREAM_ENV = "OTPFLOW_BENCH_BASELINE_STREAM"
 REDIS_DB = 14  # tests use databases 9-13
@@ -107,6 +109,7 @@ class Target:
     key_of: Callable[[Mapping[str, str]], str | None]  # stream entry fields -> activation id it answers, or None
     master_pid: int = 0
     worker_pid: int = 0  # the celery worker (its pool children included) behind ``master_pid``'s web, if any
+    provider_pid: int = 0  # the sandbox process the worker calls, if any
 
 
 @dataclass
@@ -302,8 +305,8 @@ class Paced:
     lost: int = 0
     wall: float = 0.0
     server_cpu: float = 0.0
-    #: CPU seconds spent during the round by each part of the machine: web, worker, redis, bench (this process:
-    #: load generator, reader and the sandbox provider's threads)
+    #: CPU seconds spent during the round by each part of the machine: web, worker, redis, bench (this process's
+    #: load generator and reader, and the sandbox provider's process)
     cpu: dict[str, float] = field(default_factory=dict)
     #: Celery task runs and provider calls during the round, by name (the worker's flushed counters)
     work: dict[str, int] = field(default_factory=dict)
@@ -319,7 +322,7 @@ def cpu_snapshot(target: Target, client: redis.Redis) -> dict[str, float]:
     out = {"web": process_tree_cpu(target.master_pid) if target.master_pid else 0.0,
            "worker": process_tree_cpu(target.worker_pid) if target.worker_pid else 0.0,
            "redis": float(info.get("used_cpu_user", 0.0)) + float(info.get("used_cpu_sys", 0.0)),
-           "bench": time.process_time()}
+           "bench": time.process_time() + (process_tree_cpu(target.provider_pid) if target.provider_pid else 0.0)}
     return out
 
 
@@ -547,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         # a balance for every number (the sandbox's default 1,000 buys 4,000: three paced rounds need more)
-        pipeline.start_sandbox(drop_webhooks=True, stock=n_orders + 100, balance=Decimal(n_orders + 100))
+        pipeline.start_sandbox_process(log_dir, drop_webhooks=True, stock=n_orders + 100,
+                                       balance=Decimal(n_orders + 100))
         if args.provider_delay_ms > 0:
             proxy = DelayingProxy(pipeline.sandbox_server.url, args.provider_delay_ms / 1000.0)
             pipeline.extra_env["PROVIDER_URL"] = f"{proxy.url}/stubs/handler_api.php"
@@ -572,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
 
         path = f"/webhooks/{pipeline.webhook_token}"
         ours = Target("ours", pipeline.web_port, path, events_stream, ours_key, pipeline.processes["web"].pid,
-                      pipeline.processes["worker"].pid)
+                      pipeline.processes["worker"].pid, pipeline.sandbox_server.pid)
         base = Target("baseline", base_port, path, baseline_stream, baseline_key, baseline_proc.pid)
         fake = iter(range(9_000_000_000, 10_000_000_000))
 
@@ -745,4 +749,4 @@ def report_paced(args: argparse.Namespace, paced: dict[str, list[Paced]]) -> Non
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main, "e2e_latency.py")

@@ -235,3 +235,26 @@ def test_sweep_does_not_take_again_what_it_rearmed_to_now(rt: Runtime, clock: An
     report = SweepReport()
     assert sweeping.in_batches(small, small.deadlines, handle, report, lease=120) == 2
     assert handled == ["a", "b"] and report.batches == 2
+
+
+def test_the_collector_is_paused_while_a_sweep_runs_and_restored_after(rt: Runtime, provider: FakeProvider,
+                                                                         clock: Any, monkeypatch: Any) -> None:
+    """A sweep's long-lived bulk rows would trigger full collections that grow faster than the sweep."""
+    import gc
+
+    for i in range(3):
+        waiting(rt, f"o{i}")
+    seen: list[bool] = []
+    listing = provider.get_active_activations
+    monkeypatch.setattr(provider, "get_active_activations", lambda: (seen.append(gc.isenabled()), listing())[1])
+    clock.advance(31)
+    assert gc.isenabled()
+    assert sweeping.sweep(rt).claimed == 3
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        clock.advance(31)
+        sweeping.sweep(rt)
+        assert len(seen) == 2 and not gc.isenabled()
+    finally:
+        gc.enable()

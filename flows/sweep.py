@@ -10,8 +10,8 @@ gets its own ``getStatus``. An entry re-armed during the sweep waits for the nex
 Python's cyclic garbage collector is paused while a sweep runs: the bulk listing keeps one row per active
 activation alive for the whole sweep, and those survivors trigger full collections that rescan every object the
 worker holds, a cost that grows faster than the sweep (``bench/sweep.py``: none in a sweep of 3,000, 3-4 in one of
-30,000, GC 3.5 % then 5-6 % of its CPU). The sweep makes no garbage that only the collector frees beyond what a
-batch's exceptions may leave, and that is collected once it is resumed.
+30,000, GC 3.5 % then 5-6 % of its CPU). Pausing costs no memory: after a paused sweep of 30,000, ``gc.collect()``
+found no cyclic garbage, and whatever a logged exception's traceback might leave is collected once it is back on.
 """
 from __future__ import annotations
 

@@ -44,13 +44,13 @@ def sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def run_script(main: Callable[[], int], name: str) -> NoReturn:
+def run_script(main: Callable[[], int]) -> NoReturn:
     """Exit with ``main()``'s status; SIGTERM or Ctrl-C stops what it started and exits 130 with one line."""
     sigterm_as_interrupt()
     try:
         status = main()
     except KeyboardInterrupt:
-        print(f"bench/{name}: interrupted; the processes it started are stopped", file=sys.stderr)
+        print(f"bench/{Path(sys.argv[0]).name}: interrupted; the processes it started are stopped", file=sys.stderr)
         status = 130
     sys.exit(status)
 

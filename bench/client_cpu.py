@@ -156,4 +156,4 @@ def run(server: str, args: argparse.Namespace) -> float:
 
 
 if __name__ == "__main__":
-    run_script(main, "client_cpu.py")
+    run_script(main)

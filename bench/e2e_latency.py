@@ -749,4 +749,4 @@ def report_paced(args: argparse.Namespace, paced: dict[str, list[Paced]]) -> Non
 
 
 if __name__ == "__main__":
-    run_script(main, "e2e_latency.py")
+    run_script(main)

@@ -409,4 +409,4 @@ def report(args: argparse.Namespace, redis_url: str, client: redis.Redis,
 
 
 if __name__ == "__main__":
-    run_script(main, "events_throughput.py")
+    run_script(main)

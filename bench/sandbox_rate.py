@@ -182,4 +182,4 @@ if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))  # here, not at the top: gunicorn imports this module for its apps
     from bench._common import run_script
 
-    run_script(main, "sandbox_rate.py")
+    run_script(main)

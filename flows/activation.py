@@ -273,7 +273,7 @@ def _buy(rt: Runtime, order: Order) -> Outcome | None:
 
 
 def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: object,
-              currency: int | None = None, times: ProviderTimes = NO_TIMES) -> Outcome:
+              currency: int | None = None, times: ProviderTimes = NO_TIMES, bought_at: float | None = None) -> Outcome:
     store = rt.activations
     provider = order.provider or rt.default_provider
     rid = provider_order_id(order)
@@ -286,7 +286,7 @@ def _assigned(rt: Runtime, order: Order, activation_id: str, phone: str, cost: o
                               attempt=order.numbers + 1, repeated=phone in order.bad_phones,
                               side=(*rt.ledger.bought(provider, rid, order.service, order.country, charged,
                                                       rt.clock()), rt.capacity.opened(provider, order.order_id)),
-                              end_at=times.end_at, cancel_by=times.cancel_by)
+                              end_at=times.end_at, cancel_by=times.cancel_by, bought_at=bought_at)
     if res.ok:
         log.info("order %s: number assigned (activation %s)", order.order_id, activation_id)
         _replay_early(rt, provider, activation_id)
@@ -383,7 +383,10 @@ def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
         match = _unclaimed_candidates(rt, order, [r for r in rows if not r.order_id])
     if len(match) == 1:
         row = match[0]
-        return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost, row.currency)
+        # the listing states no end: the number is dated from when its purchase was first sent, the earliest it
+        # can have been bought, so its wait ends no later than the provider's (however late the recovery)
+        return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost, row.currency,
+                         bought_at=order.buying_at)
     if not match and listed and config.list_may_lag(order, rt.clock()) \
             and order.fails + 1 < config.max_transient_fails:
         log.info("order %s: %s lists no activation of orderId %s yet; looking again", order.order_id, provider, poid)
@@ -396,7 +399,7 @@ def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
 
 def _unclaimed_candidates(rt: Runtime, order: Order, rows: list[ActiveActivation]) -> list[ActiveActivation]:
     """Rows without an orderId that could be ours: same service/country, bought after we started, not claimed."""
-    start = order.buying_at or order.created_at
+    start = order.purchase_began
     out = []
     for row in rows:
         if row.service and row.service != order.service:

@@ -141,15 +141,17 @@ def _first_period_price(rt: Runtime, order: RentOrder, provider: str) -> RentPri
     return Outcome.FAILED
 
 
-def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object) -> Outcome:
+def _assigned(rt: Runtime, order: RentOrder, rent_id: str, phone: str, end_date: object,
+              started_at: float | None = None) -> Outcome:
     now = rt.clock()
+    started = now if started_at is None else min(now, started_at)
     provider = order.provider or rt.default_provider
     cost = parse_amount(order.cost)
     res = rt.rents.assign_number(order.order_id, provider=provider, rent_id=rent_id, phone=phone,
-                                 end_date=_end_text(end_date), end_at=rent_end_at(end_date, now, order.hours),
+                                 end_date=_end_text(end_date), end_at=rent_end_at(end_date, started, order.hours),
                                  cost=order.cost, currency=order.currency, paid=micros(cost),
                                  side=rt.ledger.bought(provider, _rid(order), order.service, order.country, cost,
-                                                       now))
+                                                       now), started_at=started)
     if res.ok:
         log.info("rent order %s: rented (rent %s)", order.order_id, rent_id)
         _replay_early(rt, provider, rent_id)
@@ -264,7 +266,9 @@ def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
     if len(unknown) == 1:
         row = unknown[0]
         log.warning("rent order %s: recovered rent %s from getRentList", order.order_id, row.rent_id)
-        return _assigned(rt, order, row.rent_id, row.phone or "", None)
+        # the list states no dates: the rent is dated from when its purchase was first sent, the earliest it can
+        # have begun, so neither its end nor its free-cancel window is taken to last longer than the provider's
+        return _assigned(rt, order, row.rent_id, row.phone or "", None, started_at=order.buying_at)
     config, now = rt.rent_config, rt.clock()
     if not unknown and config.list_may_lag(order, now) and order.fails + 1 < config.max_transient_fails:
         rents.rearm(order.order_id, state=RentState.BUYING, due=now + config.backoff.delay(order.fails), fails=True)

@@ -58,7 +58,7 @@ class ActivationConfig:
 
     def list_may_lag(self, order: Order, now: float) -> bool:
         """Whether a listing without the order's purchase still proves little: it began less than LIST_LAG ago."""
-        return now - (order.buying_at or order.created_at) < self.list_lag
+        return now - order.purchase_began < self.list_lag
 
     def wait_for(self, service: str | None) -> float:
         """Seconds to wait for a first code for ``service`` (None: the shortest wait of any service)."""

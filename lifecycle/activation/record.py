@@ -188,6 +188,11 @@ class Order:
     refunded: bool | None = None
     history_raw: str = field(default="", repr=False)
 
+    @property
+    def purchase_began(self) -> float:
+        """When the current purchase was first sent (the order's creation where no purchase is under way)."""
+        return self.buying_at or self.created_at
+
     @classmethod
     def from_record(cls, order_id: str, rec: Mapping[str, str]) -> "Order":
         """Build from HGETALL output (decode_responses=True)."""

@@ -123,28 +123,33 @@ class ActivationStore:
     def assign_number(self, order_id: str, *, provider: str, activation_id: str, phone: str,
                       cost: str | None = None, currency: int | None = None, attempt: int = 1,
                       repeated: bool = False, side: tuple[Side, ...] = (), end_at: float | None = None,
-                      cancel_by: float | None = None) -> Result[State]:
+                      cancel_by: float | None = None, bought_at: float | None = None) -> Result[State]:
         """buying (or pending, when recovering) -> waiting; writes number.assigned (with the provider, which
         number of the order it is, and what it cost as the provider said) and the activation index. The purchase's
         start time goes (only a purchase in progress needs it; the history keeps when it began).
 
         ``end_at`` / ``cancel_by``: the activation's own end and last free-cancel moment as the provider stated
-        them (unix times on our clock); waiting stops CANCEL_MARGIN before them, never later."""
+        them (unix times on our clock); waiting stops CANCEL_MARGIN before them, never later. ``bought_at``: the
+        earliest moment the number can have been bought, where that is before now (a recovered purchase): the
+        wait for a code counts from it, so a late recovery never stretches the number's life."""
         now = self.clock()
+        number_at = now if bought_at is None else min(now, bought_at)
         due = min(now + self.config.poll_after,
-                  self.config.waiting_ends(None, now, end_at=end_at, cancel_by=cancel_by))
+                  self.config.waiting_ends(None, number_at, end_at=end_at, cancel_by=cancel_by))
         event = make_event(EventType.NUMBER_ASSIGNED, order_id, now, discriminator=external(provider, activation_id),
                            activation_id=activation_id, phone=phone, provider=provider, attempt=attempt, cost=cost,
                            currency=currency, repeated=True if repeated else None)
         return self.apply(order_id, Change(
             expect=states(sources(State.WAITING)), to=State.WAITING.value,
-            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost, F_NUMBER_AT: stamp(now),
-                 F_CURRENCY: None if currency is None else str(currency), F_NUMBERS: str(attempt),
+            set={F_PROVIDER: provider, F_AID: activation_id, F_PHONE: phone, F_COST: cost,
+                 F_NUMBER_AT: stamp(number_at), F_CURRENCY: None if currency is None else str(currency),
+                 F_NUMBERS: str(attempt),
                  # a number that already failed for this order is not used: it is replaced as soon as it may be
                  F_CMD: Command.REPLACE.value if repeated else None,
                  F_END_AT: None if end_at is None else stamp(end_at),
                  F_CANCEL_BY: None if cancel_by is None else stamp(cancel_by)},
-            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT, F_BUYING_AT), deadline=now if repeated else due, side=side, events=(event,), ref=external(provider, activation_id),
+            delete=(F_FAILS, F_REASON, F_SKIP, F_INFLIGHT, F_BUYING_AT), deadline=now if repeated else due, side=side,
+            events=(event,), ref=external(provider, activation_id),
             index=True), now=now)
 
     def retry_purchase_later(self, order_id: str, *, reason: str, delay: float) -> Result[State]:

@@ -45,7 +45,7 @@ class RentConfig:
 
     def list_may_lag(self, order: RentOrder, now: float) -> bool:
         """Whether a listing without the rent still proves little: its purchase was sent less than LIST_LAG ago."""
-        return now - (order.buying_at or order.created_at) < self.list_lag
+        return now - order.purchase_began < self.list_lag
 
     def buying_is_stale(self, order: RentOrder, now: float) -> bool:
-        return order.state is RentState.BUYING and now - (order.buying_at or order.created_at) >= self.buying_stale
+        return order.state is RentState.BUYING and now - order.purchase_began >= self.buying_stale

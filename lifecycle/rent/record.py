@@ -136,6 +136,11 @@ class RentOrder:
         )
 
     @property
+    def purchase_began(self) -> float:
+        """When the current purchase was first sent (the order's creation where no purchase is under way)."""
+        return self.buying_at or self.created_at
+
+    @property
     def orphan_open(self) -> bool:
         """A rent bought for this failed order is still to be given back (or found kept)."""
         return self.orphan_rent_id is not None and self.orphan_end is None

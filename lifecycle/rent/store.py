@@ -106,17 +106,19 @@ class RentStore:
 
     def assign_number(self, order_id: str, *, provider: str, rent_id: str, phone: str, end_date: str | None,
                       end_at: float, cost: str | None = None, currency: int | None = None, paid: int = 0,
-                      side: tuple[Side, ...] = ()) -> Result[RentState]:
+                      side: tuple[Side, ...] = (), started_at: float | None = None) -> Result[RentState]:
         """buying -> active: writes rent.started (with its cost), the rent index (rent id -> order) and the books
-        (``side``: the charge of its first period) in one step."""
+        (``side``: the charge of its first period) in one step. ``started_at``: the earliest moment the rent can
+        have begun, where that is before now (a recovered purchase): the free-cancel window counts from it."""
         now = self.clock()
+        started = now if started_at is None else min(now, started_at)
         event = make_event(EventType.RENT_STARTED, order_id, now, discriminator=rent_id, rent_id=rent_id,
                            phone=phone, end_date=end_date, provider=provider, cost=cost, currency=currency)
         return self.apply(order_id, Change(
             expect=states([RentState.BUYING]), to=RentState.ACTIVE.value, ref=external(provider, rent_id),
             index=True,
             set={R_PROVIDER: provider, R_RID: rent_id, R_PHONE: phone, R_END: end_date, R_END_AT: stamp(end_at),
-                 R_STARTED_AT: stamp(now), R_PAID: str(paid)},
+                 R_STARTED_AT: stamp(started), R_PAID: str(paid)},
             delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,),
             side=side), now=now)
 

@@ -50,6 +50,22 @@ def test_redelivery_while_buying_recovers_by_order_id(rt: Runtime, provider: Fak
     assert [e["type"] for e in stream_events(rt.redis, rt.settings)] == [ev.NUMBER_ASSIGNED]
 
 
+def test_a_purchase_recovered_late_waits_no_longer_than_the_number_lives(rt: Runtime, provider: FakeProvider,
+                                                                        clock: Any) -> None:
+    """The listing states no end: a number found long after the crash is dated from when its purchase was sent,
+    so waiting for its code ends when it would have had the worker not died, not a crash's length later."""
+    submit(rt)
+    rt.activations.start_buying("o1")
+    sent = clock.now
+    provider.add("tg", 0, order_id="o1-1")
+    clock.advance(600)                                       # found ten minutes later
+    assert activation.place_order(rt, "o1") == "waiting"
+    order = rt.activations.get("o1")
+    assert order is not None and order.number_at == pytest.approx(sent, abs=0.01)
+    wait = rt.activation_config.activation_timeout
+    assert rt.activation_config.timeout_at(order) == pytest.approx(sent + wait, abs=0.01)
+
+
 def test_a_recovered_purchase_keeps_the_cost_and_currency_the_listing_states(rt: Runtime,
                                                                              provider: FakeProvider) -> None:
     submit(rt)
@@ -112,7 +128,7 @@ def test_recovery_none_found_fails_once_the_list_had_time(rt: Runtime, provider:
     order = rt.activations.get("o1")
     assert order is not None and order.reason == "order_unrecoverable" and order.state is State.FAILED
     assert 1 <= looks < rt.activation_config.max_transient_fails - 1   # the window ended it, not the fails bound
-    assert clock.now - (order.buying_at or order.created_at) >= rt.activation_config.list_lag
+    assert clock.now - order.purchase_began >= rt.activation_config.list_lag
     assert provider.activations == {}                        # nothing was bought meanwhile
 
 

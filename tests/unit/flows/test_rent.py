@@ -70,6 +70,23 @@ def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRen
     assert types(rt) == [ev.RENT_STARTED]
 
 
+def test_a_rent_recovered_late_is_dated_from_its_purchase(rt: Runtime, provider: FakeRentProvider,
+                                                          clock: FakeClock) -> None:
+    """getRentList states no dates: a rent found long after the crash keeps neither a longer free-cancel window
+    nor a later end than the provider's (both count from when its purchase was sent)."""
+    rt.rent_orders.submit(RentRequest("full", order_id="r1", hours=4))
+    assert rt.rents.start_buying("r1", provider="sms-activate").ok
+    sent = clock.now
+    provider.add_rent("full")
+    clock.advance(900)                                      # the worker that sent it died; found 15 minutes later
+    assert rent_flows.place_rent(rt, "r1") == "active"
+    order = rt.rents.get("r1")
+    assert order.started_at == pytest.approx(sent, abs=0.01)
+    assert order.end_at == pytest.approx(sent + 4 * 3600, abs=0.01)
+    clock.advance(20 * 60 - 900 + 1)                        # 20 minutes after the purchase: no longer free
+    assert not order.can_cancel(clock.now)
+
+
 def test_unreconcilable_purchase_fails_without_buying(rt: Runtime, provider: FakeRentProvider,
                                                       clock: FakeClock) -> None:
     for oid in ("a", "b"):

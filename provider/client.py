@@ -21,7 +21,7 @@ import requests
 from . import models as m
 from .backoff import Backoff, Jitter
 from .dialects import Dialect, get_dialect
-from .errors import NotSupported
+from .errors import BadActionOrKey, NoActivation, NotSupported, ProviderError
 from .parsing import parse_response
 from .redaction import Redactor
 from .transport import CallObserver, RawResponse, RetryPolicy, Transport
@@ -300,11 +300,28 @@ class ProviderClient:
 
     def get_status(self, activation_id: Ids) -> m.StatusResult:
         """The activation's state and code (``STATUS_OK: '123'`` style quirks tolerated)."""
-        return self._do("getStatus", {"id": activation_id})
+        try:
+            return self._do("getStatus", {"id": activation_id})
+        except BadActionOrKey as exc:
+            raise self._unknown_id_or_bad_key(exc) from None
 
     def get_status_v2(self, activation_id: Ids) -> m.StatusV2:
         """SMS/call details; a plain ``STATUS_CANCEL`` (or getStatus-style answer) is mapped to a state."""
-        return self._do("getStatusV2", {"id": activation_id})
+        try:
+            return self._do("getStatusV2", {"id": activation_id})
+        except BadActionOrKey as exc:
+            raise self._unknown_id_or_bad_key(exc) from None
+
+    def _unknown_id_or_bad_key(self, exc: BadActionOrKey) -> ProviderError:
+        """A dialect that answers BAD_ACTION both to a wrong key and to the status of an id it does not know
+        (VakSMS, docs/dialects.md): one getBalance tells them apart. The key works: the id is unknown, raised
+        as NoActivation like every other dialect says it (the activation is closed). It does not, or the check
+        itself fails: the original error (a failed check says nothing about the id)."""
+        try:
+            self.get_balance()
+        except ProviderError:
+            return exc
+        return NoActivation(raw_code=exc.raw_code, http_status=exc.http_status, body=exc.body, action=exc.action)
 
     def get_active_activations(self, start: int | None = None, limit: int | None = None,
                                **extra: Any) -> list[m.ActiveActivation]:

@@ -391,15 +391,19 @@ def test_vaksms_dialect(server: Any, control: Control) -> None:
         assert [r.activation_id for r in vak.get_active_activations()] == [a.activation_id]
         with pytest.raises(E.NotSupported):
             vak.get_list_of_top_countries_by_service("tg")
-        with pytest.raises(E.BadActionOrKey) as unknown:                    # getStatus of an unknown id
-            vak.get_status("999999999999")
-        assert isinstance(unknown.value, E.BadAction) and isinstance(unknown.value, E.BadKey)
+        with pytest.raises(E.NoActivation) as unknown:          # getStatus of an unknown id: BAD_ACTION on the wire,
+            vak.get_status("999999999999")                      # but the key works (getBalance), so the id is unknown
+        assert unknown.value.kind is E.ErrorKind.CLOSED and unknown.value.raw_code == "BAD_ACTION"
+        with pytest.raises(E.NoActivation):
+            vak.get_status_v2("999999999999")
         control.advance(130)
         assert vak.cancel_activation(a.activation_id) == "ACCESS_CANCEL"
         assert vak.get_active_activations() == []
     with make(server, dialect="vaksms", key="nope-nope") as bad:
         with pytest.raises(E.BadActionOrKey):                               # a wrong key answers BAD_ACTION
             bad.get_balance()
+        with pytest.raises(E.BadActionOrKey):                               # ... and is not taken for an unknown id
+            bad.get_status("999999999999")
 
 
 @pytest.mark.parametrize("dialect", ["sms-activate", "herosms", "grizzly", "smshub", "vaksms"])

@@ -35,6 +35,7 @@ import os
 import subprocess
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -48,6 +49,7 @@ from bench._common import (delete_matching, describe_url, machine_conditions, pr
                            run_script, verdict)
 from config.settings import Settings  # noqa: E402
 from flows import activation, sweep  # noqa: E402
+from flows.report import SweepReport  # noqa: E402
 from flows.runtime import Runtime  # noqa: E402
 from lifecycle.activation import OrderRequest  # noqa: E402
 from otpflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable  # noqa: E402
@@ -264,6 +266,24 @@ def grow(rt: Runtime, start: int, stop: int) -> None:
             raise SystemExit(f"purchase {i} ended {outcome}: {rt.activations.get(oid)}")
 
 
+def listing_memory(rt: Runtime, client: ProviderClient, count: int) -> tuple[float, float]:
+    """Python memory per active activation (tracemalloc): what a sweep keeps of the provider's listing for its
+    whole run (``flows.activation.bulk_listing``), and the parsed rows it is made from. Outside the timed sweeps."""
+    orders = rt.activations.get_many(f"{i:032x}" for i in range(count))
+    tracemalloc.start()
+    try:
+        rows = client.get_active_activations()
+        parsed = tracemalloc.get_traced_memory()[0]
+        del rows
+        base = tracemalloc.get_traced_memory()[0]
+        kept = activation.bulk_listing(rt, orders.values(), SweepReport())
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    n = max(1, len(kept))
+    return held / n, parsed / n
+
+
 def make_all_due(rt: Runtime, clock: Clock) -> None:
     """Move our clock just past the latest deadline: every activation is due for a poll (none timed out)."""
     last = rt.redis.zrange(rt.keys.deadlines, -1, -1, withscores=True)
@@ -369,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             have = count
             fp = footprint(r, prefix, count, int(r.info("memory")["used_memory"]) - m_start)
             print_footprint(fp, server_name)
+            held, parsed = listing_memory(rt, client, count)
+            print(f"  the listing a sweep holds (Python): {held:.0f} B per active activation (its parsed rows: "
+                  f"{parsed:.0f} B)", flush=True)
             if not runs:
                 ids = [f"{i:032x}" for i in range(count)]
                 naive = naive_record_bytes(r, prefix, ids)

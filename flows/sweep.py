@@ -21,9 +21,9 @@ import logging
 import time
 from typing import Callable, Iterator
 
+from lifecycle.activation.reconcile import Observation
 from lifecycle.deadlines import Deadlines, Due
 from lifecycle.scripts import ScriptPipeline
-from provider.models import ActiveActivation
 
 from .activation import advance, bulk_listing, settle_unconfirmed
 from .inbox import redrain
@@ -57,7 +57,7 @@ def sweep(rt: Runtime, *, lease: float = 120.0, batched: bool = True) -> SweepRe
 
 def _sweep(rt: Runtime, *, lease: float, batched: bool) -> SweepReport:
     report = SweepReport()
-    bulk: dict[tuple[str, str], ActiveActivation] | None = {} if batched else None
+    bulk: dict[tuple[str, str], Observation] | None = {} if batched else None
     listed: set[str] = set()   # providers whose listing this sweep already has
     breaker = Breaker()
 

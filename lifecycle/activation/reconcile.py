@@ -59,10 +59,14 @@ def observe_status(state: ActivationState | str, code: str | None = None, text: 
     return Observation(Seen.WAITING)
 
 
+#: what most rows of a listing say; one shared instance, so a sweep holding a whole listing holds little per row
+STILL_WAITING = Observation(Seen.WAITING)
+
+
 def observe_listed(codes: Iterable[str] | None, text: str | None = None) -> Observation:
     """From a getActiveActivations row: listed means open; its codes are every code so far."""
     found = tuple(c for c in (codes or ()) if c)
-    return Observation(Seen.CODE, found, text) if found else Observation(Seen.WAITING)
+    return Observation(Seen.CODE, found, text) if found else STILL_WAITING
 
 
 def decide(order: Order, obs: Observation) -> ReconcileDecision:

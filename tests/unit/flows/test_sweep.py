@@ -9,8 +9,10 @@ import pytest
 from lifecycle.outbox import events as ev
 from lifecycle.activation.machine import State
 from lifecycle.activation.record import OrderRequest
+from lifecycle.activation.reconcile import STILL_WAITING, Observation, Seen
 from provider import errors as perr
 from flows import activation, inbox as inbox_flow, relay, sweep as sweeping
+from flows.report import SweepReport
 from flows.runtime import Runtime
 
 from .conftest import stream_events
@@ -52,6 +54,18 @@ def test_bulk_listing_covers_many_and_getstatus_only_for_uncovered(rt: Runtime, 
     assert len(code_events) == 1 and code_events[0]["via"] == "poll"
     # the rest are re-armed every POLL_INTERVAL
     assert rt.deadlines.score("o0") == pytest.approx(clock.now + 15, abs=0.01)
+
+
+def test_the_listing_a_sweep_holds_is_what_each_row_says_not_the_row(rt: Runtime, provider: FakeProvider) -> None:
+    """A sweep keeps its listing until it ends: per row only the observation (the rows without a code all share
+    one), not the parsed row with its raw JSON (``bench/sweep.py`` prints the bytes)."""
+    aids = [waiting(rt, f"o{i}") for i in range(4)]
+    provider.deliver(aids[2], "2222")
+    orders = rt.activations.get_many(f"o{i}" for i in range(4))
+    held = activation.bulk_listing(rt, orders.values(), SweepReport())
+    name = rt.default_provider
+    assert held[(name, aids[2])] == Observation(Seen.CODE, ("2222",))
+    assert all(held[(name, a)] is STILL_WAITING for a in (aids[0], aids[1], aids[3]))
 
 
 def test_single_due_uses_getstatus_and_call_uses_v2(rt: Runtime, provider: FakeProvider, clock: Any) -> None:

@@ -651,7 +651,7 @@ def bulk_listing(rt: Runtime, orders: Iterable[Order | None], report: SweepRepor
     this sweep (an earlier batch); they are not asked again, and the ones asked now are added to it.
 
     A sweep keeps its listings until it ends, so each row is reduced at once to the observation it gives (most
-    rows share one "still waiting"): about 1.4 KB of parsed row per active activation becomes about 0.1 KB
+    rows share one "still waiting"): about 1.3 KB of parsed row per active activation becomes about 0.15 KB
     (``bench/sweep.py`` prints the figure)."""
     due: dict[str, int] = {}
     for o in orders:

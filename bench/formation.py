@@ -28,7 +28,7 @@ import requests  # noqa: E402
 
 from otpflow import procfile  # noqa: E402
 from otpflow.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from tests.support.processes import ChildProcess, answers_200, python_argv  # noqa: E402
+from tests.support.processes import ChildProcess, SandboxProcess, answers_200  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
 
 #: timings short enough that a run of a minute sees orders bought, coded or timed out, polled and swept
@@ -98,25 +98,17 @@ class Sandbox:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, env: dict[str, str]) -> "Sandbox":
-        argv = python_argv("-m", "sandbox", "--port", str(self.port), "--api-key", self.api_key,
-                           "--webhook-url", self.webhook_url, "--balance", "100000", "--stock", "100000",
-                           "--price", f"tg:0:{self.price}")
-        self.process = ChildProcess(f"sandbox-{self.name}", argv, env, self.log_dir / f"sandbox-{self.name}.log")
-        self.process.start()
-        wait_until(lambda: self._answers(), timeout=30, check=self._check,
-                   message=lambda: f"sandbox {self.name} did not start:\n{self.log()}")
+        server = SandboxProcess.prepare(
+            f"sandbox-{self.name}", ["--api-key", self.api_key, "--webhook-url", self.webhook_url,
+                                     "--balance", "100000", "--stock", "100000", "--price", f"tg:0:{self.price}"],
+            env, self.log_dir / f"sandbox-{self.name}.log", port=self.port)
+        self.process = server.process  # before it starts: stopped with the formation even if it never answers
+        try:
+            server.start()
+        except (RuntimeError, AssertionError) as exc:
+            raise FormationError(f"sandbox {self.name} did not start: {exc}") from None
         self.control("settings", SANDBOX_SETTINGS)
         return self
-
-    def _answers(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/control/clock", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def _check(self) -> None:
-        if self.process is not None and not self.process.alive():
-            raise FormationError(f"sandbox {self.name} exited:\n{self.log()}")
 
     def log(self) -> str:
         return self.process.log()[-3000:] if self.process else ""

@@ -32,8 +32,9 @@ import argparse
 import json
 import math
 import os
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import dataclass, field, replace
@@ -52,8 +53,9 @@ from flows import activation, sweep  # noqa: E402
 from flows.report import SweepReport  # noqa: E402
 from flows.runtime import Runtime  # noqa: E402
 from lifecycle.activation import OrderRequest  # noqa: E402
-from otpflow.embedded_redis import EmbeddedRedis, free_port, redis_reachable  # noqa: E402
+from otpflow.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
 from provider import ProviderClient  # noqa: E402
+from tests.support.processes import SandboxProcess  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 LOCAL_REDIS_DB = "redis://127.0.0.1:6379/14"
@@ -186,20 +188,15 @@ def scaling_line(small: SweepRun, big: SweepRun) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- measuring
-def start_sandbox() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--api-key", API_KEY,
-                             "--balance", "100000000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=str(Path(__file__).resolve().parents[1]))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(f"{url}/control/clock", timeout=0.5)
-            return proc, url
-        except requests.RequestException:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("sandbox did not start")
+def start_sandbox(log_dir: Path) -> SandboxProcess:
+    """The provider: ``python -m sandbox`` in a process of its own, its log in ``log_dir``."""
+    server = SandboxProcess.prepare("sandbox", ["--api-key", API_KEY, "--balance", "100000000"], os.environ,
+                                    log_dir / "sandbox.log")
+    try:
+        return server.start()
+    except (RuntimeError, AssertionError) as exc:
+        server.stop()
+        raise SystemExit(f"bench/sweep.py: the sandbox did not start: {exc}") from None
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -354,7 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     counts: list[int] = args.counts
     url, server = pick_server(args.embedded, counts[-1])
-    sandbox, sandbox_url = start_sandbox()
+    log_dir = Path(tempfile.mkdtemp(prefix="otpflow-bench-sweep-"))
+    sandbox = start_sandbox(log_dir)
+    sandbox_url = sandbox.url
     # a prefix as long as the default KEY_PREFIX ("otpflow"): key names are part of what is measured
     prefix = f"b{os.getpid() % 1_000_000:06d}"
     r = redis.Redis.from_url(url, decode_responses=True)
@@ -424,8 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         return 0
     finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=10)
+        sandbox.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
         try:
             delete_matching(r, f"{prefix}:*", f"{prefix}-naive:*")
         except redis.RedisError:

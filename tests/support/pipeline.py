@@ -18,7 +18,8 @@ import redis
 import requests
 
 from otpflow.embedded_redis import free_port
-from tests.support.processes import ChildProcess, celery_beat, celery_worker, gunicorn, python_argv, wait_http_ok
+from tests.support.processes import (ChildProcess, SandboxProcess, celery_beat, celery_worker, gunicorn,
+                                     wait_http_ok)
 from tests.support.waiting import wait_until
 
 SANDBOX_KEY = "sandbox-test-key"
@@ -37,34 +38,6 @@ FAST_TIMINGS = {
     # task counters reach Redis after every task, so tests can read them as signs (see Pipeline.task_runs)
     "METRICS_FLUSH_INTERVAL": "0",
 }
-
-
-@dataclass
-class SandboxProcess:
-    """A sandbox served by its own process: ``.url``, ``.pid`` and ``.stop()``, like a thread's SandboxServer."""
-
-    process: ChildProcess
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def start(self) -> "SandboxProcess":
-        self.process.start()
-        wait_http_ok(f"{self.url}/control/clock", timeout=30, check=self._check)
-        return self
-
-    def _check(self) -> None:
-        if not self.process.alive():
-            raise RuntimeError(f"the sandbox exited:\n{self.process.log()[-4000:]}")
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 @dataclass
@@ -106,12 +79,11 @@ class Pipeline:
         provider answers), for benchmarks: in a thread of the caller it would share the caller's GIL with its load
         generator, and the threaded werkzeug server closes every connection. ``settings`` go to its
         ``/control/settings``."""
-        port = free_port()
-        argv = python_argv("-m", "sandbox", "--port", str(port), "--api-key", SANDBOX_KEY, "--webhook-url",
-                           self.webhook_url, "--balance", str(balance), "--stock", str(stock))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTPFLOW_TEST", "PYTEST", "PROVIDER"))}
-        server = SandboxProcess(ChildProcess("sandbox", argv, env, log_dir / "sandbox.log"), port)
-        self.sandbox_server = server.start()
+        self.sandbox_server = server = SandboxProcess.prepare(
+            "sandbox", ["--api-key", SANDBOX_KEY, "--webhook-url", self.webhook_url, "--balance", str(balance),
+                        "--stock", str(stock)], env, log_dir / "sandbox.log")
+        server.start()
         if settings:
             response = requests.post(f"{server.url}/control/settings", json=settings, timeout=10)
             assert response.status_code == 200, response.text

@@ -12,11 +12,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import requests
 
 from otpflow import procfile
+from otpflow.embedded_redis import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +127,43 @@ def answers_200(url: str) -> bool:
 def wait_http_ok(url: str, timeout: float = 30.0, check: Callable[[], None] | None = None) -> None:
     """Until ``url`` answers 200; ``check`` runs every round and may raise (e.g. the server exited)."""
     wait_until(lambda: answers_200(url), timeout=timeout, check=check, message=f"{url} did not answer 200")
+
+
+@dataclass
+class SandboxProcess:
+    """``python -m sandbox`` in a process of its own (gunicorn with HTTP/1.1 keep-alive, as a real provider
+    answers): ``.url``, ``.pid`` and ``.stop()``, like a thread's SandboxServer. The one way the pipeline tests and
+    the bench scripts start a sandbox process and wait until it answers."""
+
+    process: ChildProcess
+    port: int
+
+    @classmethod
+    def prepare(cls, name: str, args: Sequence[str], env: Mapping[str, str], log_path: Path,
+                port: int | None = None) -> "SandboxProcess":
+        """``python -m sandbox --port <port> <args>``, not started yet (``start()`` runs it and waits)."""
+        port = port or free_port()
+        argv = python_argv("-m", "sandbox", "--port", str(port), *args)
+        return cls(ChildProcess(name, argv, dict(env), log_path), port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> "SandboxProcess":
+        """Start it and wait for ``/control/clock``: RuntimeError with its log if it exits first, AssertionError
+        if it has not answered within 30 s."""
+        self.process.start()
+        wait_http_ok(f"{self.url}/control/clock", timeout=30, check=self._check)
+        return self
+
+    def _check(self) -> None:
+        if not self.process.alive():
+            raise RuntimeError(f"{self.process.name} exited:\n{self.process.log()[-4000:]}")
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -7,6 +7,8 @@ population grows from one to the next) it prints:
 * provider calls per sweep: must be ONE bulk listing (``getActiveActivations``) per provider, however many
   activations (and batches of SWEEP_BATCH) the sweep covers;
 * the sweep's wall and CPU time (this process; Redis's and the sandbox's CPU beside it), per activation too;
+* the Python memory a sweep holds for the provider's listing, per active activation, beside the parsed rows it
+  is made from (tracemalloc, outside the timed sweeps);
 * Redis per waiting activation, by ``MEMORY USAGE <key> SAMPLES 0`` over every key of the run (exact, and blind
   to other clients of a shared server), broken down by what an activation stores: its record (hash, with its
   short history), its activation index entry, its deadline member, its listing member (GET /api/orders), its

@@ -306,14 +306,12 @@ class ProviderClient:
             raise self._unknown_id_or_bad_key(exc) from None
 
     def get_status_v2(self, activation_id: Ids) -> m.StatusV2:
-        """SMS/call details; a plain ``STATUS_CANCEL`` (or getStatus-style answer) is mapped to a state."""
-        try:
-            return self._do("getStatusV2", {"id": activation_id})
-        except BadActionOrKey as exc:
-            raise self._unknown_id_or_bad_key(exc) from None
+        """SMS/call details; a plain ``STATUS_CANCEL`` (or getStatus-style answer) is mapped to a state. (A
+        BAD_ACTION here stays one: on a dialect that may lack getStatusV2 it can mean just that.)"""
+        return self._do("getStatusV2", {"id": activation_id})
 
     def _unknown_id_or_bad_key(self, exc: BadActionOrKey) -> ProviderError:
-        """A dialect that answers BAD_ACTION both to a wrong key and to the status of an id it does not know
+        """A dialect that answers BAD_ACTION both to a wrong key and to getStatus of an id it does not know
         (VakSMS, docs/dialects.md): one getBalance tells them apart. The key works: the id is unknown, raised
         as NoActivation like every other dialect says it (the activation is closed). It does not, or the check
         itself fails: the original error (a failed check says nothing about the id)."""

@@ -394,8 +394,6 @@ def test_vaksms_dialect(server: Any, control: Control) -> None:
         with pytest.raises(E.NoActivation) as unknown:          # getStatus of an unknown id: BAD_ACTION on the wire,
             vak.get_status("999999999999")                      # but the key works (getBalance), so the id is unknown
         assert unknown.value.kind is E.ErrorKind.CLOSED and unknown.value.raw_code == "BAD_ACTION"
-        with pytest.raises(E.NoActivation):
-            vak.get_status_v2("999999999999")
         control.advance(130)
         assert vak.cancel_activation(a.activation_id) == "ACCESS_CANCEL"
         assert vak.get_active_activations() == []

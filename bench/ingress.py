@@ -8,6 +8,11 @@ response (keep-alive is off), so every request is a fresh loopback TCP connectio
 ``--worker-class sync`` serves both with gunicorn's sync workers instead (what the config used before), and
 ``--worker-class gthread`` with gunicorn's own threaded worker, to compare.
 
+A third server splits the gap: our app exactly as ``webhook.wsgi`` builds it, with only the webhook view swapped
+for the baseline's one LPUSH (``skeleton_factory``). What it costs above the baseline is the app's frame (the
+request-id middleware, every blueprint, a process that also holds the Celery producer); what the webhook costs
+above it is the ingress's own work. The last line of the report gives both, in server CPU per request.
+
 ``--idle N`` and ``--slow N`` hold hostile clients open against both servers during every round (and its
 warm-up): N connections that send nothing, and N that send a request line and then one header byte a second; a
 client the server closes connects again at once. Requests that fail or take longer than ``--client-timeout``
@@ -68,6 +73,28 @@ def baseline_factory() -> Any:
         client.lpush(key, request.get_data())
         return jsonify({"status": "accepted"})
 
+    return app
+
+
+def skeleton_factory() -> Any:
+    """Our app as the Procfile builds it (``webhook.wsgi``: settings, the request-id middleware, every blueprint,
+    the warmed Celery producer) with the webhook view swapped for the baseline's one LPUSH.
+
+    Its cost above the baseline is the app's frame; the webhook's cost above it is the ingress's own work
+    (validation, the fingerprint, the inbox's Lua append, metrics): the two halves of the gap, measured apart.
+    """
+    from flask import jsonify, request
+
+    from webhook.wsgi import app
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
+    key = os.environ[BASELINE_KEY_ENV] + ":skeleton"
+
+    def hook(token: str) -> Any:
+        client.lpush(key, request.get_data())
+        return jsonify({"status": "accepted"})
+
+    app.view_functions["webhooks.receive"] = hook
     return app
 
 
@@ -291,27 +318,33 @@ def main(argv: list[str] | None = None) -> int:
     common = {"REDIS_URL": redis_url, "WEBHOOK_TOKEN": TOKEN, "API_TOKEN": "bench_api_" + "x" * 16,
               "KEY_PREFIX": prefix, "WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "WARNING",
               "GUNICORN_ACCESSLOG": "-" if args.access_log else "", BASELINE_KEY_ENV: f"{prefix}:baseline"}
-    web_port, base_port = free_port(), free_port()
+    web_port, base_port, frame_port = free_port(), free_port(), free_port()
     servers: list[subprocess.Popen[bytes]] = []
     try:
         servers.append(start_server("webhook.wsgi:app", web_port, common, args.worker_class))
         servers.append(start_server("bench.ingress:baseline_factory()", base_port, common, args.worker_class))
+        servers.append(start_server("bench.ingress:skeleton_factory()", frame_port, common, args.worker_class))
 
         def round_of(name: str, port: int, count: int, pid: int = 0) -> Result:
             with HostileClients(port, args.idle, args.slow, args.max_seconds + 20):
                 return load(name, port, count, args.threads, args.max_seconds, pid, args.client_timeout)
 
-        warm = [round_of("warmup", web_port, args.warmup), round_of("warmup", base_port, args.warmup)]
+        warm = [round_of("warmup", web_port, args.warmup), round_of("warmup", base_port, args.warmup),
+                round_of("warmup", frame_port, args.warmup)]
         rounds: list[tuple[Result, Result]] = []
+        frames: list[Result] = []
         for i in range(args.rounds):
             base = round_of("baseline (Flask + LPUSH)", base_port, args.requests, servers[1].pid)
+            frame = round_of("our app's frame (the baseline's handler)", frame_port, args.requests, servers[2].pid)
             hook = round_of("webhook ingress", web_port, args.requests, servers[0].pid)
             rounds.append((base, hook))
+            frames.append(frame)
             print(f"round {i + 1}: baseline {base.rps:7.0f} req/s p50 {base.pct(0.5):5.2f} ms p99 {base.pct(0.99):5.2f} ms"
                   f" | webhook {hook.rps:7.0f} req/s p50 {hook.pct(0.5):5.2f} ms p99 {hook.pct(0.99):5.2f} ms"
                   f" | ratio {hook.rps / base.rps if base.rps else float('nan'):.3f}"
                   f" | server CPU/request {base.cpu_us_per_request:4.0f}/{hook.cpu_us_per_request:4.0f} us"
-                  f" | errors {base.errors}/{hook.errors}", flush=True)
+                  f" | errors {base.errors}/{hook.errors} | frame {frame.rps:7.0f} req/s"
+                  f" {frame.cpu_us_per_request:4.0f} us", flush=True)
         stored = client.xlen(f"{prefix}:inbox")
     finally:
         for process in servers:
@@ -327,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     h99 = statistics.median(h.pct(0.99) for _, h in rounds)
     b_cpu = statistics.median(b.cpu_us_per_request for b, _ in rounds)
     h_cpu = statistics.median(h.cpu_us_per_request for _, h in rounds)
+    f_cpu = statistics.median(f.cpu_us_per_request for f in frames)
+    f_med = statistics.median(f.rps / b.rps for f, (b, _) in zip(frames, rounds) if b.rps)
     accepted = sum(h.ok for _, h in rounds) + warm[0].ok
     errors = sum(h.errors for _, h in rounds)
     print()
@@ -340,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"latency ratio p50 / p99             : {h50 / b50:.3f} / {h99 / b99:.3f}   (webhook / baseline)")
     print(f"server CPU per request              : {b_cpu:.0f} us baseline, {h_cpu:.0f} us webhook "
           f"(ratio {b_cpu / h_cpu:.3f}: the CPU-bound throughput ratio on an otherwise idle machine)")
+    print(f"where the gap is (server CPU)       : our app's frame with the baseline's handler {f_cpu:.0f} us "
+          f"(throughput ratio {f_med:.3f}), so the frame costs {f_cpu - b_cpu:+.0f} us and the ingress's own work "
+          f"(validation, fingerprint, Lua append, metrics) {h_cpu - f_cpu:+.0f} us per request")
     print(f"inbox entries stored: {stored} (accepted answers incl. warm-up: {accepted}); webhook errors "
           f"(failed or slower than {args.client_timeout:g} s): {errors}")
 

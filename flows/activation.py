@@ -21,6 +21,7 @@ from lifecycle.activation.lifetime import NO_TIMES, ProviderTimes, provider_time
 from lifecycle.activation.store import state_of
 from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
+from lifecycle.listing import listing_may_lag
 from lifecycle.money import from_micros, parse_amount
 from lifecycle.outbox.events import EventType, Via
 from lifecycle.routing import Candidate, Quote, Routing, candidates
@@ -387,7 +388,7 @@ def recover_purchase(rt: Runtime, order: Order, poid: str) -> Outcome:
         # can have been bought, so its wait ends no later than the provider's (however late the recovery)
         return _assigned(rt, order, str(row.activation_id), str(row.phone or ""), row.cost, row.currency,
                          bought_at=order.buying_at)
-    if not match and listed and config.list_may_lag(order, rt.clock()) \
+    if not match and listed and listing_may_lag(order, rt.clock(), config.list_lag) \
             and order.fails + 1 < config.max_transient_fails:
         log.info("order %s: %s lists no activation of orderId %s yet; looking again", order.order_id, provider, poid)
         store.purchase_backoff(order.order_id, reason="not_listed_yet", delay=config.backoff.delay(order.fails))

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from lifecycle.cas import Side
 from lifecycle.inbox import WebhookKind
+from lifecycle.listing import listing_may_lag
 from lifecycle.money import from_micros, micros, parse_amount
 from lifecycle.outbox.events import Via
 from lifecycle.rent import PROLONGING, RentCommand, RentOrder, RentState
@@ -270,7 +271,7 @@ def reconcile_purchase(rt: Runtime, order: RentOrder) -> Outcome:
         # have begun, so neither its end nor its free-cancel window is taken to last longer than the provider's
         return _assigned(rt, order, row.rent_id, row.phone or "", None, started_at=order.buying_at)
     config, now = rt.rent_config, rt.clock()
-    if not unknown and config.list_may_lag(order, now) and order.fails + 1 < config.max_transient_fails:
+    if not unknown and listing_may_lag(order, now, config.list_lag) and order.fails + 1 < config.max_transient_fails:
         rents.rearm(order.order_id, state=RentState.BUYING, due=now + config.backoff.delay(order.fails), fails=True)
         log.info("rent order %s: no unclaimed rent listed yet; looking again (the list may lag)", order.order_id)
         return Outcome.RECONCILE_LATER

@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 from provider.backoff import Backoff, Jitter
 
 from ..cas import DEFAULT_RETENTION_SECONDS
+from ..listing import LIST_LAG
 from .machine import State
 from .record import Order
 
 #: the backoff of a provider call that failed transiently: 5, 10, 20, … 300 s, half jitter
 PROVIDER_BACKOFF = Backoff(base=5.0, cap=300.0, jitter=Jitter.HALF, floor=1.0)
-#: how long a provider's listing (getActiveActivations, getRentList) may lag a purchase it made
-#: (docs/handler-api.md, Buying a number): a listing that does not show a maybe-made purchase is read again until
-#: this long after the purchase began, then believed
-LIST_LAG = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,7 @@ class ActivationConfig:
     #: the order's own deadline after it was placed (ORDER_TIMEOUT): no replacement is bought after it
     order_timeout: float = 3600.0
     backoff: Backoff = field(default=PROVIDER_BACKOFF)
+    #: seconds a listing without a purchase is read again rather than believed (lifecycle/listing.py)
     list_lag: float = LIST_LAG
     #: seconds before the provider's own free-cancel time or end of an activation that waiting stops (CANCEL_MARGIN)
     cancel_margin: float = 60.0
@@ -55,10 +53,6 @@ class ActivationConfig:
     service_timeouts: tuple[tuple[str, float], ...] = ()
     #: seconds an ended order's record and its numbers' index entries are kept (ORDER_RETENTION_SECONDS)
     retention: int = DEFAULT_RETENTION_SECONDS
-
-    def list_may_lag(self, order: Order, now: float) -> bool:
-        """Whether a listing without the order's purchase still proves little: it began less than LIST_LAG ago."""
-        return now - order.purchase_began < self.list_lag
 
     def wait_for(self, service: str | None) -> float:
         """Seconds to wait for a first code for ``service`` (None: the shortest wait of any service)."""

@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 from provider.backoff import Backoff
 
-from ..activation.config import LIST_LAG, PROVIDER_BACKOFF
+from ..activation.config import PROVIDER_BACKOFF
 from ..cas import DEFAULT_RETENTION_SECONDS
+from ..listing import LIST_LAG
 from .machine import RentState
 from .record import RentOrder
 
@@ -27,6 +28,7 @@ class RentConfig:
     pending_stale: float = 60.0
     max_transient_fails: int = 8
     reconcile_delay: float = RECONCILE_DELAY
+    #: seconds a listing without a purchase is read again rather than believed (lifecycle/listing.py)
     list_lag: float = LIST_LAG
     #: SMS fingerprints a rent record keeps for dedupe (a poll re-reads the newest page; keep many more than one)
     sms_fingerprints_kept: int = 128
@@ -42,10 +44,6 @@ class RentConfig:
         """Poll every POLL_INTERVAL (lost webhooks), never past the end date (when the rent is closed)."""
         nxt = now + self.poll_interval
         return min(nxt, order.end_at) if order.end_at is not None else nxt
-
-    def list_may_lag(self, order: RentOrder, now: float) -> bool:
-        """Whether a listing without the rent still proves little: its purchase was sent less than LIST_LAG ago."""
-        return now - order.purchase_began < self.list_lag
 
     def buying_is_stale(self, order: RentOrder, now: float) -> bool:
         return order.state is RentState.BUYING and now - order.purchase_began >= self.buying_stale

@@ -144,7 +144,8 @@ def run(server: str, args: argparse.Namespace) -> float:
             print(f"{action:<18}{o * 1e6:>10.0f}{f * 1e6:>13.0f}{o / f:>8.2f}"
                   f"{statistics.median(ours_rate):>10.0f}{statistics.median(off_rate):>12.0f}")
         geo = statistics.geometric_mean(ratios)
-        print(f"geometric mean ratio (ours / official): {geo:.2f}  (target ≤ 0.60: {'met' if geo <= 0.6 else 'NOT met'})")
+        print(f"geometric mean ratio (ours / official): {geo:.2f}  "
+              f"(target ≤ 0.60: {'met' if geo <= 0.6 else 'NOT met'})")
         ours.close()
         return geo
     finally:

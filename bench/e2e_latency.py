@@ -1,11 +1,12 @@
 """End-to-end latency: a provider webhook POST until its ``code.received`` entry is on the events stream.
 
 Through the real pipeline on loopback (``tests/support/pipeline.py``): gunicorn (``webhook/gunicorn_conf.py``,
-as the Procfile runs it), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the Procfile's
-default; ``--worker-concurrency``), no beat, the sandbox as the provider with ``drop_webhooks`` on, so only this
-script's POSTs deliver codes, and a real Redis. The sandbox runs in a process of its own (``python -m sandbox``:
-gunicorn with keep-alive, as a real provider answers): in a thread of this process it shared the load generator's
-GIL and closed every connection, so each AUTO_FINISH call cost a new TCP connection and delayed the next sends.
+as the Procfile runs it), one ``celery worker`` process with the Procfile's options (``--concurrency 2`` as the
+Procfile's default; ``--worker-concurrency``), no beat, the sandbox as the provider with ``drop_webhooks`` on, so
+only this script's POSTs deliver codes, and a real Redis. The sandbox runs in a process of its own
+(``python -m sandbox``: gunicorn with keep-alive, as a real provider answers): in a thread of this process it
+shared the load generator's GIL and closed every connection, so each AUTO_FINISH call cost a new TCP connection
+and delayed the next sends.
 
 Set-up (not timed): N orders through ``POST /api/orders``; their ``number.assigned`` events give the activation
 ids; each activation's SMS is registered in the sandbox through ``POST /control/sms`` (its webhook dropped), so
@@ -661,7 +662,8 @@ def report(args: argparse.Namespace, redis_url: str, client: redis.Redis, seq: d
     s_b, s_o = summarize(sb.latencies), summarize(so.latencies)
     h_b, h_o = summarize(sb.http), summarize(so.http)
     print()
-    print(f"redis {describe_url(redis_url)} | gunicorn as webhook/gunicorn_conf.py | celery worker --concurrency {args.worker_concurrency}"
+    print(f"redis {describe_url(redis_url)} | gunicorn as webhook/gunicorn_conf.py"
+          f" | celery worker --concurrency {args.worker_concurrency}"
           f" | LOG_LEVEL {args.log_level} | AUTO_FINISH {'off' if args.no_auto_finish else 'on'} | "
           f"{args.rounds} rounds | provider: sandbox"
           f"{f' + {args.provider_delay_ms:g} ms per call' if args.provider_delay_ms else ' on loopback'}")

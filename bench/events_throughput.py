@@ -7,9 +7,9 @@ line per task), ``REMAP_SIGTERM=SIGQUIT``, the same broker (a real Redis) and th
 (``worker.celery_app.celery_config``: acks late, prefetch 1, ...). Only the app and the queue differ.
 
 * ours: K webhook payloads are stored in the inbox (``Inbox.append``, as the web app stores them) for K orders
-  in ``waiting`` state whose activations were bought from the sandbox (``flows.activation.place_order``, in this process)
-  and whose SMS the sandbox knows. Then ONE ``otpflow.drain_inbox`` task is published (what the web app does for
-  the first webhook of a burst) and the clock runs until K ``code.received`` events are on the events stream
+  in ``waiting`` state whose activations were bought from the sandbox (``flows.activation.place_order``, in this
+  process) and whose SMS the sandbox knows. Then ONE ``otpflow.drain_inbox`` task is published (what the web app
+  does for the first webhook of a burst) and the clock runs until K ``code.received`` events are on the events stream
   (blocking XREAD). With AUTO_FINISH on (the production default) the drain also calls ``setStatus 6`` on the
   sandbox after each batch's codes; the time until all K ``activation.finished`` events is printed too.
 * baseline: K no-op tasks and one final marker task (it XADDs to a stream) are published to a staging list

@@ -61,7 +61,7 @@ BASELINE_KEY_ENV = "OTPFLOW_BENCH_BASELINE_KEY"
 
 
 def baseline_factory() -> Any:
-    """The baseline: a bare Flask endpoint doing one LPUSH of the body (gunicorn ``bench.ingress:baseline_factory()``)."""
+    """The baseline: a bare Flask endpoint doing one LPUSH of the body (``bench.ingress:baseline_factory()``)."""
     from flask import Flask, jsonify, request
 
     app = Flask("baseline")
@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             hook = round_of("webhook ingress", web_port, args.requests, servers[0].pid)
             rounds.append((base, hook))
             frames.append(frame)
-            print(f"round {i + 1}: baseline {base.rps:7.0f} req/s p50 {base.pct(0.5):5.2f} ms p99 {base.pct(0.99):5.2f} ms"
+            print(f"round {i + 1}: baseline {base.rps:7.0f} req/s p50 {base.pct(0.5):5.2f} ms"
+                  f" p99 {base.pct(0.99):5.2f} ms"
                   f" | webhook {hook.rps:7.0f} req/s p50 {hook.pct(0.5):5.2f} ms p99 {hook.pct(0.99):5.2f} ms"
                   f" | ratio {hook.rps / base.rps if base.rps else float('nan'):.3f}"
                   f" | server CPU/request {base.cpu_us_per_request:4.0f}/{hook.cpu_us_per_request:4.0f} us"

@@ -1,8 +1,9 @@
 """The ids of the work in hand (order, activation, task, request, provider), bound for as long as it runs.
 
 Entry points bind them (the task base class, the web's request-id middleware in webhook/request_ids.py); every
-log line written meanwhile carries them, because the formatters of ``config.logging_setup`` read :func:`current`. A context variable keeps
-them apart across threads (gunicorn's gthread workers, Celery's thread pool) without passing them down.
+log line written meanwhile carries them, because the formatters of ``config.logging_setup`` read :func:`current`.
+A context variable keeps them apart across threads (gunicorn's gthread workers, Celery's thread pool) without
+passing them down.
 
 It lives in ``config`` beside the formatters: ``config`` may import neither ``telemetry`` nor the shell, while
 ``flows``, ``tasks``, ``worker`` and ``webhook`` may all import ``config``.

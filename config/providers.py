@@ -107,7 +107,8 @@ def parse_amount(raw: str) -> Decimal:
         value = Decimal(raw.strip())
     except InvalidOperation:
         raise ValueError(f"expected an amount such as 12.50, got {raw!r}") from None
-    if not value.is_finite() or value < 0 or value > Decimal("1e9") or -value.as_tuple().exponent > 6:  # type: ignore[operator]
+    exponent = value.as_tuple().exponent
+    if not value.is_finite() or value < 0 or value > Decimal("1e9") or -exponent > 6:  # type: ignore[operator]
         raise ValueError(f"expected an amount from 0 to 1000000000 with at most 6 decimals, got {raw!r}")
     return value
 

@@ -504,7 +504,8 @@ class Settings:
 
 def _require_secret(name: str, value: str) -> list[str]:
     if not value:
-        return [f"{name}: required (a long random string; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"]
+        return [f"{name}: required (a long random string; generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"]
     if len(value) < 16:
         return [f"{name}: too short ({len(value)} characters); use at least 16 random characters"]
     return []

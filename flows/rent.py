@@ -327,7 +327,8 @@ def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[Re
     """getRentStatus, newest page first; a further page only while the last one was full and all new to us."""
     rent_id = order.rent_id or ""
     report.call("getRentStatus")
-    status = rt.provider_for(order.provider).get_rent_status(rent_id, page=0, size=POLL_PAGE_SIZE)
+    client = rt.provider_for(order.provider)
+    status = client.get_rent_status(rent_id, page=0, size=POLL_PAGE_SIZE)
     messages, page_msgs = list(status.messages), list(status.messages)
     known: set[str] | None = None
     for page in range(1, MAX_POLL_PAGES):
@@ -337,7 +338,7 @@ def _read_status(rt: Runtime, order: RentOrder, report: SweepReport) -> tuple[Re
         if any(sms_fingerprint(m.text, m.date, m.phone_from) in known for m in page_msgs):
             break
         report.call("getRentStatus")
-        page_msgs = list(rt.provider_for(order.provider).get_rent_status(rent_id, page=page, size=POLL_PAGE_SIZE).messages)
+        page_msgs = list(client.get_rent_status(rent_id, page=page, size=POLL_PAGE_SIZE).messages)
         messages += page_msgs
     return status, messages
 

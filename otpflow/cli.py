@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--country", default="0", help="demo order country id (default 0)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("sandbox", help="run the provider emulator alone (options: otpflow sandbox --help)", add_help=False)
+    p = sub.add_parser("sandbox", help="run the provider emulator alone (options: otpflow sandbox --help)",
+                       add_help=False)
     p.set_defaults(func=None, raw=_sandbox)
 
     p = sub.add_parser("demo", help="place an order through the HTTP API and print its events as they arrive")
@@ -246,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-public-url", action="store_true", help="do not call PUBLIC_URL")
     p.set_defaults(func=_doctor)
 
-    p = sub.add_parser("provider", help="raw handler_api call: otpflow provider getBalance, otpflow provider getStatus id=123")
+    p = sub.add_parser("provider",
+                       help="raw handler_api call: otpflow provider getBalance, otpflow provider getStatus id=123")
     p.add_argument("action")
     p.add_argument("params", nargs="*", metavar="key=value")
     p.set_defaults(func=_provider)

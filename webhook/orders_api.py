@@ -172,7 +172,8 @@ def create_order() -> tuple[Response, int] | Response:
     log_accepted("order", order, created, configured=configured_providers())
     if created:
         publish(TaskName.PLACE_ORDER, {"order_id": order.order_id})
-    return jsonify({"order_id": order.order_id, "state": order.state.value, "created": created}), 202 if created else 200
+    body = jsonify({"order_id": order.order_id, "state": order.state.value, "created": created})
+    return body, 202 if created else 200
 
 
 #: GET /api/orders: orders per page, at most and by default

@@ -21,7 +21,8 @@ from .config import ActivationConfig
 from .machine import COMMANDS, Command, State, sources
 from .record import F_CANCEL_BY, F_CREATED, F_END_AT, F_REFUNDED, F_SERVICE, F_UPDATED, LEGACY_NAMES, LEGACY_RENAMES
 from .record import (F_AID, F_ATTEMPTS, F_BUYING_AT, F_CALLS, F_CMD, F_CODE, F_CODE_AT, F_COST, F_COUNTRY, F_FAILS,
-                     F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE, F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
+                     F_BAD_PHONES, F_CODES, F_CURRENCY, F_FAILED_AT, F_INFLIGHT, F_NUMBER_AT, F_NUMBERS, F_PHONE,
+                     F_PROVIDER, F_REASON, F_RETRY_AT, F_SKIP, F_VIA, Order)
 
 #: record fields copied into every activation event inside Redis (so writers need not read the record first)
 FILL: dict[str, str] = {"activation_id": F_AID, "phone": F_PHONE, "service": F_SERVICE, "country": F_COUNTRY,

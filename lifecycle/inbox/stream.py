@@ -335,8 +335,8 @@ class Inbox:
             if not fields:  # deleted while pending (Redis 6.2 reports these as empty rows)
                 gone.append(entry_id)
                 continue
-            data = {(k.decode() if isinstance(k, bytes) else k): (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
-                    for k, v in fields.items()}
+            data = {(k.decode() if isinstance(k, bytes) else k):
+                    (v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in fields.items()}
             kind = data.get("kind", "")
             try:
                 payload = json.loads(data.get("payload", ""))

@@ -154,7 +154,8 @@ class RentOrder:
         out: dict[str, Any] = {
             "order_id": self.order_id, "kind": "rent", "state": self.state.value, "service": self.service,
             "country": self.country, "hours": self.hours, "rent_id": self.rent_id, "phone": self.phone,
-            "end_date": self.end_date, "sms_count": self.sms_count, "reason": self.reason, "command": self.command.value if self.command else None,
+            "end_date": self.end_date, "sms_count": self.sms_count, "reason": self.reason,
+            "command": self.command.value if self.command else None,
             "command_error": self.command_error, "previous_rent_ids": list(self.previous_rent_ids),
             "provider": self.provider, "cost": self.cost, "currency": self.currency,
             "orphan_rent_id": self.orphan_rent_id, "orphan_end": self.orphan_end.value if self.orphan_end else None,

@@ -122,7 +122,8 @@ class RentStore:
             delete=(R_FAILS, R_REASON, R_AMBIGUOUS), deadline=self.config.first_poll(now, end_at), events=(event,),
             side=side), now=now)
 
-    def retry_purchase_later(self, order_id: str, *, reason: str, delay: float, transient: bool = False) -> Result[RentState]:
+    def retry_purchase_later(self, order_id: str, *, reason: str, delay: float,
+                             transient: bool = False) -> Result[RentState]:
         """A definite no-purchase: back to pending, due after ``delay`` (counts attempts, or transient fails)."""
         now = self.clock()
         return self.apply(order_id, Change(expect=states([RentState.BUYING]), to=RentState.PENDING.value,

@@ -25,7 +25,8 @@ UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
 def _env(redis_url: str, broker: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTPFLOW_TEST", "PYTEST", "PROVIDER"))}
     env.update({"REDIS_URL": redis_url, "CELERY_BROKER_URL": broker,
-                "KEY_PREFIX": f"otpflow-probe-{secrets.token_hex(3)}", "WEBHOOK_TOKEN": secrets.token_urlsafe(24), "API_TOKEN": secrets.token_urlsafe(24),
+                "KEY_PREFIX": f"otpflow-probe-{secrets.token_hex(3)}", "WEBHOOK_TOKEN": secrets.token_urlsafe(24),
+                "API_TOKEN": secrets.token_urlsafe(24),
                 "PROVIDER_API_KEY": "unused-key", "PYTHONPATH": str(ROOT), "GUNICORN_ACCESSLOG": ""})
     return env
 

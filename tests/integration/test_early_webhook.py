@@ -22,8 +22,8 @@ AID = "5100000000042"
 def _services(client: redis.Redis, settings: Settings) -> tuple[OrderService, Inbox, InboxConsumer]:
     """The order service, the inbox and its consumer, built as the application builds them (config/domain.py)."""
     consumer = domain.inbox_consumer(settings, client)
-    return domain.order_service(settings, client), Inbox(client, domain.keys(settings), domain.inbox_config(settings)), \
-        consumer
+    inbox = Inbox(client, domain.keys(settings), domain.inbox_config(settings))
+    return domain.order_service(settings, client), inbox, consumer
 
 
 def _events(client: redis.Redis, settings: Settings) -> list[dict[str, Any]]:

@@ -107,7 +107,8 @@ def test_keyword_construction_keeps_the_declared_defaults() -> None:
 
 
 def test_redaction_of_keys_and_tokens() -> None:
-    line = "GET /stubs/handler_api.php?api_key=abc123&action=getBalance POST /webhooks/tok-secret Authorization: ApiKey zz"
+    line = ("GET /stubs/handler_api.php?api_key=abc123&action=getBalance POST /webhooks/tok-secret "
+            "Authorization: ApiKey zz")
     out = redact(line)
     assert "abc123" not in out and "tok-secret" not in out and "zz" not in out
     assert "action=getBalance" in out

@@ -73,7 +73,8 @@ class FakeProvider:
         act = self.add(service, country or 0, None)
         return Activation(activation_id=act.activation_id, phone=act.phone, cost=Decimal("0.5"))
 
-    def get_number_v2(self, service: str, country: int | None = None, order_id: str | None = None, **_: Any) -> Activation:
+    def get_number_v2(self, service: str, country: int | None = None, order_id: str | None = None,
+                      **_: Any) -> Activation:
         self._enter("get_number_v2", service, country, order_id)
         if order_id and order_id in self.orders:
             raise perr.OrderAlreadyExists()

@@ -55,7 +55,8 @@ def test_drain_hands_auto_finish_to_one_task_per_batch(rt: Runtime, provider: Fa
     assert outcomes == {"finished": 3}
     assert all(rt.activations.get(o).state is State.FINISHED for o in aids)  # type: ignore[union-attr]
     assert provider.count("finish_activation") == 3
-    assert activation.finish_coded(rt, ["o1", "o2", "o3"]) == {"dropped": 3}  # a re-delivered task finishes nothing twice
+    # a re-delivered task finishes nothing twice
+    assert activation.finish_coded(rt, ["o1", "o2", "o3"]) == {"dropped": 3}
     assert provider.count("finish_activation") == 3
 
 

@@ -133,7 +133,8 @@ def test_a_full_provider_sends_the_order_to_another(fake_redis: Any, clock: Any,
     for i in range(3):
         rt.orders.submit(OrderRequest("tg", order_id=f"o{i}"))
         assert activation.place_order(rt, f"o{i}") == "waiting"
-    assert [rt.activations.get(f"o{i}").provider for i in range(3)] == ["alpha", "beta", "beta"]  # type: ignore[union-attr]
+    providers = [rt.activations.get(f"o{i}").provider for i in range(3)]  # type: ignore[union-attr]
+    assert providers == ["alpha", "beta", "beta"]
 
 
 def test_a_bad_max_active_is_named_at_start_up() -> None:

@@ -61,7 +61,7 @@ def test_no_public_url_means_polling_only(rt: Runtime, provider: FakeRentProvide
 
 def test_redelivery_while_buying_never_buys_again(rt: Runtime, provider: FakeRentProvider, clock: FakeClock) -> None:
     rt.rent_orders.submit(RentRequest("full", order_id="r1"))
-    assert rt.rents.start_buying("r1", provider="sms-activate").ok              # a worker marked it and died mid-call ...
+    assert rt.rents.start_buying("r1", provider="sms-activate").ok  # a worker marked it and died mid-call ...
     provider.add_rent("full")                           # ... after the provider rented the number
     assert rent_flows.place_rent(rt, "r1") == "in_flight"   # fresh mark: maybe still in flight elsewhere
     clock.advance(rt.rent_config.buying_stale + 1)

@@ -87,8 +87,11 @@ def test_rent_sms(fake_redis: Any, settings: Settings, clock: FakeClock) -> None
     rents = make_rents(fake_redis, settings, clock=clock)
     rents.submit(RentRequest("full", order_id="r1"))
     assert rents.store.start_buying("r1", provider="sms-activate").ok
-    assert rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None, end_at=clock() + 4 * 3600).ok
-    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None, end_at=0).ok   # no second rent.started
+    assert rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None,
+                                     end_at=clock() + 4 * 3600).ok
+    # no second rent.started
+    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="777", phone="7999", end_date=None,
+                                         end_at=0).ok
     inbox = RecordingInbox()
     consumer = make_consumer(fake_redis, settings, inbox, clock=clock)
     sms = {"rentId": 777, "sms": {"phoneFrom": "SPORT", "text": "Code 2792", "date": "2025-06-17 16:01:10"}}

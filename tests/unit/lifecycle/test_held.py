@@ -88,7 +88,8 @@ def test_early_rent_webhook_replayed(fake_redis: Any, settings: Settings, clock:
     consumer = make_consumer(fake_redis, settings, RecordingInbox(), clock=clock)
     sms = {"rentId": "88", "sms": {"phoneFrom": "X", "text": "hello", "date": "2025-01-01 00:00:00"}}
     assert consumer.handle_batch([Entry("1-0", "rent", sms)]).held == 1
-    rents.store.assign_number("r1", provider="sms-activate", rent_id="88", phone="7999", end_date=None, end_at=clock() + 3600)
+    rents.store.assign_number("r1", provider="sms-activate", rent_id="88", phone="7999", end_date=None,
+                              end_at=clock() + 3600)
     consumer.replay_held("rent", "sms-activate", "88")
     events = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
     assert len(events) == 1 and events[0]["order_id"] == "r1" and events[0]["via"] == "webhook"

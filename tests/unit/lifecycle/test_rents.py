@@ -24,8 +24,8 @@ def rents(fake_redis: Any, settings: Settings, clock: FakeClock) -> RentService:
 def active(rents: RentService, clock: FakeClock, order_id: str = "r1", rent_id: str = "555") -> None:
     rents.submit(RentRequest("full", country=0, hours=4, order_id=order_id))
     assert rents.store.start_buying(order_id, provider="sms-activate").ok
-    assert rents.store.assign_number(order_id, provider="sms-activate", rent_id=rent_id, phone="79990001122", end_date="2025-01-01T12:00:00",
-                         end_at=clock() + 4 * 3600).ok
+    assert rents.store.assign_number(order_id, provider="sms-activate", rent_id=rent_id, phone="79990001122",
+                                     end_date="2025-01-01T12:00:00", end_at=clock() + 4 * 3600).ok
 
 
 def test_submit_is_idempotent_and_validated(rents: RentService, fake_redis: Any, settings: Settings) -> None:
@@ -43,7 +43,8 @@ def test_started_once_with_index_and_event(rents: RentService, clock: FakeClock,
                                            settings: Settings) -> None:
     active(rents, clock)
     assert rents.store.order_for_rent("sms-activate", "555") == "r1"
-    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="555", phone="7", end_date=None, end_at=0).ok
+    assert not rents.store.assign_number("r1", provider="sms-activate", rent_id="555", phone="7", end_date=None,
+                                         end_at=0).ok
     [started] = stream_events(fake_redis, settings)
     assert started["type"] == ev.RENT_STARTED and started["order_id"] == "r1" and started["rent_id"] == "555"
     assert started["phone"] == "79990001122" and started["end_date"] == "2025-01-01T12:00:00" and started["at"]
@@ -57,10 +58,10 @@ def test_sms_dedupe_across_webhook_and_poll_spellings(rents: RentService, clock:
     assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17 16:01:10",
                      via=ev.Via.WEBHOOK).ok
     # the poll's parsed datetime, and a HeroSMS-style ISO date, name the same SMS
-    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date=datetime(2025, 6, 17, 16, 1, 10),
-                     via=ev.Via.POLL).status == "dup"
-    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT", date="2025-06-17T16:01:10.000000Z",
-                     via=ev.Via.WEBHOOK).status == "dup"
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT",
+                                   date=datetime(2025, 6, 17, 16, 1, 10), via=ev.Via.POLL).status == "dup"
+    assert rents.store.receive_sms("r1", rent_id="555", text="Code 1", phone_from="SPORT",
+                                   date="2025-06-17T16:01:10.000000Z", via=ev.Via.WEBHOOK).status == "dup"
     assert rents.store.receive_sms("r1", rent_id="555", text="Code 2", phone_from="SPORT", date="2025-06-17 16:01:11",
                      via=ev.Via.POLL).ok
     sms = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_SMS]
@@ -74,7 +75,8 @@ def test_sms_dedupe_across_webhook_and_poll_spellings(rents: RentService, clock:
 def test_many_sms_keep_their_fingerprints(rents: RentService, clock: FakeClock) -> None:
     active(rents, clock)
     for i in range(40):
-        assert rents.store.receive_sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00", via="poll").ok
+        assert rents.store.receive_sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00",
+                                       via="poll").ok
     # a poll re-reading the newest page (10) finds them all known, beyond the activation cap of 8
     assert all(rents.store.receive_sms("r1", rent_id="555", text=f"m{i}", phone_from="A", date="2025-01-01 00:00:00",
                          via="poll").status == "dup" for i in range(30, 40))
@@ -148,11 +150,12 @@ def test_reorder_after_finish_new_rent_id(rents: RentService, clock: FakeClock, 
     rents.store.finish("r1", reason="end_date", rent_id="555")
     rents.request("r1", "prolong", hours=4)
     assert rents.store.mark_prolonging("r1", RentState.FINISHED).ok
-    assert rents.store.reordered("r1", provider="sms-activate", old_rent_id="555", previous=(), rent_id="777", phone="79990001122",
-                           end_date=None, end_at=clock() + 4 * 3600).ok
+    assert rents.store.reordered("r1", provider="sms-activate", old_rent_id="555", previous=(), rent_id="777",
+                                 phone="79990001122", end_date=None, end_at=clock() + 4 * 3600).ok
     order = rents.get("r1")
     assert order.state is RentState.ACTIVE and order.rent_id == "777" and order.previous_rent_ids == ("555",)
-    assert rents.store.order_for_rent("sms-activate", "777") == "r1" and rents.store.order_for_rent("sms-activate", "555") == "r1"
+    assert rents.store.order_for_rent("sms-activate", "777") == "r1"
+    assert rents.store.order_for_rent("sms-activate", "555") == "r1"
     assert fake_redis.ttl(settings.key("rent", "r1")) == -1     # live again: no retention expiry
     started = [e for e in stream_events(fake_redis, settings) if e["type"] == ev.RENT_STARTED]
     assert [e["rent_id"] for e in started] == ["555", "777"] and started[0]["event_id"] != started[1]["event_id"]

@@ -30,10 +30,12 @@ def tr(svc: OrderService) -> ActivationStore:
 def waiting_order(svc: OrderService, order_id: str = "o1") -> None:
     svc.submit(OrderRequest("tg", country=0, order_id=order_id))
     assert svc.store.start_buying(order_id).ok
-    assert svc.store.assign_number(order_id, provider="sms-activate", activation_id=AID, phone="79990001122", cost="0.5").ok
+    assert svc.store.assign_number(order_id, provider="sms-activate", activation_id=AID, phone="79990001122",
+                                   cost="0.5").ok
 
 
-def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, fake_redis: Any, settings: Settings) -> None:
+def test_happy_path_events_and_history(svc: OrderService, tr: ActivationStore, fake_redis: Any,
+                                       settings: Settings) -> None:
     waiting_order(svc)
     assert tr.receive_code("o1", code="4321", via="webhook", text="code 4321", activation_id=AID).ok
     assert tr.finish("o1", activation_id=AID).ok

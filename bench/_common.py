@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Iterable, NoReturn, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence, cast
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 
 import redis  # noqa: E402
 
+from lifecycle.streams import Entries, XReadReply  # noqa: E402
 from otpflow.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
@@ -157,6 +158,28 @@ def delete_matching(client: redis.Redis, *patterns: str) -> int:
         for i in range(0, len(keys), 500):
             gone += int(client.delete(*keys[i:i + 500]))
     return gone
+
+
+def read_streams(client: redis.Redis, streams: Mapping[str, str], *, block: int, count: int) -> XReadReply:
+    """XREAD from each stream after its id, as a ``decode_responses`` client gets it ([] when nothing came)."""
+    wanted: dict[Any, Any] = dict(streams)  # redis-py's parameter type is invariant in the key
+    return cast(XReadReply, client.xread(wanted, block=block, count=count) or [])
+
+
+def stream_entries(client: redis.Redis, stream: str, *, start: str = "-", count: int | None = None) -> Entries:
+    """The entries of ``stream`` from ``start`` on (``(id`` excludes it), oldest first, at most ``count``."""
+    return cast(Entries, client.xrange(stream, min=start, count=count))
+
+
+def stream_tail(client: redis.Redis, stream: str) -> str:
+    """The id of the newest entry of ``stream`` ("0-0" when it is empty): read from here on, only what comes."""
+    last = cast(Entries, client.xrevrange(stream, count=1))
+    return last[0][0] if last else "0-0"
+
+
+def hash_fields(client: redis.Redis, key: str) -> dict[str, str]:
+    """HGETALL as a ``decode_responses`` client gets it."""
+    return cast("dict[str, str]", client.hgetall(key))
 
 
 def redis_version(client: redis.Redis) -> str:

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 
@@ -68,11 +68,11 @@ def start_sandbox(port: int, server: str) -> subprocess.Popen[bytes]:
     raise SystemExit("sandbox did not start")
 
 
-def official_client(url: str):  # type: ignore[no-untyped-def]
+def official_client(url: str) -> Any:
     """The official client with its hard-coded host replaced (a name-mangled private attribute)."""
     from smsactivate.api import SMSActivateAPI
     api = SMSActivateAPI(BENCH_KEY)
-    api._SMSActivateAPI__api_url = url  # type: ignore[attr-defined]
+    api._SMSActivateAPI__api_url = url
     return api
 
 

@@ -65,8 +65,8 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 
 from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
-                           http_post_bytes, machine_conditions, pick_redis, process_tree_cpu, raw_post, run_script,
-                           summarize, verdict)
+                           hash_fields, http_post_bytes, machine_conditions, pick_redis, process_tree_cpu, raw_post,
+                           read_streams, run_script, stream_tail, summarize, verdict)
 
 BASELINE_STREAM_ENV = "OTPFLOW_BENCH_BASELINE_STREAM"
 REDIS_DB = 14  # tests use databases 9-13
@@ -169,15 +169,10 @@ def send(port: int, request: bytes) -> int:
         return 0
 
 
-def _tail_id(client: redis.Redis, stream: str) -> str:
-    last = client.xrevrange(stream, count=1)
-    return last[0][0] if last else "0-0"
-
-
 def run_sequential(target: Target, items: Sequence[Item], client: redis.Redis, max_seconds: float) -> Run:
     """One activation at a time: POST, then XREAD (blocking) in this thread until its entry is seen."""
     run = Run()
-    cursor = _tail_id(client, target.stream)
+    cursor = stream_tail(client, target.stream)
     cpu0 = process_tree_cpu(target.master_pid) if target.master_pid else 0.0
     started = time.perf_counter()
     deadline = started + max_seconds
@@ -197,9 +192,10 @@ def run_sequential(target: Target, items: Sequence[Item], client: redis.Redis, m
             left_ms = int((give_up - time.perf_counter()) * 1000)
             if left_ms <= 0:
                 break
-            rows = client.xread({target.stream: cursor}, block=min(left_ms, 1000), count=100)  # under socket timeouts
+            # blocking at most 1 s, under the client's socket time-out
+            rows = read_streams(client, {target.stream: cursor}, block=min(left_ms, 1000), count=100)
             now = time.perf_counter()
-            for _stream, entries in rows or []:
+            for _stream, entries in rows:
                 for entry_id, fields in entries:
                     cursor = entry_id
                     if target.key_of(fields) == item.activation_id:
@@ -218,16 +214,16 @@ def run_concurrent(target: Target, items: Sequence[Item], redis_url: str, thread
     """``threads`` senders; one reader thread XREADs the stream and stamps each awaited entry as it arrives."""
     run = Run()
     reader_client = redis.Redis.from_url(redis_url, decode_responses=True)
-    cursor = [_tail_id(reader_client, target.stream)]
+    cursor = [stream_tail(reader_client, target.stream)]
     waiting: dict[str, tuple[threading.Event, list[float]]] = {}
     lock = threading.Lock()
     stop = threading.Event()
 
     def reader() -> None:
         while not stop.is_set():
-            rows = reader_client.xread({target.stream: cursor[0]}, block=100, count=1000)
+            rows = read_streams(reader_client, {target.stream: cursor[0]}, block=100, count=1000)
             now = time.perf_counter()
-            for _stream, entries in rows or []:
+            for _stream, entries in rows:
                 for entry_id, fields in entries:
                     cursor[0] = entry_id
                     key = target.key_of(fields)
@@ -251,7 +247,8 @@ def run_concurrent(target: Target, items: Sequence[Item], redis_url: str, thread
                 if not queue:
                     break
                 item = queue.pop()
-            done, stamp = threading.Event(), []
+            done = threading.Event()
+            stamp: list[float] = []
             with lock:
                 waiting[item.activation_id] = (done, stamp)
             request = http_post_bytes(target.port, target.path, item.body)
@@ -337,7 +334,7 @@ def work_counts(client: redis.Redis, prefix: str | None) -> dict[str, int]:
     keys = Keys(prefix=prefix)
     out: dict[str, int] = {}
     for kind, key in (("task", keys.worker_task_runs), ("call", keys.worker_provider_calls)):
-        for name, count in client.hgetall(key).items():
+        for name, count in hash_fields(client, key).items():
             labels = split_field(name)
             label = labels[0] if labels else name
             out[f"{kind}:{label}"] = out.get(f"{kind}:{label}", 0) + int(count)
@@ -355,7 +352,7 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
     coordinated omission). Each latency is split at the HTTP answer and at the entry's own Redis id time."""
     out = Paced(rate=rate)
     reader_client = redis.Redis.from_url(redis_url, decode_responses=True)
-    cursor = _tail_id(reader_client, target.stream)
+    cursor = stream_tail(reader_client, target.stream)
     seen: dict[str, tuple[float, float]] = {}  # activation id -> (seen at, entry id time)
     lock = threading.Lock()
     stop = threading.Event()
@@ -363,9 +360,9 @@ def run_paced(target: Target, items: Sequence[Item], redis_url: str, rate: float
     def reader() -> None:
         nonlocal cursor
         while not stop.is_set():
-            rows = reader_client.xread({target.stream: cursor}, block=100, count=1000)
+            rows = read_streams(reader_client, {target.stream: cursor}, block=100, count=1000)
             now = time.time()
-            for _stream, entries in rows or []:
+            for _stream, entries in rows:
                 for entry_id, fields in entries:
                     cursor = entry_id
                     key = target.key_of(fields)
@@ -467,8 +464,8 @@ def place_orders(pipeline: Any, client: redis.Redis, stream: str, n: int, timeou
         if time.monotonic() > deadline:
             raise SystemExit(f"only {len(activations)}/{n} numbers assigned within {timeout:.0f}s\n{pipeline.logs()}")
         pipeline.check_alive()
-        rows = client.xread({stream: cursor}, block=500, count=1000)
-        for _stream, entries in rows or []:
+        rows = read_streams(client, {stream: cursor}, block=500, count=1000)
+        for _stream, entries in rows:
             for entry_id, fields in entries:
                 cursor = entry_id
                 if fields.get("type") == "number.assigned":
@@ -624,15 +621,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
         paced: dict[str, list[Paced]] = {"baseline": [], "ours": []}
         for i in range(args.paced_rounds if per_paced else 0):
-            b = run_paced(base, base_items(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
-            o = run_paced(ours, take(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds,
-                          prefix)
-            paced["baseline"].append(b)
-            paced["ours"].append(o)
-            sb, so = summarize(b.latencies), summarize(o.latencies)
-            print(f"round {i + 1} paced {args.rate:g}/s: baseline {b.achieved:5.0f}/s p50 {sb.p50:5.2f} p99 "
-                  f"{sb.p99:6.2f} ms | ours {o.achieved:5.0f}/s p50 {so.p50:5.2f} p99 {so.p99:6.2f} ms | "
-                  f"lost {b.lost}/{o.lost} errors {b.errors}/{o.errors}", flush=True)
+            pb = run_paced(base, base_items(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds)
+            po = run_paced(ours, take(per_paced), redis_url, args.rate, args.paced_senders, args.rate_seconds,
+                           prefix)
+            paced["baseline"].append(pb)
+            paced["ours"].append(po)
+            sb, so = summarize(pb.latencies), summarize(po.latencies)
+            print(f"round {i + 1} paced {args.rate:g}/s: baseline {pb.achieved:5.0f}/s p50 {sb.p50:5.2f} p99 "
+                  f"{sb.p99:6.2f} ms | ours {po.achieved:5.0f}/s p50 {so.p50:5.2f} p99 {so.p99:6.2f} ms | "
+                  f"lost {pb.lost}/{po.lost} errors {pb.errors}/{po.errors}", flush=True)
         code = report(args, redis_url, client, seq, con, paced)
     finally:
         if baseline_proc is not None:

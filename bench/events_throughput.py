@@ -52,8 +52,8 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 
 from bench._common import (DelayingProxy, delete_matching, describe_url, foreign_keys, format_ratio,  # noqa: E402
-                           machine_conditions, pick_redis, process_tree_cpu, ratio, run_script,
-                           verdict)
+                           machine_conditions, pick_redis, process_tree_cpu, ratio, read_streams, run_script,
+                           stream_tail, verdict)
 
 REDIS_DB = 14  # tests use databases 9-13
 NOOP_QUEUE_ENV = "OTPFLOW_BENCH_NOOP_QUEUE"
@@ -137,11 +137,6 @@ class Timed:
         return self.cpu / self.count * 1e6 if self.count else float("nan")
 
 
-def _tail_id(client: redis.Redis, stream: str) -> str:
-    last = client.xrevrange(stream, count=1)
-    return last[0][0] if last else "0-0"
-
-
 def worker_process(name: str, app_spec: str, env: dict[str, str], log_dir: Path, level: str) -> Any:
     from tests.support.processes import ChildProcess, python_argv
 
@@ -171,7 +166,7 @@ class Baseline:
             raise SystemExit(f"staging list holds {staged} messages, expected {k + 1}")
         if self.client.llen(self.queue):
             raise SystemExit(f"no-op queue {self.queue} is not empty before the round")
-        cursor = _tail_id(self.client, self.mark_stream)
+        cursor = stream_tail(self.client, self.mark_stream)
         cpu0 = process_tree_cpu(self.worker.pid)
         t0 = time.perf_counter()
         self.client.rename(self.staging, self.queue)
@@ -180,9 +175,9 @@ class Baseline:
             left = int((deadline - time.perf_counter()) * 1000)
             if left <= 0:
                 raise SystemExit(f"baseline: marker not seen within {timeout:.0f}s\n{self.worker.log()[-3000:]}")
-            rows = self.client.xread({self.mark_stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=10)
+            rows = read_streams(self.client, {self.mark_stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=10)
             t1 = time.perf_counter()
-            tags = [fields.get("tag") for _s, entries in rows or [] for _id, fields in entries]
+            tags = [fields.get("tag") for _s, entries in rows for _id, fields in entries]
             if rows:
                 cursor = rows[0][1][-1][0]
             if tag in tags:
@@ -241,7 +236,7 @@ class Ours:
         if inbox.pending_count() != k:
             raise SystemExit(f"inbox holds {inbox.pending_count()} entries, expected {k}")
         stream = self.rt.keys.events
-        cursor = _tail_id(self.client, stream)
+        cursor = stream_tail(self.client, stream)
         cpu0 = process_tree_cpu(self.worker.pid)
         t0 = time.perf_counter()
         self.producer.send_task("otpflow.drain_inbox")
@@ -255,9 +250,9 @@ class Ours:
             if left <= 0:
                 raise SystemExit(f"ours: {codes}/{k} code.received, {finished}/{k} finished within {timeout:.0f}s\n"
                                  f"{self.worker.log()[-3000:]}")
-            rows = self.client.xread({stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=1000)
+            rows = read_streams(self.client, {stream: cursor}, block=min(left, XREAD_BLOCK_MS), count=1000)
             now = time.perf_counter()
-            for _s, entries in rows or []:
+            for _s, entries in rows:
                 for entry_id, fields in entries:
                     cursor = entry_id
                     kind = fields.get("type")

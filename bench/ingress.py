@@ -167,7 +167,8 @@ class HostileClients:
         return sock
 
     def _run(self) -> None:
-        conns: list[tuple[socket.socket | None, bool]] = [(None, False)] * self.idle + [(None, True)] * self.slow
+        unopened: list[tuple[socket.socket | None, bool]] = [(None, False), (None, True)]
+        conns = [unopened[0]] * self.idle + [unopened[1]] * self.slow
         while not self.stopped.is_set() and time.monotonic() < self.deadline:
             for i, (sock, slow) in enumerate(conns):
                 if sock is not None and _closed(sock) or sock is not None and slow and not _send(sock, b"a"):
@@ -273,7 +274,8 @@ def start_server(app_spec: str, port: int, env: dict[str, str], worker_class: st
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{app_spec} exited: {process.stderr.read().decode(errors='replace')[-2000:]}")
+            output = process.stderr.read() if process.stderr is not None else b""
+            raise RuntimeError(f"{app_spec} exited: {output.decode(errors='replace')[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return process

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import IO, Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -57,8 +57,8 @@ def per_line(log: logging.Logger, lines: int, rounds: int) -> float:
     return best
 
 
-def handler(stream: object, formatter: logging.Formatter, redacting: bool) -> logging.Handler:
-    h = logging.StreamHandler(stream)  # type: ignore[arg-type]
+def handler(stream: IO[str], formatter: logging.Formatter, redacting: bool) -> logging.Handler:
+    h = logging.StreamHandler(stream)
     h.setFormatter(formatter)
     if redacting:
         h.addFilter(RedactingFilter())

@@ -52,7 +52,7 @@ if str(ROOT) not in sys.path:
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench._common import machine_conditions, sigterm_as_interrupt  # noqa: E402
+from bench._common import hash_fields, machine_conditions, sigterm_as_interrupt, stream_entries  # noqa: E402
 from bench.formation import Formation, FormationError, become_subreaper  # noqa: E402
 from bench.ingress import HostileClients  # noqa: E402
 from tests.support.waiting import wait_until  # noqa: E402
@@ -278,7 +278,7 @@ class Soak:
         ticks = 0
         while not self.stop_all.is_set():
             try:
-                entries = client.xrange(STREAM, min=f"({last}" if last != "0-0" else "-", count=500)
+                entries = stream_entries(client, STREAM, start=f"({last}" if last != "0-0" else "-", count=500)
                 ticks += 1
                 if ticks % 10 == 0:
                     self.peak_clients = max(self.peak_clients, len(client.client_list()))
@@ -558,7 +558,8 @@ class Soak:
         checks = result.checks
         states = self.wait_provider_ended()
         r = self.f.redis()
-        all_events = [(entry_id, fields["type"], json.loads(fields["data"])) for entry_id, fields in r.xrange(STREAM)]
+        all_events = [(entry_id, fields["type"], json.loads(fields["data"]))
+                      for entry_id, fields in stream_entries(r, STREAM)]
         by_order: dict[str, list[tuple[str, dict[str, Any]]]] = collections.defaultdict(list)
         for _, kind, data in all_events:
             if data.get("order_id"):
@@ -633,7 +634,7 @@ class Soak:
         # figures while the formation still runs
         clients_now = len(r.client_list())
         by_process = self.f.redis_connections()
-        every_call = {f: int(float(v)) for f, v in r.hgetall(f"{PREFIX}:metrics:provider-calls").items()}
+        every_call = {f: int(float(v)) for f, v in hash_fields(r, f"{PREFIX}:metrics:provider-calls").items()}
         calls = {f: v for f, v in every_call.items() if "Rent" not in f.split("|", 1)[0]}  # activations' only
         rent_calls = sum(every_call.values()) - sum(calls.values())
         by_action: collections.Counter[str] = collections.Counter()

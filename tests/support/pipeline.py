@@ -12,11 +12,12 @@ import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import requests
 
+from lifecycle.streams import Entries
 from otpflow.embedded_redis import free_port
 from tests.support.processes import (ChildProcess, SandboxProcess, celery_beat, celery_worker, gunicorn,
                                      wait_http_ok)
@@ -222,7 +223,7 @@ class Pipeline:
 
     def events(self, order_id: str | None = None, stream: str = "otpflow:events") -> list[tuple[str, dict[str, Any]]]:
         out = []
-        for _entry_id, fields in self.redis().xrange(stream):
+        for _entry_id, fields in cast(Entries, self.redis().xrange(stream)):
             data = json.loads(fields["data"])
             if order_id is None or data.get("order_id") == order_id:
                 out.append((fields["type"], data))
@@ -262,7 +263,7 @@ class Pipeline:
 
     def _counts(self, hash_name: str, name: str) -> dict[str, int]:
         """``<name>|<label>`` fields of a worker metrics hash, by label (flushed after each task here)."""
-        fields = self.redis().hgetall(self.key("metrics", hash_name))
+        fields = cast("dict[str, str]", self.redis().hgetall(self.key("metrics", hash_name)))
         prefix = f"{name}|"
         return {f[len(prefix):]: int(float(v)) for f, v in fields.items() if f.startswith(prefix)}
 

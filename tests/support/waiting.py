@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05,
+def wait_until(condition: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05,
                message: str | Callable[[], str] = "condition not met",
                check: Callable[[], None] | None = None) -> T:
     """Poll ``condition()`` until it returns a truthy value, and return that value.
